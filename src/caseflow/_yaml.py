@@ -1,0 +1,79 @@
+"""YAML loading that remembers line numbers, so data-file errors can name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["LineDict", "LineList", "line_of", "load_yaml"]
+
+
+class LineDict(dict[str, Any]):
+    """A mapping read from YAML; ``line`` is where it starts, ``key_lines`` where each key is."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class LineList(list[Any]):
+    """A sequence read from YAML; ``item_lines[i]`` is the line of item ``i``."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            key = str(key)
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
+    # Dates and timestamps stay strings: the callers parse them and report bad ones with a line.
+    return str(loader.construct_scalar(node))
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_str)
+
+
+def load_yaml(path: Path) -> tuple[Any, str]:
+    """Read ``path``; return the document and an error prefix. Raises ``yaml.YAMLError`` with marks."""
+    text = path.read_text(encoding="utf-8")
+    return yaml.load(text, Loader=_Loader), str(path)
+
+
+def line_of(container: Any, key: str | int | None = None) -> int | None:
+    """The line of ``container[key]`` (or of the container itself) when known."""
+    if key is None:
+        return getattr(container, "line", None)
+    if isinstance(container, LineDict) and isinstance(key, str):
+        return container.key_lines.get(key, container.line)
+    if isinstance(container, LineList) and isinstance(key, int) and 0 <= key < len(container.item_lines):
+        return container.item_lines[key]
+    return getattr(container, "line", None)

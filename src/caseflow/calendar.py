@@ -1,0 +1,686 @@
+"""The Chinese working-day calendar (工作日历), precomputed for O(1) arithmetic.
+
+A working day (工作日) is a Monday–Friday that is not a rest day of the State Council's yearly
+notice (国务院办公厅关于某年部分节假日安排的通知), or a Saturday or Sunday that the notice declares a
+make-up working day (调休上班). 行政许可法 第八十二条 counts its limits in such days.
+
+Sources, later overriding earlier ones year by year:
+
+1. chinese-calendar's official data (2004–2026);
+2. the holiday files shipped in ``holidays/`` (one YAML file per year, transcribed from the notice);
+3. any extra directories given to :meth:`WorkCalendar.load` (or ``CASEFLOW_HOLIDAYS_DIR``).
+
+A year no source knows is *projected*: weekends, plus the statutory days of
+全国年节及纪念日放假办法 (2024 revision, in force for 2025 on: 元旦 1, 春节 4 (除夕–初三), 清明 1, 劳动节 2,
+端午 1, 中秋 1, 国庆 3), plus the substitute days of its 第六条 (a statutory day on a Saturday or
+Sunday is made up on the next working day after the holiday), and no make-up working days. Deadlines
+that reach a projected day are marked provisional.
+
+The calendar is held as arrays indexed by day ordinal (is-working flag, cumulative working-day rank,
+working day by rank), so adding N working days is two list look-ups, never a loop over days.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pendulum
+import yaml
+
+from caseflow._yaml import LineDict, LineList, line_of, load_yaml
+from caseflow.errors import CalendarCoverageError, CalendarError, HolidayFileError
+
+__all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "ZONE",
+    "ChineseCalendarSource",
+    "DayInfo",
+    "HolidayDirSource",
+    "WorkCalendar",
+    "YearArrangement",
+    "default_calendar",
+    "load_holiday_file",
+    "projected_arrangement",
+    "shipped_holidays_dir",
+]
+
+#: The zone every deadline is computed in.
+ZONE = pendulum.timezone("Asia/Shanghai")
+FIRST_YEAR = 2004
+LAST_YEAR = 2099
+
+_FIRST = date(FIRST_YEAR, 1, 1)
+_LAST = date(LAST_YEAR, 12, 31)
+_BASE = _FIRST.toordinal()
+_EPOCH = date(1970, 1, 1).toordinal()
+_WEEKEND = "周末"
+_MAKEUP = "调休上班"
+
+# chinese-calendar names its holidays in English; clerks read Chinese.
+_EN_TO_ZH = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Chinese New Year's Eve": "春节",
+    "Chinese New Year (Spring Festival)": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Tomb-Sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Labor Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "National Day": "国庆节",
+    "Mid-autumn Festival": "中秋节",
+    "Mid-Autumn Festival": "中秋节",
+    "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
+}
+
+
+@dataclass(frozen=True)
+class YearArrangement:
+    """The official rest and make-up working days of one year, with where they come from.
+
+    ``rest_days`` maps each listed rest day (weekdays and weekend days inside a holiday block alike)
+    to its holiday's name; ``workdays`` maps each make-up working day (always a Saturday or Sunday)
+    to the holiday it serves. Weekends not listed are rest days all the same.
+    """
+
+    year: int
+    source: str
+    rest_days: dict[date, str] = field(default_factory=dict)
+    workdays: dict[date, str] = field(default_factory=dict)
+    origin: str = ""
+    official: bool = True
+
+
+@dataclass(frozen=True)
+class DayInfo:
+    """What the calendar says of one day, for explanations."""
+
+    day: date
+    workday: bool
+    #: '' for an ordinary working day; '周末', a holiday's name, or '调休上班' otherwise.
+    reason: str
+    official: bool
+
+
+# --------------------------------------------------------------------------------------------- sources
+
+
+class ChineseCalendarSource:
+    """The official data packaged in chinese-calendar (2004 to its last year)."""
+
+    name = "chinese-calendar"
+
+    def arrangements(self) -> Iterator[YearArrangement]:
+        from chinese_calendar import constants
+
+        by_year: dict[int, tuple[dict[date, str], dict[date, str]]] = {}
+        for day, en in constants.holidays.items():
+            by_year.setdefault(day.year, ({}, {}))[0][day] = _EN_TO_ZH.get(en, en)
+        for day, en in constants.workdays.items():
+            by_year.setdefault(day.year, ({}, {}))[1][day] = _EN_TO_ZH.get(en, en)
+        try:
+            from importlib.metadata import version
+
+            origin = f"chinese-calendar {version('chinese-calendar')}"
+        except Exception:  # pragma: no cover - metadata missing in odd installs
+            origin = "chinese-calendar"
+        for year in sorted(by_year):
+            rest, work = by_year[year]
+            yield YearArrangement(year, "chinese-calendar", rest, work, origin=origin)
+
+
+class HolidayDirSource:
+    """Every ``<year>.yaml`` file in a directory, in the format of ``holidays/``."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self.name = str(self.directory)
+
+    def arrangements(self) -> Iterator[YearArrangement]:
+        if not self.directory.is_dir():
+            raise CalendarError(
+                f"holiday directory {str(self.directory)!r} does not exist or is not a directory; "
+                "give a directory holding <year>.yaml files"
+            )
+        for path in sorted(self.directory.glob("*.yaml")) + sorted(self.directory.glob("*.yml")):
+            yield load_holiday_file(path)
+
+
+def shipped_holidays_dir() -> Path:
+    """The ``holidays/`` directory shipped with caseflow (in the wheel, or in a source checkout)."""
+    packaged = Path(__file__).parent / "_data" / "holidays"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "holidays"
+
+
+_FILE_KEYS = ("year", "source", "holidays", "workdays")
+_RANGE_KEYS = ("name", "from", "to")
+
+
+def _parse_day(value: Any, *, path: str, line: int | None, fld: str, year: int) -> date:
+    if not isinstance(value, str):
+        raise HolidayFileError(
+            f"expected a date written YYYY-MM-DD, got {value!r}", path=path, line=line, field=fld
+        )
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise HolidayFileError(
+            f"{value!r} is not a valid date (YYYY-MM-DD)", path=path, line=line, field=fld
+        ) from None
+    if day.year != year:
+        raise HolidayFileError(
+            f"{day} lies outside the file's year {year}; days of a block that fall in a neighbouring "
+            "year belong in that year's file",
+            path=path,
+            line=line,
+            field=fld,
+        )
+    return day
+
+
+def load_holiday_file(path: Path | str) -> YearArrangement:
+    """Read and validate one holiday file; raise :class:`HolidayFileError` naming file, line and field.
+
+    The format (one file per year)::
+
+        year: 2027
+        source: 国办发明电〔2026〕N号
+        holidays:                       # rest days, ranges inclusive
+          - {name: 春节, from: 2027-02-05, to: 2027-02-13}
+        workdays:                       # make-up working days (调休上班), each a Saturday or Sunday
+          - 2027-02-20                  # or {date: 2027-02-20, name: 春节}
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        doc, where = load_yaml(path)
+    except OSError as exc:
+        raise HolidayFileError(f"cannot read the file: {exc.strerror or exc}", path=where) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise HolidayFileError(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+            path=where,
+            line=mark.line + 1 if mark is not None else None,
+        ) from None
+    if not isinstance(doc, LineDict):
+        raise HolidayFileError(
+            "expected a mapping with the keys year, source, holidays, workdays", path=where, line=1
+        )
+    for key in doc:
+        if key not in _FILE_KEYS:
+            raise HolidayFileError(
+                f"unknown key {key!r}; allowed keys are {', '.join(_FILE_KEYS)}",
+                path=where,
+                line=line_of(doc, key),
+                field=key,
+            )
+    year = doc.get("year")
+    if isinstance(year, str) and year.strip().isdigit():
+        year = int(year)
+    if not isinstance(year, int) or isinstance(year, bool) or not FIRST_YEAR <= year <= LAST_YEAR:
+        raise HolidayFileError(
+            f"year must be a whole number from {FIRST_YEAR} to {LAST_YEAR}, got {year!r}",
+            path=where,
+            line=line_of(doc, "year"),
+            field="year",
+        )
+    if path.stem.isdigit() and int(path.stem) != year:
+        raise HolidayFileError(
+            f"the file is named for {path.stem} but says year {year}; name it {year}.yaml",
+            path=where,
+            line=line_of(doc, "year"),
+            field="year",
+        )
+    source = doc.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise HolidayFileError(
+            "source is required: the notice the arrangement comes from (e.g. 国办发明电〔2025〕7号)",
+            path=where,
+            line=line_of(doc, "source") or 1,
+            field="source",
+        )
+
+    rest: dict[date, str] = {}
+    rest_lines: dict[date, int | None] = {}
+    ranges = doc.get("holidays", LineList())
+    if ranges is None:
+        ranges = LineList()
+    if not isinstance(ranges, list):
+        raise HolidayFileError(
+            "holidays must be a list of {name, from, to}", path=where, line=line_of(doc, "holidays"),
+            field="holidays",
+        )
+    for i, item in enumerate(ranges):
+        line = line_of(ranges, i)
+        if not isinstance(item, LineDict):
+            raise HolidayFileError(
+                f"each holiday must be a mapping {{name, from, to}}, got {item!r}",
+                path=where, line=line, field=f"holidays[{i}]",
+            )
+        for key in item:
+            if key not in _RANGE_KEYS:
+                raise HolidayFileError(
+                    f"unknown key {key!r}; allowed keys are {', '.join(_RANGE_KEYS)}",
+                    path=where, line=line_of(item, key), field=f"holidays[{i}].{key}",
+                )
+        for key in _RANGE_KEYS:
+            if key not in item:
+                raise HolidayFileError(
+                    f"missing {key!r}", path=where, line=line, field=f"holidays[{i}].{key}"
+                )
+        name = item["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise HolidayFileError(
+                "name must be the holiday's name (春节, 国庆节, …)",
+                path=where, line=line_of(item, "name"), field=f"holidays[{i}].name",
+            )
+        start = _parse_day(item["from"], path=where, line=line_of(item, "from"),
+                           fld=f"holidays[{i}].from", year=year)
+        end = _parse_day(item["to"], path=where, line=line_of(item, "to"),
+                         fld=f"holidays[{i}].to", year=year)
+        if end < start:
+            raise HolidayFileError(
+                f"range runs backwards: from {start} to {end}",
+                path=where, line=line_of(item, "to"), field=f"holidays[{i}].to",
+            )
+        day = start
+        while day <= end:
+            if day in rest:
+                raise HolidayFileError(
+                    f"{day} is listed twice (already in {rest[day]}, line {rest_lines[day]})",
+                    path=where, line=line, field=f"holidays[{i}]",
+                )
+            rest[day] = name.strip()
+            rest_lines[day] = line
+            day += timedelta(days=1)
+
+    work: dict[date, str] = {}
+    items = doc.get("workdays", LineList())
+    if items is None:
+        items = LineList()
+    if not isinstance(items, list):
+        raise HolidayFileError(
+            "workdays must be a list of dates", path=where, line=line_of(doc, "workdays"), field="workdays"
+        )
+    for i, item in enumerate(items):
+        line = line_of(items, i)
+        fld = f"workdays[{i}]"
+        label = ""
+        if isinstance(item, LineDict):
+            for key in item:
+                if key not in ("date", "name"):
+                    raise HolidayFileError(
+                        f"unknown key {key!r}; allowed keys are date, name",
+                        path=where, line=line_of(item, key), field=f"{fld}.{key}",
+                    )
+            label = str(item.get("name", "") or "")
+            value = item.get("date")
+        else:
+            value = item
+        day = _parse_day(value, path=where, line=line, fld=fld, year=year)
+        if day.weekday() < 5:
+            raise HolidayFileError(
+                f"{day} is a {_WEEKDAY_ZH[day.weekday()]}: a make-up working day (调休上班) is always a "
+                "Saturday or Sunday",
+                path=where, line=line, field=fld,
+            )
+        if day in rest:
+            raise HolidayFileError(
+                f"{day} is both a rest day ({rest[day]}, line {rest_lines[day]}) and a make-up working day",
+                path=where, line=line, field=fld,
+            )
+        if day in work:
+            raise HolidayFileError(f"{day} is listed twice", path=where, line=line, field=fld)
+        work[day] = label or _nearest_holiday(day, rest)
+    return YearArrangement(year, source.strip(), rest, work, origin=where)
+
+
+_WEEKDAY_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+def _nearest_holiday(day: date, rest: dict[date, str]) -> str:
+    if not rest:
+        return ""
+    nearest = min(rest, key=lambda d: abs((d - day).days))
+    return rest[nearest]
+
+
+# ------------------------------------------------------------------------------------------ projection
+
+# Statutory days of 全国年节及纪念日放假办法 第二条 as python-holidays names them; the observed and
+# "substituted" entries it adds are dropped: 第六条 substitutes are computed here, and projected years
+# have no make-up working days.
+_STATUTORY_EN = {
+    "New Year's Day": "元旦",
+    "Chinese New Year's Eve": "春节",
+    "Chinese New Year (Spring Festival)": "春节",
+    "Tomb-Sweeping Day": "清明节",
+    "Labor Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "Mid-Autumn Festival": "中秋节",
+    "National Day": "国庆节",
+}
+
+
+def statutory_days(year: int) -> dict[date, str]:
+    """The statutory holidays (全国年节及纪念日放假办法 第二条) of ``year``, lunar dates included."""
+    return _statutory_days_of((year,)).get(year, {})
+
+
+def _statutory_days_of(years: Iterable[int]) -> dict[int, dict[date, str]]:
+    import holidays as pyholidays
+
+    by_year: dict[int, dict[date, str]] = {}
+    # One call for all years: python-holidays is slow to set up per call.
+    for day, names in sorted(pyholidays.country_holidays("CN", years=list(years), language="en_US").items()):
+        result = by_year.setdefault(day.year, {})
+        for en in str(names).split("; "):
+            if "observed" in en or "substituted" in en:
+                continue
+            zh = _STATUTORY_EN.get(en)
+            if zh is None:
+                continue
+            # 国庆 and 中秋 can fall on one day (2028-10-03): one day off, named for both.
+            result[day] = zh if day not in result or result[day] == zh else f"{result[day]}、{zh}"
+    return by_year
+
+
+def projected_arrangement(year: int, statutory: dict[date, str] | None = None) -> YearArrangement:
+    """A year no notice has announced yet: statutory days plus 第六条 substitutes, no make-up days.
+
+    全国年节及纪念日放假办法 第六条: 全体公民放假的假日，如果适逢周六、周日，应当在工作日补假. Each run of
+    rest days holding statutory days gets, right after it, one substitute weekday for each statutory
+    day that fell on a Saturday or Sunday.
+    """
+    if statutory is None:
+        statutory = statutory_days(year)
+    rest: dict[date, str] = dict(statutory)
+    pending: list[tuple[date, str]] = sorted(statutory.items())
+    i = 0
+    while i < len(pending):
+        # One block: consecutive days that are statutory or weekend, starting at a statutory day.
+        first, name = pending[i]
+        day = first
+        owed = 0
+        while day in statutory or day.weekday() >= 5:
+            if day in statutory and day.weekday() >= 5:
+                owed += 1
+            day += timedelta(days=1)
+        while i < len(pending) and pending[i][0] < day:
+            i += 1
+        while owed:
+            if day.weekday() < 5 and day not in rest:
+                rest[day] = f"{name}(补假)"
+                owed -= 1
+            day += timedelta(days=1)
+    rest = {d: n for d, n in rest.items() if d.year == year}
+    return YearArrangement(
+        year,
+        "全国年节及纪念日放假办法(2024修订) 第二条、第六条 (推算, 未公布)",
+        rest,
+        {},
+        origin="projected",
+        official=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------- the calendar
+
+
+class WorkCalendar:
+    """The working-day calendar for 2004–2099, held in arrays for O(1) arithmetic.
+
+    Build it with :meth:`load` (or take the shared :func:`default_calendar`). Dates are plain
+    ``datetime.date`` values in Beijing time: convert instants with :meth:`local_date` first, never
+    with ``datetime.date()`` on a UTC value.
+    """
+
+    def __init__(self, arrangements: Iterable[YearArrangement]) -> None:
+        by_year: dict[int, YearArrangement] = {}
+        for arrangement in arrangements:
+            if not FIRST_YEAR <= arrangement.year <= LAST_YEAR:
+                continue
+            by_year[arrangement.year] = arrangement
+        missing = [y for y in range(FIRST_YEAR, LAST_YEAR + 1) if y not in by_year]
+        statutory = _statutory_days_of(missing) if missing else {}
+        for year in missing:
+            by_year[year] = projected_arrangement(year, statutory.get(year, {}))
+        self.years: dict[int, YearArrangement] = dict(sorted(by_year.items()))
+
+        official_until = date(FIRST_YEAR - 1, 12, 31)
+        for year in range(FIRST_YEAR, LAST_YEAR + 1):
+            if not self.years[year].official:
+                break
+            official_until = date(year, 12, 31)
+        #: The last day of the run of officially announced years; everything after is provisional.
+        self.official_until: date = official_until
+        self._official_until_index = official_until.toordinal() - _BASE
+
+        size = _LAST.toordinal() - _BASE + 1
+        work = bytearray(size)
+        rank = [0] * size
+        by_rank: list[date] = [_FIRST - timedelta(days=1)]  # rank 0: before the calendar
+        reasons: dict[int, str] = {}
+        count = 0
+        day = _FIRST
+        for i in range(size):
+            arrangement = self.years[day.year]
+            if day in arrangement.workdays:
+                working = True
+                reasons[i] = _MAKEUP
+            elif day in arrangement.rest_days:
+                working = False
+                reasons[i] = arrangement.rest_days[day]
+            else:
+                working = day.weekday() < 5
+                if not working:
+                    reasons[i] = _WEEKEND
+            if working:
+                work[i] = 1
+                count += 1
+                by_rank.append(day)
+            rank[i] = count
+            day += timedelta(days=1)
+        self._size = size
+        self._work = work
+        self._rank = rank
+        self._by_rank = by_rank
+        self._reasons = reasons
+        self._total = count
+        # numpy twins for the vectorised path; by_rank holds days since 1970-01-01.
+        self._np_work = np.frombuffer(bytes(work), dtype=np.uint8).astype(np.int64)
+        self._np_rank = np.asarray(rank, dtype=np.int64)
+        self._np_by_rank = np.asarray([d.toordinal() - _EPOCH for d in by_rank], dtype=np.int64)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def load(
+        cls,
+        holiday_dirs: Sequence[Path | str] = (),
+        *,
+        include_shipped: bool = True,
+        include_chinese_calendar: bool = True,
+        sources: Sequence[Any] = (),
+    ) -> WorkCalendar:
+        """Build a calendar: chinese-calendar, then shipped ``holidays/``, then ``holiday_dirs``.
+
+        Later sources override earlier ones year by year. ``sources`` are further
+        :class:`~caseflow.abc.CalendarSource` objects applied last.
+        """
+        chain: list[Any] = []
+        if include_chinese_calendar:
+            chain.append(ChineseCalendarSource())
+        if include_shipped:
+            chain.append(HolidayDirSource(shipped_holidays_dir()))
+        chain.extend(HolidayDirSource(d) for d in holiday_dirs)
+        chain.extend(sources)
+        arrangements: list[YearArrangement] = []
+        for source in chain:
+            arrangements.extend(source.arrangements())
+        return cls(arrangements)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _index(self, day: date) -> int:
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise CalendarError(
+                f"expected a date, got {type(day).__name__} {day!r}; convert an instant with "
+                "WorkCalendar.local_date() first (its Beijing date, not its UTC date)"
+            )
+        i = day.toordinal() - _BASE
+        if not 0 <= i < self._size:
+            raise CalendarCoverageError(
+                f"{day} lies outside the calendar ({_FIRST} to {_LAST})"
+            )
+        return i
+
+    def _out_of_range(self, day: date, n: int) -> CalendarCoverageError:
+        return CalendarCoverageError(
+            f"{n} working days from {day} leaves the calendar ({_FIRST} to {_LAST})"
+        )
+
+    @staticmethod
+    def local_date(instant: datetime) -> date:
+        """The Beijing date of an aware instant (chinese-calendar's trap: never the UTC date)."""
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            raise CalendarError(
+                f"naive datetime {instant.isoformat()}: give a time zone (e.g. +08:00 for Beijing time)"
+            )
+        return instant.astimezone(ZONE).date()
+
+    # ------------------------------------------------------------------ queries
+
+    def is_workday(self, day: date) -> bool:
+        """True for a working day: Mon–Fri not a rest day, or a make-up working day (调休上班)."""
+        return self._work[self._index(day)] == 1
+
+    def is_official(self, day: date) -> bool:
+        """True when ``day`` lies within the officially announced years (not projected)."""
+        return self._index(day) <= self._official_until_index
+
+    def describe(self, day: date) -> DayInfo:
+        """Whether ``day`` works, and why not (周末, the holiday's name) or why so (调休上班)."""
+        i = self._index(day)
+        return DayInfo(day, self._work[i] == 1, self._reasons.get(i, ""), i <= self._official_until_index)
+
+    def add_working_days(self, day: date, n: int) -> date:
+        """The N-th working day after ``day``; ``day`` itself never counts.
+
+        ``n == 0`` returns ``day`` (当日: by the end of the start day). ``n < 0`` gives the |n|-th
+        working day strictly before ``day``.
+        """
+        if type(day) is date and type(n) is int and n > 0:
+            i = day.toordinal() - _BASE
+            if 0 <= i < self._size:
+                r = self._rank[i] + n
+                if r <= self._total:
+                    return self._by_rank[r]
+                raise self._out_of_range(day, n)
+        i = self._index(day)
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise CalendarError(f"n must be a whole number of working days, got {n!r}")
+        if n == 0:
+            return day
+        r = self._rank[i] + n if n > 0 else self._rank[i] - self._work[i] + n + 1
+        if not 1 <= r <= self._total:
+            raise self._out_of_range(day, n)
+        return self._by_rank[r]
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """How many working days lie in (start, end]; negative when ``end`` is before ``start``.
+
+        It inverts :meth:`add_working_days`: ``working_days_between(d, add_working_days(d, n)) == n``.
+        """
+        return self._rank[self._index(end)] - self._rank[self._index(start)]
+
+    def next_workday(self, day: date) -> date:
+        """The first working day strictly after ``day``."""
+        r = self._rank[self._index(day)] + 1
+        if r > self._total:
+            raise self._out_of_range(day, 1)
+        return self._by_rank[r]
+
+    def roll_forward(self, day: date) -> date:
+        """``day`` if it is a working day, else the first working day after it."""
+        return day if self.is_workday(day) else self.next_workday(day)
+
+    def add_working_days_many(
+        self, days: npt.ArrayLike, ns: npt.ArrayLike
+    ) -> npt.NDArray[np.datetime64]:
+        """Vectorised :meth:`add_working_days` over ``datetime64[D]`` dates and integer counts."""
+        d = np.asarray(days)
+        if d.dtype.kind != "M":
+            raise CalendarError(f"days must be a numpy datetime64 array, got dtype {d.dtype}")
+        idx = d.astype("datetime64[D]").astype(np.int64) - (_BASE - _EPOCH)
+        n = np.asarray(ns)
+        if n.dtype.kind not in "iu":
+            raise CalendarError(f"ns must be an integer array, got dtype {n.dtype}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self._size):
+            bad = d.reshape(-1)[np.flatnonzero((idx < 0) | (idx >= self._size))[0]]
+            raise CalendarCoverageError(f"{bad} lies outside the calendar ({_FIRST} to {_LAST})")
+        ranks = self._np_rank[idx]
+        all_positive = bool(n.size and n.min() > 0)
+        # The common case (every n > 0) skips the where() passes: two gathers and an add.
+        r = ranks + n if all_positive else np.where(n > 0, ranks + n, ranks - self._np_work[idx] + n + 1)
+        if r.size and (r.min() < 1 or r.max() > self._total):
+            raise CalendarCoverageError(f"a result leaves the calendar ({_FIRST} to {_LAST})")
+        out = self._np_by_rank[r]
+        if not all_positive:
+            out = np.where(n == 0, idx + (_BASE - _EPOCH), out)
+        result: npt.NDArray[np.datetime64] = out.astype("datetime64[D]")
+        return result
+
+    def month(self, year: int, month: int) -> list[DayInfo]:
+        """Every day of a month, described."""
+        day = date(year, month, 1)
+        days = []
+        while day.month == month:
+            days.append(self.describe(day))
+            day += timedelta(days=1)
+        return days
+
+    def diff(self, other: WorkCalendar, *, year: int | None = None) -> list[tuple[date, DayInfo, DayInfo]]:
+        """Days whose working status differs between ``self`` and ``other`` (``(day, ours, theirs)``)."""
+        changes = []
+        years = [year] if year is not None else range(FIRST_YEAR, LAST_YEAR + 1)
+        for y in years:
+            day = date(y, 1, 1)
+            while day.year == y:
+                a, b = self.describe(day), other.describe(day)
+                if a.workday != b.workday:
+                    changes.append((day, a, b))
+                day += timedelta(days=1)
+        return changes
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_calendar(extra: tuple[str, ...]) -> WorkCalendar:
+    return WorkCalendar.load(extra)
+
+
+def default_calendar() -> WorkCalendar:
+    """The shared calendar: chinese-calendar, shipped ``holidays/``, then ``CASEFLOW_HOLIDAYS_DIR``.
+
+    ``CASEFLOW_HOLIDAYS_DIR`` may list several directories separated by ``os.pathsep``.
+    """
+    env = os.environ.get("CASEFLOW_HOLIDAYS_DIR", "")
+    extra = tuple(p for p in env.split(os.pathsep) if p)
+    return _cached_calendar(extra)
+
+
+def clear_calendar_cache() -> None:
+    """Forget cached calendars, e.g. after a holiday file was added (``caseflow calendar reload``)."""
+    _cached_calendar.cache_clear()

@@ -1,0 +1,137 @@
+"""The command line, driven through click's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from caseflow.cli import cli
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    found: list[tuple[tuple[str, ...], click.Command]] = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        found.append((path, command))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, path))
+    return found
+
+
+@pytest.mark.parametrize("path,command", _commands(cli), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_command_has_help_and_an_example(runner: CliRunner, path: tuple[str, ...],
+                                               command: click.Command) -> None:
+    result = runner.invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
+    assert f"caseflow {' '.join(path)}" in result.output
+
+
+@pytest.mark.parametrize("path,command", [c for c in _commands(cli) if not isinstance(c[1], click.Group)],
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_verb_takes_json(path: tuple[str, ...], command: click.Command) -> None:
+    assert any(p.name == "as_json" for p in command.params)
+
+
+def test_deadline_prints_the_last_day_and_explains_skipped_days(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["deadline", "2026-10-03T14:00", "20 working_days", "--explain"])
+    assert result.exit_code == 0, result.output
+    assert "2026-11-03" in result.output
+    assert "国庆节" in result.output
+    assert "调休上班" in result.output
+
+
+def test_deadline_json_with_excluded_period(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["deadline", "2025-06-09T10:00", "20 working_days",
+                                 "--exclude", "鉴定=2025-06-16..2025-06-27", "--json", "--explain"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["last_day"] == "2025-07-21"
+    assert any(s["kind"] == "excluded" and "鉴定" in s["reason"] for s in payload["steps"])
+
+
+def test_deadline_in_custody_does_not_roll(runner: CliRunner) -> None:
+    rolled = json.loads(runner.invoke(cli, ["deadline", "2026-09-28T15:00", "7 days", "--json"]).output)
+    strict = json.loads(runner.invoke(cli, ["deadline", "2026-09-28T15:00", "7 days", "--no-roll",
+                                            "--json"]).output)
+    assert strict["last_day"] == "2026-10-05"
+    assert rolled["last_day"] == "2026-10-08"
+
+
+def test_deadline_alternative_readings(runner: CliRunner) -> None:
+    deemed = json.loads(runner.invoke(cli, ["deadline", "2026-10-03T14:00", "20 working_days",
+                                            "--deemed-next-workday", "--json"]).output)
+    assert deemed["last_day"] == "2026-11-04"
+    hour = json.loads(runner.invoke(cli, ["deadline", "2025-01-27T21:30", "24 hours", "--next-hour",
+                                          "--json"]).output)
+    assert hour["due_at"] == "2025-01-28T22:00:00+08:00"
+
+
+def test_deadline_reaching_an_unannounced_year_is_provisional(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["deadline", "2026-12-20T10:00", "20 working_days"])
+    assert result.exit_code == 0
+    assert "provisional" in result.output
+
+
+def test_bad_limit_is_a_clear_json_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["deadline", "2026-10-03", "3 fortnights", "--json"])
+    assert result.exit_code == 1
+    error = json.loads(result.output)["error"]
+    assert error["type"] == "TimeLimitError"
+    assert "fortnights" in error["message"] and "working_days" in error["message"]
+
+
+def test_bad_instant_names_it(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["deadline", "yesterday-ish", "3 days"])
+    assert result.exit_code == 1
+    assert "yesterday-ish" in result.output
+
+
+def test_calendar_show_marks_rest_and_make_up_days(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["calendar", "show", "2026-10"])
+    assert result.exit_code == 0, result.output
+    assert " 1休" in result.output
+    assert "10班" in result.output
+    data = json.loads(runner.invoke(cli, ["calendar", "show", "2026-02", "--json"]).output)
+    by_day = {d["day"]: d for d in data}
+    assert by_day["2026-02-14"]["workday"] is True and by_day["2026-02-14"]["reason"] == "调休上班"
+    assert by_day["2026-02-17"]["reason"] == "春节"
+
+
+def test_calendar_check_shows_what_a_new_file_changes(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "2027.yaml"
+    path.write_text(
+        "year: 2027\nsource: test notice\nholidays:\n"
+        "  - {name: 春节, from: 2027-02-05, to: 2027-02-11}\nworkdays:\n  - 2027-02-20\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(cli, ["calendar", "check", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    changed = {c["day"]: c for c in payload["changes"]}
+    assert changed["2027-02-20"]["becomes"] == "work"
+    assert "2027-02-11" in changed  # Thursday: a rest day in the notice, not in the projection
+
+
+def test_calendar_check_refuses_a_bad_file_naming_the_line(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "2027.yaml"
+    path.write_text("year: 2027\nsource: x\nworkdays:\n  - 2027-02-17\n", encoding="utf-8")
+    result = runner.invoke(cli, ["calendar", "check", str(path)])
+    assert result.exit_code == 1
+    assert "line 4" in result.output and "Saturday or Sunday" in result.output
+
+
+def test_demo_prints_real_procedures(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert {p["procedure"] for p in payload} >= {"户口迁移 社区民警核查", "刑事拘留 送看守所羁押"}
