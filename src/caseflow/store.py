@@ -1,0 +1,355 @@
+"""Durable storage: SQLModel tables on a SQLite file (default, one process) or PostgreSQL (many).
+
+Every instant is stored in UTC through :class:`UTCDateTime`, which refuses naive datetimes and reads
+back aware values (SQLite drops offsets otherwise: DESIGN.md trap). Our tables live in their own
+metadata (``CaseflowBase``) so a host application's ``SQLModel.metadata`` never sees them, and the
+schema is managed by Alembic (``caseflow db upgrade``) with its own version table.
+
+SQLite is the single-process store: writes take ``BEGIN IMMEDIATE`` so concurrent writers queue
+instead of failing, and WAL lets readers run alongside. Several processes (API workers, schedulers)
+share one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import Session, registry
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from caseflow.errors import StoreError
+
+__all__ = [
+    "DEFAULT_DB",
+    "Absence",
+    "ApiToken",
+    "CaseRow",
+    "CaseflowBase",
+    "CommandRecord",
+    "EventRow",
+    "Person",
+    "Store",
+    "TimerRow",
+    "UTCDateTime",
+    "WorkflowVersion",
+    "normalize_url",
+]
+
+#: The embedded default: a SQLite file in the working directory.
+DEFAULT_DB = "sqlite:///caseflow.db"
+ALEMBIC_VERSION_TABLE = "caseflow_alembic_version"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; naive values are refused, values read back are aware UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+            raise StoreError(f"refusing to store a naive or non-datetime instant: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CaseflowBase(SQLModel, registry=registry()):
+    """Base of caseflow's tables: a registry (and metadata) of their own."""
+
+
+def _utc() -> type[UTCDateTime]:
+    return UTCDateTime
+
+
+class WorkflowVersion(CaseflowBase, table=True):
+    """The exact definition a case was opened under: cases are pinned to it by content hash."""
+
+    __tablename__ = "caseflow_workflow_versions"
+    version: str = Field(primary_key=True, max_length=64)
+    key: str = Field(index=True, max_length=100)
+    title: str
+    text: str
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Person(CaseflowBase, table=True):
+    """A clerk, police officer or leader: unit, roles, leader and AB岗 substitute."""
+
+    __tablename__ = "caseflow_people"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    unit: str = Field(index=True, max_length=100)
+    roles: str = ""  # space-separated role names
+    leader_id: str | None = Field(default=None, max_length=64)
+    substitute_id: str | None = Field(default=None, max_length=64)
+    admin: bool = False
+    channel: str | None = None  # notification address, e.g. mailto:… or a webhook URL
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        """The person's roles."""
+        return frozenset(self.roles.split())
+
+
+class Absence(CaseflowBase, table=True):
+    """A period (dates inclusive) during which a person's queue and alerts go to their substitute."""
+
+    __tablename__ = "caseflow_absences"
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: str = Field(index=True, max_length=64)
+    from_date: date
+    to_date: date
+
+
+_case_version = sa.Column("version", sa.Integer, nullable=False, default=1)
+
+
+class CaseRow(CaseflowBase, table=True):
+    """One case: its state, version (optimistic locking) and the person responsible (首问负责)."""
+
+    __tablename__ = "caseflow_cases"
+    __mapper_args__ = {"version_id_col": _case_version}
+    __table_args__ = (sa.Index("ix_caseflow_cases_responsible_open", "responsible_id", "closed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_key: str = Field(index=True, max_length=100)
+    workflow_version: str = Field(max_length=64, foreign_key="caseflow_workflow_versions.version")
+    state: str = Field(max_length=100)
+    version: int = Field(sa_column=_case_version)
+    responsible_id: str = Field(max_length=64)
+    unit: str = Field(index=True, max_length=100)
+    opened_by: str = Field(max_length=64)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    close_reason: str | None = None
+    data: str = "{}"  # JSON
+
+    def data_dict(self) -> dict[str, Any]:
+        """The case's data fields."""
+        value = json.loads(self.data or "{}")
+        return value if isinstance(value, dict) else {}
+
+
+class TimerRow(CaseflowBase, table=True):
+    """One running (or finished) clock of a case, with everything needed to recompute it."""
+
+    __tablename__ = "caseflow_timers"
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "name", "round", name="uq_caseflow_timers_case_name_round"),
+        # The scheduler's sweep: "what needs an alert before T" is one probe of this index.
+        sa.Index("ix_caseflow_timers_next_alert", "next_alert_at"),
+        sa.Index("ix_caseflow_timers_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="caseflow_cases.id", index=True)
+    name: str = Field(max_length=100)
+    round: int = 1
+    status: str = Field(max_length=16)  # running, paused, met, breached, stopped
+    kind: str = Field(default="statutory", max_length=16)
+    limit_spec: str  # JSON of the TimeLimit
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    pauses: str = "[]"  # JSON list of {reason, from, to|null, charged_to, actor}
+    extensions: str = "[]"  # JSON list of {amount, grounds, approver, at}
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_day: date | None = None
+    warn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    original_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    provisional: bool = False
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_alert_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    alert_level: str | None = Field(default=None, max_length=16)  # last level raised
+
+
+class EventRow(CaseflowBase, table=True):
+    """An append-only, hash-chained record of one command on one case (``seq`` = case version)."""
+
+    __tablename__ = "caseflow_events"
+    __table_args__ = (sa.UniqueConstraint("case_id", "seq", name="uq_caseflow_events_case_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="caseflow_cases.id", index=True)
+    seq: int
+    kind: str = Field(max_length=32)
+    at: datetime = Field(sa_type=UTCDateTime)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(max_length=64)
+    trigger: str | None = Field(default=None, max_length=100)
+    from_state: str | None = Field(default=None, max_length=100)
+    to_state: str | None = Field(default=None, max_length=100)
+    data: str = "{}"
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class CommandRecord(CaseflowBase, table=True):
+    """An idempotency key and the first result of its command: a retry returns it unchanged."""
+
+    __tablename__ = "caseflow_commands"
+    key: str = Field(primary_key=True, max_length=200)
+    command: str = Field(max_length=32)
+    case_id: int | None = None
+    result: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiToken(CaseflowBase, table=True):
+    """A bearer token (stored as its SHA-256) acting as one person; revocable."""
+
+    __tablename__ = "caseflow_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    person_id: str = Field(index=True, max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+def normalize_url(url: str | os.PathLike[str] | None) -> str:
+    """A database URL from ``--db``/``CASEFLOW_DB``: a plain path means a SQLite file."""
+    if url is None:
+        url = os.environ.get("CASEFLOW_DB") or DEFAULT_DB
+    url = str(url)
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Store:
+    """A database holding caseflow's tables; open it with a URL (``sqlite:///file.db``, ``postgresql://…``).
+
+    ``upgrade="auto"`` (default) creates the schema in an empty database and refuses one at an older
+    revision (run ``caseflow db upgrade``); ``True`` always upgrades; ``False`` never touches it.
+    """
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, *, upgrade: bool | str = "auto",
+                 echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = sa.create_engine(self.url, **kwargs)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"cannot use the database URL {self.url!r}: {exc}") from None
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._writer = self.engine.execution_options(caseflow_write=True)
+        if upgrade is True:
+            self.upgrade()
+        elif upgrade == "auto":
+            self._check_schema()
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any exception."""
+        bind = self._writer if write else self.engine
+        with Session(bind, expire_on_commit=False, autoflush=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    # ----------------------------------------------------------------------------- schema
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at (None for an empty database)."""
+        try:
+            with self.engine.connect() as conn:
+                if not sa.inspect(conn).has_table(ALEMBIC_VERSION_TABLE):
+                    return None
+                return conn.execute(sa.text(f"SELECT version_num FROM {ALEMBIC_VERSION_TABLE}")).scalar()
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot reach the database {self._safe_url()}: {exc.orig}") from None
+
+    def head_revision(self) -> str:
+        """The newest revision shipped with this caseflow."""
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        assert head is not None
+        return head
+
+    def _check_schema(self) -> None:
+        current = self.current_revision()
+        if current is None:
+            self.upgrade()
+        elif current != self.head_revision():
+            raise StoreError(
+                f"the database {self._safe_url()} is at schema revision {current}, this caseflow needs "
+                f"{self.head_revision()}: run `caseflow db upgrade --db {self._safe_url()}`"
+            )
+
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        config.attributes["engine"] = self.engine
+        return config
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` with Alembic (run by ``caseflow db upgrade``)."""
+        from alembic import command
+
+        try:
+            command.upgrade(self._alembic_config(), revision)
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot upgrade the database {self._safe_url()}: {exc.orig}") from None
+
+    def _safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would issue a deferred BEGIN; we issue ours.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Writers take the write lock up front, so two writers queue instead of deadlocking on upgrade.
+        if conn.get_execution_options().get("caseflow_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
