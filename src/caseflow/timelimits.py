@@ -332,12 +332,19 @@ def _clock_due(local: datetime, limit: TimeLimit, periods: list[ExcludedPeriod])
     step = timedelta(hours=1) if limit.unit == "hours" else timedelta(minutes=1)
     due = begin + limit.amount * step
     # Paused time is added: each excluded range's overlap with the running clock extends it.
+    # Overlapping ranges are merged first so no paused minute counts twice.
+    spans: list[tuple[datetime, datetime]] = []
     for p in sorted(periods, key=lambda p: p.start):
         if not isinstance(p.start, datetime) or not isinstance(p.end, datetime):
             raise TimeLimitError(
                 f"an hour limit excludes instant ranges (with times), got the dates {p.start} .. {p.end}"
             )
-        lo, hi = max(p.start, begin), p.end
+        if spans and p.start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], p.end))
+        else:
+            spans.append((p.start, p.end))
+    for start, end in spans:
+        lo, hi = max(start, begin), end
         if lo < hi and lo < due:
             due += hi - lo
     due = due.astimezone(ZONE)
@@ -358,18 +365,19 @@ def _day_due(local: datetime, limit: TimeLimit, periods: list[ExcludedPeriod], c
     if limit.unit == "working_days":
         last, skipped = _count_forward(start, limit.amount, ranges, cal.add_working_days,
                                        cal.working_days_between)
-        consulted = last
+        consulted: date | None = last
     else:
         n = _nominal_days(start, limit)
         last, skipped = _count_forward(start, n, ranges, _calendar_add, _calendar_between)
-        consulted = last
         if limit.roll_forward and n > 0:
+            # The roll consulted every day from the nominal last day to the rolled one.
             last = cal.roll_forward(last)
+            consulted = last
         else:
             # Without roll-forward the calendar was never asked: the answer is certain.
-            consulted = start
-        cal.is_workday(last)  # coverage check: refuse dates outside the calendar
-    provisional = consulted > cal.official_until
+            consulted = None
+            cal.is_workday(last)  # coverage check: refuse dates outside the calendar
+    provisional = consulted is not None and consulted > cal.official_until
     due_at = datetime.combine(last + timedelta(days=1), time(0), tzinfo=ZONE)
     return Due(due_at, last, provisional, start=local, limit=limit, excluded_days=skipped)
 
