@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["LineDict", "LineList", "line_of", "load_yaml"]
+__all__ = ["LineDict", "LineList", "line_of", "load_yaml", "load_yaml_text"]
 
 
 class LineDict(dict[str, Any]):
@@ -62,10 +62,14 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_str)
 
 
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text with line numbers (a SafeLoader). Raises ``yaml.YAMLError`` with marks."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def load_yaml(path: Path) -> tuple[Any, str]:
     """Read ``path``; return the document and an error prefix. Raises ``yaml.YAMLError`` with marks."""
-    text = path.read_text(encoding="utf-8")
-    return yaml.load(text, Loader=_Loader), str(path)
+    return load_yaml_text(path.read_text(encoding="utf-8")), str(path)
 
 
 def line_of(container: Any, key: str | int | None = None) -> int | None:

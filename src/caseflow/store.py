@@ -23,9 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import Session, registry
+from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel
 
 from caseflow.errors import StoreError
 
@@ -125,7 +125,9 @@ class CaseRow(CaseflowBase, table=True):
     """One case: its state, version (optimistic locking) and the person responsible (首问负责)."""
 
     __tablename__ = "caseflow_cases"
-    __mapper_args__ = {"version_id_col": _case_version}
+    # The engine sets the version itself (it is also the event sequence); SQLAlchemy adds
+    # "WHERE version = <old>" to every UPDATE, so a stale write raises StaleDataError.
+    __mapper_args__ = {"version_id_col": _case_version, "version_id_generator": False}
     __table_args__ = (sa.Index("ix_caseflow_cases_responsible_open", "responsible_id", "closed_at"),)
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,0 +1,165 @@
+"""Engine throughput and memory, on SQLite and PostgreSQL.
+
+Prints, for each database:
+
+- commands/s of ``Engine.open`` + ``Engine.fire`` (hukou_transfer: open, hand_over_verification)
+  against plain SQLAlchemy Core doing the same inserts and updates in the same transactions
+  (target: the engine at least half the plain rate);
+- the process's RSS growth over N ``open`` commands on N distinct cases (target: < 50 MB for 100 000).
+
+    python benchmarks/bench_engine.py [--commands 100000] [--rate-cases 2000] [--pg URL] [--skip-pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import resource
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from caseflow.calendar import ZONE
+from caseflow.clock import FixedClock
+from caseflow.engine import Engine
+from caseflow.store import CaseRow, EventRow, Store, TimerRow, WorkflowVersion
+from caseflow.workflow import WorkflowRegistry
+
+T0 = datetime(2026, 10, 12, 9, 0, tzinfo=ZONE)
+
+
+def rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc), falling back to the peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_engine(url: str) -> Engine:
+    engine = Engine(Store(url), clock=FixedClock(T0), registry=WorkflowRegistry.load())
+    engine.add_person("p1", name="张户籍", unit="城关派出所", roles=["household_police"], replace=True)
+    return engine
+
+
+def engine_rate(engine: Engine, n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        case = engine.open("hukou_transfer", actor="p1", data={"no": i})
+        engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": f"JB-{i}"})
+    return 2 * n / (time.perf_counter() - start)
+
+
+def plain_rate(store: Store, n: int) -> float:
+    """The same rows written with SQLAlchemy Core, one transaction per command, no rules checked."""
+    cases, timers, events = CaseRow.__table__, TimerRow.__table__, EventRow.__table__  # type: ignore[attr-defined]
+    version = json.dumps({"amount": 0, "unit": "working_days"})
+    registry = WorkflowRegistry.load().latest("hukou_transfer")
+    with store.session(write=True) as s:
+        if s.get(WorkflowVersion, registry.version) is None:
+            s.add(WorkflowVersion(version=registry.version, key=registry.key, title=registry.title,
+                                  text=registry.text, loaded_at=T0))
+    writer = store.engine.execution_options(caseflow_write=True)
+    due = T0 + timedelta(days=2)
+
+    def digest(value: str) -> str:
+        return hashlib.sha256(value.encode()).hexdigest()
+
+    start = time.perf_counter()
+    for i in range(n):
+        with writer.begin() as conn:
+            case_id = conn.execute(cases.insert().values(
+                workflow_key="hukou_transfer", workflow_version=registry.version, state="accepted", version=1,
+                responsible_id="p1", unit="城关派出所", opened_by="p1", opened_at=T0, updated_at=T0,
+                data=json.dumps({"no": i})).returning(cases.c.id)).scalar_one()
+            conn.execute(timers.insert(), [
+                {"case_id": case_id, "name": name, "round": 1, "status": "running", "kind": "promised",
+                 "limit_spec": version, "started_at": T0, "pauses": "[]", "extensions": "[]", "due_at": due,
+                 "provisional": False, "next_alert_at": due} for name in ("hand_over", "submit_complete")])
+            conn.execute(events.insert().values(case_id=case_id, seq=1, kind="open", at=T0, recorded_at=T0,
+                                                actor="p1", data="{}", prev_hash="0" * 64, hash=digest(str(i))))
+        with writer.begin() as conn:
+            row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).one()
+            conn.execute(sa.select(timers).where(timers.c.case_id == case_id)).all()
+            prev = conn.execute(sa.select(events.c.hash).where(events.c.case_id == case_id)
+                                .order_by(events.c.seq.desc()).limit(1)).scalar_one()
+            conn.execute(cases.update().where(cases.c.id == case_id, cases.c.version == row.version)
+                         .values(state="verifying", version=row.version + 1, updated_at=T0))
+            conn.execute(timers.update().where(timers.c.case_id == case_id)
+                         .values(status="met", stopped_at=T0, next_alert_at=None))
+            conn.execute(timers.insert().values(case_id=case_id, name="verification", round=1, status="running",
+                                                kind="promised", limit_spec=version, started_at=T0, pauses="[]",
+                                                extensions="[]", due_at=due, provisional=False, next_alert_at=due))
+            conn.execute(events.insert().values(case_id=case_id, seq=2, kind="fire", at=T0, recorded_at=T0,
+                                                actor="p1", data="{}", prev_hash=prev, hash=digest(prev)))
+    return 2 * n / (time.perf_counter() - start)
+
+
+def memory_growth(engine: Engine, n: int) -> tuple[float, float, float]:
+    for i in range(200):  # warm caches, pools, the Machine
+        engine.open("hukou_transfer", actor="p1", data={"warm": i})
+    gc.collect()
+    before = rss_mb()
+    start = time.perf_counter()
+    for i in range(n):
+        engine.open("hukou_transfer", actor="p1", data={"no": i})
+    elapsed = time.perf_counter() - start
+    gc.collect()
+    return before, rss_mb(), n / elapsed
+
+
+def run(label: str, url: str, args: argparse.Namespace, report: list[str]) -> None:
+    engine = make_engine(url)
+    engine_rate(engine, 50)  # warm-up
+    plain_rate(engine.store, 50)
+    ours = engine_rate(engine, args.rate_cases)
+    plain = plain_rate(engine.store, args.rate_cases)
+    before, after, open_rate = memory_growth(engine, args.commands)
+    report.append(f"| {label:<10} | {ours:>10,.0f} | {plain:>10,.0f} | {ours / plain:>6.2f} | "
+                  f"{args.commands:>9,} | {open_rate:>8,.0f} | {before:>7.1f} | {after:>7.1f} | "
+                  f"{after - before:>6.1f} |")
+    engine.store.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commands", type=int, default=100_000, help="open commands for the memory test")
+    parser.add_argument("--rate-cases", type=int, default=2_000, help="cases (x2 commands) for the rate test")
+    parser.add_argument("--pg", default=os.environ.get("CASEFLOW_BENCH_PG_URL",
+                                                       "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--skip-pg", action="store_true")
+    args = parser.parse_args()
+    report = [
+        "| database   | engine c/s |  plain c/s |  ratio |  commands |  opens/s | RSS0 MB | RSS1 MB | growth |",
+        "|------------|-----------:|-----------:|-------:|----------:|---------:|--------:|--------:|-------:|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        run("sqlite", f"sqlite:///{tmp}/bench.db", args, report)
+    if not args.skip_pg:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(args.pg)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        try:
+            sep = "&" if "?" in args.pg else "?"
+            run("postgresql", f"{args.pg}{sep}options={quote(f'-csearch_path={schema}')}", args, report)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    print(f"caseflow engine benchmark ({datetime.now(UTC):%Y-%m-%d}); targets: ratio >= 0.5, growth < 50 MB")
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

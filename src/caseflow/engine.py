@@ -1,0 +1,1173 @@
+"""The engine: open, fire, pause, resume, extend, hand over, reassign and close cases.
+
+Each command runs in one transaction: the case's state, its timers and one hash-chained event are
+written together or not at all. A case is a row, loaded into a light object for one command and
+fired through the one ``transitions.Machine`` built for its definition version (DESIGN.md: a
+Machine per case costs 56 KiB; ``add_model`` on SQLModel rows fails), so memory does not grow with
+the number of cases.
+
+Concurrency is optimistic: the case row carries a version; a command whose read went stale loses
+(``ConflictError`` when the caller gave ``expected_version``; otherwise it is retried on fresh
+state). Idempotency keys make retries safe: a repeated key returns the first result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, select
+from transitions import Machine, MachineError
+
+from caseflow.abc import Clock
+from caseflow.calendar import ZONE, WorkCalendar, default_calendar
+from caseflow.clock import SystemClock, require_aware
+from caseflow.errors import (
+    AuditError,
+    BackdatingError,
+    CaseNotFoundError,
+    CommandError,
+    ConflictError,
+    PermissionDeniedError,
+    PersonNotFoundError,
+    TimeLimitError,
+    TimerError,
+    TransitionError,
+    WorkflowNotFoundError,
+)
+from caseflow.store import Absence, CaseRow, CommandRecord, EventRow, Person, Store, TimerRow, WorkflowVersion
+from caseflow.timelimits import Due, TimeLimit, compute_due
+from caseflow.workflow import TimerDef, WorkflowDef, WorkflowRegistry, parse_workflow
+
+__all__ = [
+    "AuditProblem",
+    "CaseView",
+    "Engine",
+    "EventView",
+    "QueueItem",
+    "TimerView",
+]
+
+GENESIS_HASH = "0" * 64
+ACTIVE = ("running", "paused")
+_RETRIES = 20
+
+
+# ------------------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True, eq=False)
+class TimerView:
+    """A timer as callers see it. ``due_at`` is None while an uncapped pause holds the clock."""
+
+    name: str
+    label: str
+    status: str
+    due_at: datetime | None
+    last_day: date | None
+    provisional: bool
+    limit: str = field(kw_only=True)
+    started_at: datetime = field(kw_only=True)
+    warn_at: datetime | None = field(default=None, kw_only=True)
+    original_due_at: datetime | None = field(default=None, kw_only=True)
+    paused_since: datetime | None = field(default=None, kw_only=True)
+    kind: str = field(default="statutory", kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape: ``name, status, due_at, last_day, provisional`` and details."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "status": self.status,
+            "due_at": _iso(self.due_at),
+            "last_day": self.last_day.isoformat() if self.last_day else None,
+            "provisional": self.provisional,
+            "limit": self.limit,
+            "kind": self.kind,
+            "started_at": _iso(self.started_at),
+            "warn_at": _iso(self.warn_at),
+            "original_due_at": _iso(self.original_due_at),
+            "paused_since": _iso(self.paused_since),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class CaseView:
+    """A snapshot of a case after a command. Compares by id (an entity)."""
+
+    id: int
+    workflow: str
+    state: str
+    version: int
+    responsible: str
+    unit: str = field(kw_only=True)
+    state_label: str = field(default="", kw_only=True)
+    workflow_version: str = field(default="", kw_only=True)
+    opened_at: datetime | None = field(default=None, kw_only=True)
+    closed_at: datetime | None = field(default=None, kw_only=True)
+    data: Mapping[str, Any] = field(default_factory=dict, kw_only=True)
+    timers: tuple[TimerView, ...] = field(default=(), kw_only=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CaseView) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(("case", self.id))
+
+    def timer(self, name: str) -> TimerView:
+        """The latest timer called ``name``."""
+        for t in reversed(self.timers):
+            if t.name == name:
+                return t
+        raise KeyError(f"case {self.id} has no timer {name!r}; it has {[t.name for t in self.timers]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the CLI and HTTP API."""
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "state": self.state,
+            "state_label": self.state_label,
+            "version": self.version,
+            "responsible": self.responsible,
+            "unit": self.unit,
+            "workflow_version": self.workflow_version,
+            "opened_at": _iso(self.opened_at),
+            "closed_at": _iso(self.closed_at),
+            "data": dict(self.data),
+            "timers": [t.to_dict() for t in self.timers],
+        }
+
+
+@dataclass(frozen=True)
+class EventView:
+    """One entry of a case's history."""
+
+    seq: int
+    kind: str
+    at: datetime
+    actor: str
+    trigger: str | None = field(default=None, kw_only=True)
+    from_state: str | None = field(default=None, kw_only=True)
+    to_state: str | None = field(default=None, kw_only=True)
+    data: Mapping[str, Any] = field(default_factory=dict, kw_only=True)
+    hash: str = field(default="", kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        return {"seq": self.seq, "kind": self.kind, "at": _iso(self.at), "actor": self.actor,
+                "trigger": self.trigger, "from_state": self.from_state, "to_state": self.to_state,
+                "data": dict(self.data), "hash": self.hash}
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One running clock in a person's queue."""
+
+    case_id: int
+    workflow: str
+    state: str
+    timer: str
+    label: str
+    status: str
+    due_at: datetime | None
+    last_day: date | None
+    overdue: bool
+    time_left: str
+    responsible: str = field(kw_only=True)
+    via_substitute_for: str | None = field(default=None, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        return {"case": self.case_id, "workflow": self.workflow, "state": self.state, "timer": self.timer,
+                "label": self.label, "status": self.status, "due_at": _iso(self.due_at),
+                "last_day": self.last_day.isoformat() if self.last_day else None, "overdue": self.overdue,
+                "time_left": self.time_left, "responsible": self.responsible,
+                "via_substitute_for": self.via_substitute_for}
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    """An event that does not verify."""
+
+    case_id: int
+    seq: int | None
+    event_id: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"case {self.case_id}"
+        if self.seq is not None:
+            where += f", event #{self.seq}"
+        if self.event_id is not None:
+            where += f" (row id {self.event_id})"
+        return f"{where}: {self.problem}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(ZONE).isoformat() if value is not None else None
+
+
+class _Light:
+    """The model a Machine fires on: only a state (DESIGN.md: never the SQLModel row)."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+# ---------------------------------------------------------------------------------------- hashing
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def event_hash(row: EventRow) -> str:
+    """The SHA-256 of an event's fields and its predecessor's hash."""
+    payload = {
+        "case_id": row.case_id, "seq": row.seq, "kind": row.kind,
+        "at": row.at.astimezone(UTC).isoformat(), "recorded_at": row.recorded_at.astimezone(UTC).isoformat(),
+        "actor": row.actor, "trigger": row.trigger, "from_state": row.from_state, "to_state": row.to_state,
+        "data": row.data, "prev_hash": row.prev_hash,
+    }
+    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------- engine
+
+
+@dataclass
+class _Ctx:
+    """What one command works on, inside its transaction."""
+
+    session: Session
+    case: CaseRow
+    definition: WorkflowDef
+    actor: Person
+    at: datetime
+    timers: list[TimerRow]
+
+
+class Engine:
+    """Commands and queries on cases, over a :class:`~caseflow.store.Store`.
+
+    ``backdate_window`` bounds how far in the past a command's instant may lie (a clerk may record
+    a step taken this morning, not one from last month); instants more than five minutes in the
+    future are refused.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: WorkflowRegistry | None = None,
+        calendar: WorkCalendar | None = None,
+        clock: Clock | None = None,
+        backdate_window: timedelta = timedelta(days=3),
+    ) -> None:
+        self.store = store
+        self.registry = registry if registry is not None else WorkflowRegistry.load()
+        self.calendar = calendar or default_calendar()
+        self.clock: Clock = clock or SystemClock()
+        self.backdate_window = backdate_window
+        self._machines: dict[str, Machine] = {}
+        self._definitions: dict[str, WorkflowDef] = {}
+        self._lock = threading.Lock()
+        self._stored_versions: set[str] = set()
+
+    # ------------------------------------------------------------------ definitions
+
+    def definition(self, version: str, session: Session | None = None) -> WorkflowDef:
+        """The definition a case is pinned to, by content hash (from the registry or the database)."""
+        cached = self._definitions.get(version)
+        if cached is not None:
+            return cached
+        for defn in self.registry:
+            if defn.version == version:
+                self._definitions[version] = defn
+                return defn
+        row = None
+        if session is not None:
+            row = session.get(WorkflowVersion, version)
+        else:
+            with self.store.session() as s:
+                row = s.get(WorkflowVersion, version)
+        if row is None:
+            raise WorkflowNotFoundError(f"no workflow definition has version {version}")
+        defn = parse_workflow(row.text, path=f"<stored {row.key}@{version[:12]}>")
+        self._definitions[version] = defn
+        return defn
+
+    def _machine(self, defn: WorkflowDef) -> Machine:
+        with self._lock:
+            machine = self._machines.get(defn.version)
+            if machine is None:
+                machine = Machine(model=None, **defn.transitions_kwargs())
+                self._machines[defn.version] = machine
+            return machine
+
+    # ------------------------------------------------------------------ people
+
+    def add_person(
+        self,
+        person_id: str,
+        *,
+        name: str,
+        unit: str,
+        roles: Iterable[str] = (),
+        leader: str | None = None,
+        substitute: str | None = None,
+        admin: bool = False,
+        channel: str | None = None,
+        replace: bool = False,
+    ) -> Person:
+        """Record a person (``replace=True`` updates an existing one)."""
+        if not person_id or not person_id.strip():
+            raise CommandError("a person needs an id")
+        role_list = sorted({r.strip() for r in roles if r.strip()})
+        with self.store.session(write=True) as s:
+            for ref, what in ((leader, "leader"), (substitute, "substitute")):
+                if ref is not None and ref != person_id and s.get(Person, ref) is None:
+                    raise PersonNotFoundError(f"{what} {ref!r} is not a known person; add them first")
+            existing = s.get(Person, person_id)
+            if existing is not None and not replace:
+                raise CommandError(f"person {person_id!r} exists already; use replace to update them")
+            person = existing or Person(id=person_id, name=name, unit=unit)
+            person.name, person.unit, person.roles = name, unit, " ".join(role_list)
+            person.leader_id, person.substitute_id, person.admin, person.channel = leader, substitute, admin, channel
+            s.add(person)
+        return person
+
+    def person(self, person_id: str) -> Person:
+        """A person by id."""
+        with self.store.session() as s:
+            return self._person(s, person_id)
+
+    def people(self) -> list[Person]:
+        """Everyone, by id."""
+        with self.store.session() as s:
+            return list(s.exec(select(Person).order_by(Person.id)))
+
+    @staticmethod
+    def _person(session: Session, person_id: str) -> Person:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise PersonNotFoundError(f"no person has the id {person_id!r}; add them with `caseflow people add`")
+        return person
+
+    def mark_absent(self, person_id: str, *, start: date, end: date) -> None:
+        """Record an absence (dates inclusive): the person's queue and alerts go to their substitute."""
+        if end < start:
+            raise CommandError(f"absence runs backwards: {start} .. {end}")
+        with self.store.session(write=True) as s:
+            person = self._person(s, person_id)
+            if not person.substitute_id:
+                raise CommandError(f"{person_id!r} has no substitute (AB岗); set one before marking them absent")
+            s.add(Absence(person_id=person_id, from_date=start, to_date=end))
+
+    def stand_in(self, session: Session, person_id: str, day: date) -> str:
+        """Who acts for ``person_id`` on ``day``: their substitute while they are absent (AB岗)."""
+        seen = {person_id}
+        current = person_id
+        while True:
+            absent = session.exec(
+                select(Absence.id).where(
+                    Absence.person_id == current, Absence.from_date <= day, Absence.to_date >= day
+                )
+            ).first()
+            if absent is None:
+                return current
+            person = session.get(Person, current)
+            if person is None or not person.substitute_id or person.substitute_id in seen:
+                return current
+            current = person.substitute_id
+            seen.add(current)
+
+    # ------------------------------------------------------------------ commands
+
+    def _now(self, at: datetime | None) -> datetime:
+        now = require_aware(self.clock.now(), "clock")
+        if at is None:
+            return now
+        at = require_aware(at, "command instant")
+        if at < now - self.backdate_window:
+            raise BackdatingError(
+                f"{at.isoformat()} is more than {self.backdate_window} before now ({now.isoformat()}); "
+                "record commands when they happen, or ask an administrator to widen the back-dating window"
+            )
+        if at > now + timedelta(minutes=5):
+            raise BackdatingError(f"{at.isoformat()} lies in the future (now is {now.isoformat()})")
+        return at
+
+    def _replay(self, session: Session, key: str | None, command: str) -> CaseView | None:
+        if not key:
+            return None
+        record = session.get(CommandRecord, key)
+        if record is None:
+            return None
+        if record.command != command:
+            raise ConflictError(
+                f"idempotency key {key!r} was used for a {record.command} command; use a new key for {command}"
+            )
+        return _view_from_json(json.loads(record.result))
+
+    def _run(
+        self,
+        command: str,
+        case_id: int,
+        *,
+        actor: str,
+        at: datetime | None,
+        key: str | None,
+        expected_version: int | None,
+        apply: Callable[[_Ctx], dict[str, Any]],
+    ) -> CaseView:
+        when = self._now(at)
+        for _attempt in range(_RETRIES):
+            try:
+                with self.store.session(write=True) as s:
+                    replay = self._replay(s, key, command)
+                    if replay is not None:
+                        return replay
+                    case = s.get(CaseRow, case_id)
+                    if case is None:
+                        raise CaseNotFoundError(f"no case has the id {case_id}")
+                    if expected_version is not None and case.version != expected_version:
+                        raise ConflictError(
+                            f"case {case_id} is at version {case.version}, not {expected_version}: "
+                            "someone changed it; reload it and decide again"
+                        )
+                    if case.closed_at is not None:
+                        raise CommandError(f"case {case_id} is closed ({case.state}); it takes no more commands")
+                    last = self._last_event(s, case_id)
+                    last_at = last[0] if last else None
+                    if last_at is not None and when < last_at:
+                        raise BackdatingError(
+                            f"{when.isoformat()} is before the case's last event ({_iso(last_at)}); "
+                            "commands are recorded in order"
+                        )
+                    ctx = _Ctx(s, case, self.definition(case.workflow_version, s), self._person(s, actor), when,
+                               self._timers(s, case_id))
+                    from_state = case.state
+                    data = apply(ctx)
+                    trigger = data.pop("_trigger", None)
+                    self._append_event(s, case, command, when, actor, data, trigger=trigger,
+                                       from_state=from_state, to_state=case.state,
+                                       previous=last[1] if last else None)
+                    s.flush()
+                    view = self._view(ctx.definition, case, ctx.timers)
+                    if key:
+                        s.add(CommandRecord(key=key, command=command, case_id=case.id,
+                                            result=_canonical(view.to_dict()), created_at=when))
+                        s.flush()
+                return view
+            except (StaleDataError, sa.exc.IntegrityError) as exc:
+                if key or expected_version is not None:
+                    # A concurrent command with this key or on this version won: report it, never redo.
+                    with self.store.session() as s:
+                        replay = self._replay(s, key, command)
+                        if replay is not None:
+                            return replay
+                    raise ConflictError(
+                        f"case {case_id} was changed by another command at the same moment; reload it and retry"
+                    ) from exc
+                continue
+        raise ConflictError(f"case {case_id} is too busy: {_RETRIES} attempts lost to concurrent commands")
+
+    def _append_event(self, s: Session, case: CaseRow, kind: str, at: datetime, actor: str,  # noqa: PLR0917
+                      data: dict[str, Any], *, trigger: str | None, from_state: str | None,
+                      to_state: str | None, previous: str | None) -> None:
+        """Add the case's next event; ``previous`` is the hash of its last one (None for the first)."""
+        assert case.id is not None
+        seq = case.version + 1 if previous is not None else 1
+        if previous is not None:
+            case.version = seq  # version_id_col: UPDATE … WHERE version = old; a stale one raises
+        case.updated_at = at
+        row = EventRow(case_id=case.id, seq=seq, kind=kind, at=at, recorded_at=datetime.now(UTC), actor=actor,
+                       trigger=trigger, from_state=from_state, to_state=to_state, data=_canonical(data),
+                       prev_hash=previous or GENESIS_HASH, hash="")
+        row.hash = event_hash(row)
+        s.add(row)
+
+    @staticmethod
+    def _last_event(s: Session, case_id: int) -> tuple[datetime, str] | None:
+        row = s.exec(
+            select(EventRow.at, EventRow.hash).where(EventRow.case_id == case_id)
+            .order_by(EventRow.seq.desc()).limit(1)  # type: ignore[attr-defined]
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    @staticmethod
+    def _timers(s: Session, case_id: int) -> list[TimerRow]:
+        return list(s.exec(select(TimerRow).where(TimerRow.case_id == case_id)
+                           .order_by(TimerRow.id)))  # type: ignore[arg-type]
+
+    def open(
+        self,
+        workflow: str,
+        *,
+        actor: str,
+        at: datetime | None = None,
+        data: Mapping[str, Any] | None = None,
+        responsible: str | None = None,
+        key: str | None = None,
+    ) -> CaseView:
+        """Open a case under the latest definition of ``workflow``; the actor is 首问负责 unless told."""
+        when = self._now(at)
+        defn = self.registry.latest(workflow)
+        data = dict(data or {})
+        with self.store.session(write=True) as s:
+            replay = self._replay(s, key, "open")
+            if replay is not None:
+                return replay
+            opener = self._person(s, actor)
+            if not opener.admin and not (opener.role_set & set(defn.roles)):
+                raise PermissionDeniedError(
+                    f"{actor!r} (roles: {', '.join(sorted(opener.role_set)) or 'none'}) has no role in "
+                    f"{workflow!r}; its roles are {', '.join(defn.roles)}"
+                )
+            owner = self._person(s, responsible) if responsible else opener
+            # Pin the exact definition text; the in-process set spares a look-up on every open.
+            if defn.version not in self._stored_versions and s.get(WorkflowVersion, defn.version) is None:
+                s.add(WorkflowVersion(version=defn.version, key=defn.key, title=defn.title, text=defn.text,
+                                      loaded_at=when))
+                s.flush()
+            case = CaseRow(workflow_key=defn.key, workflow_version=defn.version, state=defn.initial, version=1,
+                           responsible_id=owner.id, unit=owner.unit, opened_by=actor, opened_at=when,
+                           updated_at=when, data=_canonical(data))
+            s.add(case)
+            s.flush()
+            assert case.id is not None
+            timers: list[TimerRow] = []
+            ctx = _Ctx(s, case, defn, opener, when, timers)
+            started = self._start_timers(ctx, defn.initial, None)
+            self._append_event(s, case, "open", when, actor, {"data": data, "responsible": owner.id,
+                                                                 "started": started, "workflow_version": defn.version},
+                               trigger=None, from_state=None, to_state=case.state, previous=None)
+            s.flush()
+            view = self._view(defn, case, timers)
+            if key:
+                s.add(CommandRecord(key=key, command="open", case_id=case.id, result=_canonical(view.to_dict()),
+                                    created_at=when))
+        self._stored_versions.add(defn.version)
+        return view
+
+    def fire(
+        self,
+        case_id: int,
+        trigger: str,
+        *,
+        actor: str,
+        at: datetime | None = None,
+        data: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        key: str | None = None,
+    ) -> CaseView:
+        """Fire ``trigger``: check roles and required data, move the state, stop and start timers."""
+        fields = dict(data or {})
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            defn, case = ctx.definition, ctx.case
+            transition = defn.find_transition(trigger, case.state)
+            allowed = defn.allowed_triggers(case.state)
+            state_label = defn.state(case.state).label
+            if transition is None:
+                known = any(t.trigger == trigger for t in defn.transitions)
+                what = f"{trigger!r} cannot be fired in state {case.state} ({state_label})" if known else \
+                    f"{defn.key} has no trigger {trigger!r}"
+                raise TransitionError(f"{what}; triggers allowed there: {', '.join(allowed) or 'none'}")
+            if transition.roles and not (ctx.actor.role_set & set(transition.roles)) and not ctx.actor.admin:
+                raise PermissionDeniedError(
+                    f"{ctx.actor.id!r} (roles: {', '.join(sorted(ctx.actor.role_set)) or 'none'}) may not fire "
+                    f"{trigger!r}; it needs one of: {', '.join(transition.roles)}"
+                )
+            missing = [f for f in transition.requires if f not in fields or fields[f] in (None, "")]
+            if missing:
+                raise CommandError(
+                    f"{trigger!r} needs the data field(s) {', '.join(missing)} (e.g. --data {missing[0]}=…)"
+                )
+            light = _Light(case.state)
+            try:
+                self._machine(defn).events[trigger].trigger(light)
+            except (MachineError, KeyError) as exc:
+                raise TransitionError(f"{trigger!r} refused in state {case.state}: {exc}") from None
+            from_state, case.state = case.state, light.state
+            merged = case.data_dict()
+            merged.update(fields)
+            case.data = _canonical(merged)
+            stopped = self._stop_timers(ctx, case.state, trigger)
+            started = self._start_timers(ctx, case.state if case.state != from_state else None, trigger)
+            if case.state in defn.final_states:
+                case.closed_at = ctx.at
+            return {"_trigger": trigger, "data": fields, "stopped": stopped, "started": started}
+
+        return self._run("fire", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
+                         apply=apply)
+
+    def pause(self, case_id: int, timer: str, *, reason: str, actor: str, at: datetime | None = None,
+              expected_version: int | None = None, key: str | None = None) -> CaseView:
+        """Stop a timer's clock for a reason its definition admits (函调, 鉴定, 补正 …)."""
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            row, tdef = self._active_timer(ctx, timer)
+            policy = tdef.pause_policy(reason)
+            if policy is None:
+                admitted = ", ".join(p for p, _ in _pause_items(tdef)) or "none"
+                raise TimerError(f"timer {timer!r} does not admit the pause reason {reason!r}; it admits: {admitted}")
+            if row.status != "running":
+                raise TimerError(f"timer {timer!r} is {row.status}, not running; only a running timer can pause")
+            if row.due_at is not None and ctx.at >= row.due_at:
+                raise TimerError(f"timer {timer!r} ran out at {_iso(row.due_at)}; it can no longer be paused")
+            pauses = json.loads(row.pauses)
+            pauses.append({"reason": reason, "from": ctx.at.astimezone(UTC).isoformat(), "to": None,
+                           "charged_to": policy.charged_to, "actor": ctx.actor.id})
+            row.pauses = _canonical(pauses)
+            row.status = "paused"
+            self._recompute(ctx, row)
+            return {"timer": timer, "reason": reason, "charged_to": policy.charged_to}
+
+        return self._run("pause", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
+                         apply=apply)
+
+    def resume(self, case_id: int, timer: str, *, actor: str, at: datetime | None = None,
+               expected_version: int | None = None, key: str | None = None) -> CaseView:
+        """Restart a paused timer; for day limits the days from the pause to the day before resuming are excluded."""
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            row, _tdef = self._active_timer(ctx, timer)
+            if row.status != "paused":
+                raise TimerError(f"timer {timer!r} is {row.status}, not paused")
+            pauses = json.loads(row.pauses)
+            pauses[-1]["to"] = ctx.at.astimezone(UTC).isoformat()
+            row.pauses = _canonical(pauses)
+            row.status = "running"
+            before = row.due_at
+            self._recompute(ctx, row)
+            return {"timer": timer, "reason": pauses[-1]["reason"], "due_at": _iso(row.due_at),
+                    "was_due_at": _iso(before)}
+
+        return self._run("resume", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
+                         apply=apply)
+
+    def extend(self, case_id: int, timer: str, *, by: TimeLimit | str, grounds: str, actor: str,
+               at: datetime | None = None, expected_version: int | None = None, key: str | None = None) -> CaseView:
+        """Extend a timer within its policy; the actor is the approver and needs an approving role."""
+        amount = TimeLimit.parse(by) if isinstance(by, str) else by
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            row, tdef = self._active_timer(ctx, timer)
+            if tdef.extension is None:
+                raise TimerError(f"timer {timer!r} ({tdef.label}) admits no extension ({tdef.basis})")
+            if not grounds or not grounds.strip():
+                raise TimerError("an extension needs its grounds (延期理由), which are told to the applicant")
+            limit = _limit_from_spec(row.limit_spec)
+            if amount.unit != limit.unit:
+                raise TimerError(f"timer {timer!r} runs in {limit.unit}; extend it by {limit.unit}, not {amount.unit}")
+            if row.status != "running":
+                raise TimerError(f"timer {timer!r} is {row.status}; only a running timer can be extended")
+            if row.due_at is not None and ctx.at >= row.due_at:
+                raise TimerError(
+                    f"timer {timer!r} ran out at {_iso(row.due_at)}; an extension must be approved before the "
+                    "limit runs out"
+                )
+            previous = json.loads(row.extensions)
+            policy = tdef.extension
+            if policy.max_times is not None and len(previous) >= policy.max_times:
+                raise TimerError(f"timer {timer!r} may be extended {policy.max_times} time(s); it has been already")
+            total = sum(int(e["amount"]) for e in previous) + amount.amount
+            tiers = [t for t in policy.tiers if not t.grounds or any(g in grounds for g in t.grounds)]
+            if not tiers:
+                all_grounds = sorted({g for t in policy.tiers for g in t.grounds})
+                raise TimerError(f"grounds {grounds!r} are not among those allowed: {', '.join(all_grounds)}")
+            permitted = [t for t in tiers if not t.approver_roles or ctx.actor.role_set & set(t.approver_roles)]
+            if not permitted:
+                roles = sorted({r for t in tiers for r in t.approver_roles})
+                raise PermissionDeniedError(
+                    f"{ctx.actor.id!r} may not approve this extension; it needs one of: {', '.join(roles)}"
+                )
+            fitting = [t for t in permitted if total <= t.max_total.amount
+                       and (t.min_each is None or amount.amount >= t.min_each.amount)]
+            if not fitting:
+                best = max(t.max_total.amount for t in permitted)
+                raise TimerError(
+                    f"extending {timer!r} by {amount} makes {total} {limit.unit} of extension in all; "
+                    f"the policy allows at most {best} {limit.unit} on these grounds"
+                )
+            previous.append({"amount": amount.amount, "grounds": grounds, "approver": ctx.actor.id,
+                             "at": ctx.at.astimezone(UTC).isoformat()})
+            row.extensions = _canonical(previous)
+            before = row.due_at
+            self._recompute(ctx, row)
+            return {"timer": timer, "by": str(amount), "grounds": grounds, "approver": ctx.actor.id,
+                    "due_at": _iso(row.due_at), "was_due_at": _iso(before)}
+
+        return self._run("extend", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
+                         apply=apply)
+
+    def hand_over(self, case_id: int, *, to: str, actor: str, slip: str | None = None, at: datetime | None = None,
+                  expected_version: int | None = None, key: str | None = None) -> CaseView:
+        """Hand the case to ``to`` (with the 交办单 number): the receiver becomes responsible."""
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            self._may_act_for(ctx, "hand over")
+            receiver = self._person(ctx.session, to)
+            before = ctx.case.responsible_id
+            ctx.case.responsible_id, ctx.case.unit = receiver.id, receiver.unit
+            return {"from": before, "to": receiver.id, "slip": slip, "unit": receiver.unit}
+
+        return self._run("hand_over", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
+                         apply=apply)
+
+    def reassign(self, case_id: int, *, to: str, actor: str, reason: str = "", at: datetime | None = None,
+                 expected_version: int | None = None, key: str | None = None) -> CaseView:
+        """A leader (or administrator) gives the case to someone else."""
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            current = self._person(ctx.session, ctx.case.responsible_id)
+            if not ctx.actor.admin and current.leader_id != ctx.actor.id:
+                raise PermissionDeniedError(
+                    f"{ctx.actor.id!r} is not the leader of {current.id!r} nor an administrator; ask them to reassign"
+                )
+            receiver = self._person(ctx.session, to)
+            ctx.case.responsible_id, ctx.case.unit = receiver.id, receiver.unit
+            return {"from": current.id, "to": receiver.id, "reason": reason}
+
+        return self._run("reassign", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
+                         apply=apply)
+
+    def close(self, case_id: int, *, actor: str, reason: str, at: datetime | None = None,
+              expected_version: int | None = None, key: str | None = None) -> CaseView:
+        """Close a case outside its workflow (withdrawn, merged, transferred): every timer stops."""
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            if not reason or not reason.strip():
+                raise CommandError("closing a case outside its workflow needs a reason")
+            self._may_act_for(ctx, "close")
+            stopped = []
+            for row in ctx.timers:
+                if row.status in ACTIVE:
+                    self._finish(ctx, row, "stopped")
+                    stopped.append(row.name)
+            ctx.case.closed_at = ctx.at
+            ctx.case.close_reason = reason
+            return {"reason": reason, "stopped": stopped}
+
+        return self._run("close", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
+                         apply=apply)
+
+    def _may_act_for(self, ctx: _Ctx, what: str) -> None:
+        actor, case = ctx.actor, ctx.case
+        if actor.admin or actor.id == case.responsible_id:
+            return
+        current = ctx.session.get(Person, case.responsible_id)
+        if current is not None and current.leader_id == actor.id:
+            return
+        if self.stand_in(ctx.session, case.responsible_id, ctx.at.astimezone(ZONE).date()) == actor.id:
+            return
+        raise PermissionDeniedError(
+            f"{actor.id!r} may not {what} case {case.id}: only the responsible person ({case.responsible_id}), "
+            "their leader, their substitute while they are absent, or an administrator may"
+        )
+
+    # ------------------------------------------------------------------ timers
+
+    def _active_timer(self, ctx: _Ctx, name: str) -> tuple[TimerRow, TimerDef]:
+        try:
+            tdef = ctx.definition.timer(name)
+        except (KeyError, LookupError):
+            names = ", ".join(t.name for t in ctx.definition.timers)
+            raise TimerError(f"{ctx.definition.key} has no timer {name!r}; its timers are {names}") from None
+        for row in reversed(ctx.timers):
+            if row.name == name and row.status in ACTIVE:
+                return row, tdef
+        running = ", ".join(r.name for r in ctx.timers if r.status in ACTIVE) or "none"
+        raise TimerError(f"timer {name!r} is not running on case {ctx.case.id}; running timers: {running}")
+
+    def _start_timers(self, ctx: _Ctx, state: str | None, trigger: str | None) -> list[str]:
+        started = []
+        for tdef in ctx.definition.timers_started_by(state, trigger):
+            if any(r.name == tdef.name and r.status in ACTIVE for r in ctx.timers):
+                continue
+            rounds = [r.round for r in ctx.timers if r.name == tdef.name]
+            assert ctx.case.id is not None
+            row = TimerRow(case_id=ctx.case.id, name=tdef.name, round=max(rounds, default=0) + 1, status="running",
+                           kind=tdef.kind, limit_spec=_limit_spec(tdef.limit), started_at=ctx.at)
+            self._recompute(ctx, row, tdef=tdef)
+            row.original_due_at = row.due_at
+            ctx.session.add(row)
+            ctx.timers.append(row)
+            started.append(tdef.name)
+        return started
+
+    def _stop_timers(self, ctx: _Ctx, state: str, trigger: str) -> list[dict[str, Any]]:
+        stopped = []
+        final = state in ctx.definition.final_states
+        for row in ctx.timers:
+            if row.status not in ACTIVE:
+                continue
+            try:
+                tdef = ctx.definition.timer(row.name)
+            except (KeyError, LookupError):
+                continue
+            if state in tdef.stop_states or trigger in tdef.stop_triggers:
+                status = "met" if row.due_at is None or ctx.at < row.due_at else "breached"
+            elif final:
+                status = "stopped"
+            else:
+                continue
+            self._finish(ctx, row, status)
+            stopped.append({"timer": row.name, "status": status})
+        return stopped
+
+    def _finish(self, ctx: _Ctx, row: TimerRow, status: str) -> None:
+        if row.status == "paused":
+            pauses = json.loads(row.pauses)
+            pauses[-1]["to"] = ctx.at.astimezone(UTC).isoformat()
+            row.pauses = _canonical(pauses)
+        row.status = status
+        row.stopped_at = ctx.at
+        row.next_alert_at = None
+
+    def _recompute(self, ctx: _Ctx, row: TimerRow, *, tdef: TimerDef | None = None) -> None:
+        tdef = tdef or ctx.definition.timer(row.name)
+        self._apply_due(row, tdef, self.calendar)
+
+    def _apply_due(self, row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> None:
+        due = timer_due(row, tdef, calendar)
+        if due is None:
+            row.due_at, row.last_day, row.warn_at, row.provisional, row.next_alert_at = None, None, None, False, None
+            return
+        row.due_at, row.last_day, row.provisional = due.due_at, due.last_day, due.provisional
+        row.warn_at = warn_instant(due, tdef, calendar, row.started_at)
+        if row.status != "running":
+            row.next_alert_at = None
+        elif row.alert_level is None:
+            row.next_alert_at = row.warn_at if row.warn_at is not None else row.due_at
+        elif row.alert_level == "warning":
+            row.next_alert_at = row.due_at
+        # Overdue and escalated timers: the scheduler owns their next alert instant.
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, case_id: int) -> CaseView:
+        """The case as it stands."""
+        with self.store.session() as s:
+            case = s.get(CaseRow, case_id)
+            if case is None:
+                raise CaseNotFoundError(f"no case has the id {case_id}")
+            return self._view(self.definition(case.workflow_version, s), case, self._timers(s, case_id))
+
+    def history(self, case_id: int) -> list[EventView]:
+        """Every event of the case, oldest first."""
+        with self.store.session() as s:
+            if s.get(CaseRow, case_id) is None:
+                raise CaseNotFoundError(f"no case has the id {case_id}")
+            rows = s.exec(select(EventRow).where(EventRow.case_id == case_id)
+                          .order_by(EventRow.seq))  # type: ignore[arg-type]
+            return [EventView(r.seq, r.kind, r.at.astimezone(ZONE), r.actor, trigger=r.trigger,
+                              from_state=r.from_state, to_state=r.to_state, data=json.loads(r.data), hash=r.hash)
+                    for r in rows]
+
+    def allowed_triggers(self, case_id: int, person_id: str) -> list[str]:
+        """The triggers ``person_id`` may fire on the case now."""
+        with self.store.session() as s:
+            case = s.get(CaseRow, case_id)
+            if case is None:
+                raise CaseNotFoundError(f"no case has the id {case_id}")
+            if case.closed_at is not None:
+                return []
+            person = self._person(s, person_id)
+            defn = self.definition(case.workflow_version, s)
+            result = []
+            for trig in defn.allowed_triggers(case.state):
+                t = defn.find_transition(trig, case.state)
+                if t is not None and (not t.roles or person.admin or person.role_set & set(t.roles)):
+                    result.append(trig)
+            return result
+
+    def queue(self, person_id: str, *, at: datetime | None = None) -> list[QueueItem]:
+        """The running clocks a person answers for, most urgent first (overdue, then least time left).
+
+        Includes the cases of people who are absent and have this person as substitute (AB岗).
+        """
+        now = require_aware(at, "queue instant") if at is not None else require_aware(self.clock.now(), "clock")
+        today = now.astimezone(ZONE).date()
+        with self.store.session() as s:
+            self._person(s, person_id)
+            absent_for = [p.id for p in s.exec(select(Person).where(Person.substitute_id == person_id))
+                          if self.stand_in(s, p.id, today) == person_id]
+            whose = [person_id, *absent_for] if self.stand_in(s, person_id, today) == person_id else absent_for
+            if not whose:
+                return []
+            rows = s.exec(
+                select(CaseRow, TimerRow).join(TimerRow, TimerRow.case_id == CaseRow.id)  # type: ignore[arg-type]
+                .where(CaseRow.responsible_id.in_(whose), CaseRow.closed_at.is_(None),  # type: ignore[attr-defined, union-attr]
+                       TimerRow.status.in_(ACTIVE))  # type: ignore[attr-defined]
+            ).all()
+            items = []
+            for case, timer in rows:
+                defn = self.definition(case.workflow_version, s)
+                try:
+                    label = defn.timer(timer.name).label
+                except (KeyError, LookupError):
+                    label = timer.name
+                overdue = timer.due_at is not None and now >= timer.due_at and timer.status == "running"
+                items.append(QueueItem(
+                    case.id or 0, case.workflow_key, case.state, timer.name, label, timer.status, _local(timer.due_at),
+                    timer.last_day, overdue, self.time_left(timer, now), responsible=case.responsible_id,
+                    via_substitute_for=case.responsible_id if case.responsible_id != person_id else None,
+                ))
+        far = datetime.max.replace(tzinfo=UTC)
+        items.sort(key=lambda i: (i.status != "running", i.due_at or far, i.case_id))
+        return items
+
+    def time_left(self, timer: TimerRow, now: datetime) -> str:
+        """``还剩 2 个工作日`` / ``逾期 3 小时`` — in working days for working-day limits, else days or hours."""
+        if timer.status == "paused":
+            return "暂停中"
+        if timer.due_at is None or timer.last_day is None:
+            return ""
+        limit = _limit_from_spec(timer.limit_spec)
+        if limit.is_clock or timer.due_at - now < timedelta(days=1):
+            seconds = (timer.due_at - now).total_seconds()
+            hours, minutes = divmod(int(abs(seconds)) // 60, 60)
+            text = f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分"
+            return f"还剩 {text}" if seconds > 0 else f"逾期 {text}"
+        today = now.astimezone(ZONE).date()
+        if limit.unit == "working_days":
+            left = self.calendar.working_days_between(today, timer.last_day)
+            unit = "个工作日"
+        else:
+            left = (timer.last_day - today).days
+            unit = "天"
+        return f"还剩 {left} {unit}" if left >= 0 else f"逾期 {-left} {unit}"
+
+    def cases(self, *, unit: str | None = None, open_only: bool = True, limit: int = 1000) -> list[CaseView]:
+        """Cases, newest first, optionally of one unit."""
+        with self.store.session() as s:
+            query = select(CaseRow).order_by(CaseRow.id.desc()).limit(limit)  # type: ignore[union-attr]
+            if unit is not None:
+                query = query.where(CaseRow.unit == unit)
+            if open_only:
+                query = query.where(CaseRow.closed_at.is_(None))  # type: ignore[union-attr]
+            result = []
+            for case in s.exec(query):
+                result.append(self._view(self.definition(case.workflow_version, s), case,
+                                         self._timers(s, case.id or 0)))
+            return result
+
+    def _view(self, defn: WorkflowDef, case: CaseRow, timers: list[TimerRow]) -> CaseView:
+        views = []
+        for row in timers:
+            try:
+                label = defn.timer(row.name).label
+            except (KeyError, LookupError):
+                label = row.name
+            pauses = json.loads(row.pauses)
+            paused_since = None
+            if row.status == "paused" and pauses:
+                paused_since = datetime.fromisoformat(pauses[-1]["from"])
+            limit = _limit_from_spec(row.limit_spec)
+            extra = sum(int(e["amount"]) for e in json.loads(row.extensions))
+            views.append(TimerView(
+                row.name, label, row.status, _local(row.due_at), row.last_day, row.provisional,
+                limit=str(TimeLimit(limit.amount + extra, limit.unit, roll_forward=limit.roll_forward)),
+                started_at=_local(row.started_at) or row.started_at, warn_at=_local(row.warn_at),
+                original_due_at=_local(row.original_due_at), paused_since=_local(paused_since), kind=row.kind,
+            ))
+        try:
+            state_label = defn.state(case.state).label
+        except (KeyError, LookupError):
+            state_label = case.state
+        return CaseView(
+            case.id or 0, case.workflow_key, case.state, case.version, case.responsible_id, unit=case.unit,
+            state_label=state_label, workflow_version=case.workflow_version, opened_at=_local(case.opened_at),
+            closed_at=_local(case.closed_at), data=case.data_dict(), timers=tuple(views),
+        )
+
+    # ------------------------------------------------------------------ calendar reload
+
+    def reload_calendar(self, calendar: WorkCalendar, *, source: str, actor: str = "system") -> list[dict[str, Any]]:
+        """Switch to ``calendar`` and recompute every open day-based timer whose answer changes.
+
+        Each change is written as an event on its case: "due moved from … to … : holidays/2027.yaml".
+        """
+        changes: list[dict[str, Any]] = []
+        with self.store.session() as s:
+            ids = list(s.exec(
+                select(TimerRow.case_id).where(TimerRow.status.in_(ACTIVE)).distinct()  # type: ignore[attr-defined]
+            ))
+        now = require_aware(self.clock.now(), "clock")
+        for case_id in ids:
+            for _attempt in range(_RETRIES):
+                try:
+                    with self.store.session(write=True) as s:
+                        case = s.get(CaseRow, case_id)
+                        if case is None:
+                            break
+                        defn = self.definition(case.workflow_version, s)
+                        moved = []
+                        for row in self._timers(s, case_id):
+                            if row.status not in ACTIVE or _limit_from_spec(row.limit_spec).is_clock:
+                                continue
+                            before = (row.due_at, row.provisional)
+                            self._apply_due(row, defn.timer(row.name), calendar)
+                            if (row.due_at, row.provisional) != before:
+                                moved.append({"timer": row.name, "from": _iso(before[0]), "to": _iso(row.due_at),
+                                              "provisional": row.provisional, "source": source,
+                                              "message": f"due moved from {_iso(before[0])} to {_iso(row.due_at)} : "
+                                                         f"{source}"})
+                        if moved:
+                            last = self._last_event(s, case_id)
+                            self._append_event(s, case, "recompute", max(now, case.updated_at), actor,
+                                               {"moved": moved, "source": source}, trigger=None,
+                                               from_state=case.state, to_state=case.state,
+                                               previous=last[1] if last else None)
+                            changes.extend({"case": case_id, **m} for m in moved)
+                    break
+                except (StaleDataError, sa.exc.IntegrityError):
+                    continue
+        self.calendar = calendar
+        return changes
+
+    # ------------------------------------------------------------------ audit
+
+    def verify_audit(self, *, case_id: int | None = None) -> list[AuditProblem]:
+        """Check every case's hash chain; name each edited, inserted or deleted event."""
+        problems: list[AuditProblem] = []
+        with self.store.session() as s:
+            cases = sa.select(CaseRow.__table__.c.id, CaseRow.__table__.c.version).order_by(  # type: ignore[attr-defined]
+                CaseRow.__table__.c.id)  # type: ignore[attr-defined]
+            if case_id is not None:
+                cases = cases.where(CaseRow.__table__.c.id == case_id)  # type: ignore[attr-defined]
+            for cid, version in s.execute(cases):
+                problems.extend(self._verify_case(s, int(cid), int(version)))
+        return problems
+
+    @staticmethod
+    def _verify_case(s: Session, case_id: int, version: int) -> Iterator[AuditProblem]:
+        rows = s.exec(select(EventRow).where(EventRow.case_id == case_id)
+                      .order_by(EventRow.seq))  # type: ignore[arg-type]
+        expected_seq, previous = 1, GENESIS_HASH
+        for row in rows:
+            if row.seq != expected_seq:
+                yield AuditProblem(case_id, expected_seq, None,
+                                   f"event #{expected_seq} is missing (next stored is #{row.seq}): deleted")
+            if row.prev_hash != previous:
+                yield AuditProblem(case_id, row.seq, row.id,
+                                   "does not follow its predecessor's hash: an event before it was changed, "
+                                   "inserted or deleted")
+            if event_hash(row) != row.hash:
+                yield AuditProblem(case_id, row.seq, row.id, "its content does not match its hash: edited")
+            expected_seq, previous = row.seq + 1, row.hash
+        if expected_seq - 1 != version:
+            yield AuditProblem(case_id, None, None,
+                               f"the case is at version {version} but its history ends at event #{expected_seq - 1}")
+
+    def assert_audit(self) -> None:
+        """Raise :class:`AuditError` naming the first problem, if any."""
+        problems = self.verify_audit()
+        if problems:
+            raise AuditError(f"{len(problems)} audit problem(s); first: {problems[0]}")
+
+
+# ------------------------------------------------------------------------------------- timer maths
+
+
+def _limit_spec(limit: TimeLimit) -> str:
+    return _canonical({"amount": limit.amount, "unit": limit.unit, "roll_forward": limit.roll_forward,
+                       "month_end": limit.month_end, "start_day": limit.start_day, "hour_start": limit.hour_start})
+
+
+def _limit_from_spec(spec: str) -> TimeLimit:
+    data = json.loads(spec)
+    return TimeLimit(data["amount"], data["unit"], roll_forward=data["roll_forward"], month_end=data["month_end"],
+                     start_day=data["start_day"], hour_start=data["hour_start"])
+
+
+def _local(value: datetime | None) -> datetime | None:
+    return value.astimezone(ZONE) if value is not None else None
+
+
+def _pause_items(tdef: TimerDef) -> list[tuple[str, Any]]:
+    pauses = tdef.pauses
+    return list(pauses.items()) if isinstance(pauses, Mapping) else list(pauses)
+
+
+def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | None:
+    """A timer's due instant from its start, limit, extensions and pause ledger.
+
+    A pause on day P resumed on day R excludes days P..R-1 for day limits (the resume day counts);
+    for hour limits the paused duration is added. A pause reason with a cap excludes at most the
+    cap. An open pause without a cap leaves the due instant unknown (None).
+    """
+    base = _limit_from_spec(row.limit_spec)
+    extra = sum(int(e["amount"]) for e in json.loads(row.extensions))
+    limit = TimeLimit(base.amount + extra, base.unit, roll_forward=base.roll_forward, month_end=base.month_end,
+                      start_day=base.start_day, hour_start=base.hour_start)
+    excluded: list[tuple[Any, Any, str]] = []
+    for pause in json.loads(row.pauses):
+        start = datetime.fromisoformat(pause["from"])
+        end = datetime.fromisoformat(pause["to"]) if pause.get("to") else None
+        policy = tdef.pause_policy(pause["reason"])
+        if policy is not None and policy.cap is not None:
+            cap_end = compute_due(start, policy.cap, calendar=calendar).due_at
+            end = cap_end if end is None else min(end, cap_end)
+        if end is None:
+            return None
+        if limit.is_clock:
+            if end > start:
+                excluded.append((start, end, pause["reason"]))
+        else:
+            first = start.astimezone(ZONE).date()
+            last = end.astimezone(ZONE).date() - timedelta(days=1)
+            if last >= first:
+                excluded.append((first, last, pause["reason"]))
+    try:
+        return compute_due(row.started_at, limit, excluded=excluded, calendar=calendar)
+    except TimeLimitError:
+        raise
+
+
+def warn_instant(due: Due, tdef: TimerDef, calendar: WorkCalendar, started_at: datetime) -> datetime | None:
+    """When the warning (yellow card) is due: ``warn_before`` ahead of the due instant; None if before the start."""
+    before = tdef.warn_before
+    if before is None:
+        return None
+    if before.is_clock:
+        step = timedelta(hours=1) if before.unit == "hours" else timedelta(minutes=1)
+        warn = due.due_at - before.amount * step
+    elif before.unit == "working_days":
+        day = calendar.add_working_days(due.last_day, -before.amount) if before.amount else due.last_day
+        warn = datetime.combine(day + timedelta(days=1), time(0), tzinfo=ZONE)
+    else:
+        days = before.amount * (30 if before.unit == "months" else 1)
+        warn = datetime.combine(due.last_day - timedelta(days=days - 1), time(0), tzinfo=ZONE)
+    if warn <= started_at or warn >= due.due_at:
+        return None
+    return warn
+
+
+def _view_from_json(data: dict[str, Any]) -> CaseView:
+    def dt(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    timers = tuple(
+        TimerView(t["name"], t.get("label", t["name"]), t["status"], dt(t["due_at"]),
+                  date.fromisoformat(t["last_day"]) if t.get("last_day") else None, bool(t["provisional"]),
+                  limit=t.get("limit", ""), started_at=dt(t.get("started_at")) or datetime.now(UTC),
+                  warn_at=dt(t.get("warn_at")), original_due_at=dt(t.get("original_due_at")),
+                  paused_since=dt(t.get("paused_since")), kind=t.get("kind", "statutory"))
+        for t in data.get("timers", [])
+    )
+    return CaseView(data["id"], data["workflow"], data["state"], data["version"], data["responsible"],
+                    unit=data.get("unit", ""), state_label=data.get("state_label", ""),
+                    workflow_version=data.get("workflow_version", ""), opened_at=dt(data.get("opened_at")),
+                    closed_at=dt(data.get("closed_at")), data=data.get("data", {}), timers=timers)

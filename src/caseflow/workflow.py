@@ -1,0 +1,1241 @@
+"""Procedure definitions as data: states, transitions, roles, and the time limits that run between them.
+
+A procedure (户口迁移, 刑事拘留, 信访, 行政许可 …) is written once as a YAML file in ``workflows/`` and read
+into a frozen :class:`WorkflowDef`. The engine builds one ``transitions.Machine`` per definition version
+from :meth:`WorkflowDef.transitions_kwargs` and asks the definition which timers a transition starts
+and stops; it never hard-codes a procedure.
+
+The file format (see the shipped ``workflows/*.yaml`` for complete, commented examples)::
+
+    key: hukou_transfer                       # lower-case identifier, unique among the loaded files
+    title: 户口迁移(派出所户籍窗口)
+    basis: 派出所户籍窗口优质服务操作规范 六、户籍窗口办理时限   # optional, the procedure's source
+    roles: {household_police: 户籍民警, station_leader: 所领导}
+    states:                                   # exactly one initial state, at least one final state
+      - {name: accepted, label: 已受理, initial: true}
+      - {name: completed, label: 已办结, final: true}
+    transitions:
+      - {trigger: complete, from: accepted, to: completed, roles: [household_police],
+         requires: [slip_no], label: 办结}
+      - {trigger: reject, from: "*", to: rejected}      # "*": every non-final state but the target
+      - {trigger: note, from: "*", internal: true}      # stays in its state; starts no state timer
+    timers:
+      - name: verification
+        label: 社区民警核查
+        limit: 3 working_days                 # any TimeLimit.parse text
+        basis: 派出所户籍窗口优质服务操作规范 六(二) …    # required: the article or rule behind the limit
+        start: {state: verifying}             # or {trigger: some_trigger}; exactly one
+        stop: {states: [reporting], triggers: []}
+        kind: statutory                       # statutory (law) or promised (a service commitment)
+        pauses: {函调: {cap: 30 days, charged_to: law}}
+        extension: {tiers: [{grounds: [], max_total: 10 working_days, approver_roles: [head]}],
+                    max_times: 1}
+        warn_before: 1 working_days           # optional; see default_warn_before()
+        options: {roll_forward: false}        # TimeLimit options: roll_forward, month_end, start_day,
+                                              # hour_start
+
+How timers run (the contract with the engine):
+
+- A timer starts when its start state is *entered* by a transition (or the case opens in it), or when
+  its start trigger fires. An internal transition (``internal: true``) does not re-enter its state, so
+  it starts no state timer: use :meth:`WorkflowDef.timers_started_on`.
+- It is met when a stop state is entered or a stop trigger fires. Reaching a final state ends every
+  running timer. Leaving the start state by any other route does not stop it: a limit such as
+  "deliver within 24 hours of detention" keeps running across states until it is met.
+- Extension tiers are alternatives, not steps: the total extension granted on a timer may not exceed
+  the ``max_total`` of the tier whose grounds were stated (:meth:`ExtensionPolicy.tier_for`).
+
+Every refusal is a :class:`~caseflow.errors.WorkflowError` naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, NoReturn, TypeVar, cast, get_args
+
+import yaml
+
+# _yaml only offers a path-based loader; parse_workflow must read text (a store keeps the text).
+from caseflow._yaml import LineDict, LineList, load_yaml_text
+from caseflow.errors import TimeLimitError, WorkflowError, WorkflowNotFoundError
+from caseflow.timelimits import TimeLimit, Unit
+
+__all__ = [
+    "ChargedTo",
+    "ExtensionPolicy",
+    "ExtensionTier",
+    "FrozenMap",
+    "PausePolicy",
+    "StateDef",
+    "TimerDef",
+    "TimerKind",
+    "TransitionDef",
+    "WorkflowDef",
+    "WorkflowRegistry",
+    "default_warn_before",
+    "load_workflow",
+    "load_workflows",
+    "mermaid",
+    "parse_workflow",
+    "shipped_workflows_dir",
+]
+
+TimerKind = Literal["statutory", "promised"]
+ChargedTo = Literal["applicant", "law", "unit"]
+TIMER_KINDS: tuple[TimerKind, ...] = get_args(TimerKind)
+CHARGED_TO: tuple[ChargedTo, ...] = get_args(ChargedTo)
+
+#: "*" in a transition's ``from``: every non-final state (except the target of an external transition).
+ANY_STATE = "*"
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_CLOCK_UNITS: frozenset[str] = frozenset({"hours", "minutes"})
+_MINUTES = {"hours": 60, "minutes": 1}
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenMap(Mapping[K, V]):
+    """A read-only, hashable mapping, so frozen definitions holding one stay hashable."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
+        self._data: dict[K, V] = dict(items)
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+
+def _fail(message: str, fld: str = "") -> NoReturn:
+    """Raise a WorkflowError without file or line; the parser adds them (see ``_Parser.rewrap``)."""
+    raise WorkflowError(message, field=fld)
+
+
+def _check_name(value: object, what: str, fld: str) -> None:
+    if not isinstance(value, str) or not _NAME.match(value):
+        _fail(f"{what} must be an identifier (letters, digits, _; not starting with a digit), got {value!r}",
+              fld)
+
+
+def _check_label(value: object, what: str, fld: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        _fail(f"{what} must be a non-empty text, got {value!r}", fld)
+
+
+def _quoted(names: Iterable[str]) -> str:
+    items = [repr(n) for n in names]
+    return ", ".join(items) if items else "(none)"
+
+
+@dataclass(frozen=True)
+class StateDef:
+    """One state of a procedure: ``name`` (identifier), Chinese ``label``, ``final`` when the case ends."""
+
+    name: str
+    label: str
+    final: bool = field(default=False, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "a state name", "name")
+        _check_label(self.label, f"the label of state {self.name!r}", "label")
+        if not isinstance(self.final, bool):
+            _fail(f"final must be true or false, got {self.final!r}", "final")
+
+
+@dataclass(frozen=True)
+class TransitionDef:
+    """A trigger that moves a case from one of ``sources`` to ``dest``.
+
+    ``roles`` empty means any role may fire it; ``requires`` names the data fields the command must
+    carry (for instance the number of the 受理户口交办单). An ``internal`` transition stays in its
+    single source state (``dest == sources[0]``) without re-entering it.
+    """
+
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    roles: tuple[str, ...] = ()
+    requires: tuple[str, ...] = field(default=(), kw_only=True)
+    label: str = field(default="", kw_only=True)
+    internal: bool = field(default=False, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _check_name(self.trigger, "a trigger", "trigger")
+        if not isinstance(self.sources, tuple) or not self.sources:
+            _fail(f"transition {self.trigger!r} needs a tuple of one or more source states, "
+                  f"got {self.sources!r}", "from")
+        for source in self.sources:
+            _check_name(source, f"a source state of {self.trigger!r}", "from")
+        _check_name(self.dest, f"the target state of {self.trigger!r}", "to")
+        for role in self.roles:
+            _check_name(role, f"a role of {self.trigger!r}", "roles")
+        for name in self.requires:
+            _check_name(name, f"a required field of {self.trigger!r}", "requires")
+        if self.internal and self.sources != (self.dest,):
+            _fail(f"internal transition {self.trigger!r} must stay in its one source state, "
+                  f"got sources {self.sources!r} and target {self.dest!r}", "internal")
+
+    def allows(self, roles: Iterable[str]) -> bool:
+        """True when an actor holding ``roles`` may fire this transition."""
+        return not self.roles or any(role in self.roles for role in roles)
+
+    def missing_fields(self, data: Mapping[str, object]) -> list[str]:
+        """The required fields absent from (or empty in) a command's ``data``."""
+        return [name for name in self.requires if data.get(name) in (None, "", [], {})]
+
+
+@dataclass(frozen=True)
+class PausePolicy:
+    """A reason the clock may stop (函调, 听证, 补正 …), how long one pause may last, and who bears it.
+
+    ``charged_to``: ``applicant`` (补正: the applicant owes material), ``law`` (time the statute itself
+    excludes: 函调, 鉴定, 听证, 检验 …), ``unit`` (the unit's own choice, reported as such).
+    """
+
+    reason: str
+    cap: TimeLimit | None = field(default=None, kw_only=True)
+    charged_to: ChargedTo = field(default="law", kw_only=True)
+
+    def __post_init__(self) -> None:
+        _check_label(self.reason, "a pause reason", "pauses")
+        if self.cap is not None:
+            if not isinstance(self.cap, TimeLimit):
+                _fail(f"the cap of pause {self.reason!r} must be a TimeLimit, got {self.cap!r}", "cap")
+            if self.cap.amount <= 0:
+                _fail(f"the cap of pause {self.reason!r} must be longer than zero, got {self.cap}; "
+                      "leave it out for no cap", "cap")
+        if self.charged_to not in CHARGED_TO:
+            _fail(f"charged_to of pause {self.reason!r} is {self.charged_to!r}; "
+                  f"allowed: {_quoted(CHARGED_TO)}", "charged_to")
+
+
+@dataclass(frozen=True)
+class ExtensionTier:
+    """One way to extend a limit: on ``grounds`` (empty = any stated grounds), by at most ``max_total``
+    in all, each grant at least ``min_each``, approved by one of ``approver_roles`` (empty = any role).
+    """
+
+    grounds: tuple[str, ...]
+    max_total: TimeLimit
+    min_each: TimeLimit | None = field(default=None, kw_only=True)
+    approver_roles: tuple[str, ...] = field(default=(), kw_only=True)
+
+    def __post_init__(self) -> None:
+        for ground in self.grounds:
+            _check_label(ground, "an extension ground", "grounds")
+        if not isinstance(self.max_total, TimeLimit) or self.max_total.amount <= 0:
+            _fail(f"an extension tier's max_total must be a limit longer than zero, got {self.max_total!r}",
+                  "max_total")
+        if self.min_each is not None:
+            if not isinstance(self.min_each, TimeLimit) or self.min_each.amount <= 0:
+                _fail(f"min_each must be a limit longer than zero, got {self.min_each!r}", "min_each")
+            if self.min_each.unit != self.max_total.unit:
+                _fail(f"min_each ({self.min_each.unit}) and max_total ({self.max_total.unit}) "
+                      "must use the same unit", "min_each")
+            if self.min_each.amount > self.max_total.amount:
+                _fail(f"min_each {self.min_each.amount} exceeds max_total {self.max_total.amount}",
+                      "min_each")
+        for role in self.approver_roles:
+            _check_name(role, "an approver role", "approver_roles")
+
+    def covers(self, ground: str | None) -> bool:
+        """True when this tier admits an extension on ``ground`` (any ground if the tier names none)."""
+        return not self.grounds or ground in self.grounds
+
+
+@dataclass(frozen=True)
+class ExtensionPolicy:
+    """How a limit may be extended: alternative ``tiers``, and at most ``max_times`` grants (None = any)."""
+
+    tiers: tuple[ExtensionTier, ...]
+    max_times: int | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tiers, tuple) or not self.tiers:
+            _fail("an extension needs at least one tier", "tiers")
+        units = {tier.max_total.unit for tier in self.tiers}
+        if len(units) > 1:
+            _fail(f"extension tiers mix units {sorted(units)}; use the timer's unit throughout", "tiers")
+        if self.max_times is not None and (
+            not isinstance(self.max_times, int) or isinstance(self.max_times, bool) or self.max_times < 1
+        ):
+            _fail(f"max_times must be a whole number of at least 1 (or left out), got {self.max_times!r}",
+                  "max_times")
+
+    def tier_for(self, ground: str | None) -> ExtensionTier | None:
+        """The most generous tier that admits ``ground``, or None when no tier does."""
+        tiers = [tier for tier in self.tiers if tier.covers(ground)]
+        return max(tiers, key=lambda tier: tier.max_total.amount) if tiers else None
+
+    @property
+    def max_total(self) -> TimeLimit:
+        """The longest extension any tier allows."""
+        return max((tier.max_total for tier in self.tiers), key=lambda limit: limit.amount)
+
+
+# The sentinel is compared by identity: a real 0-minute warning given by a caller is kept.
+_AUTO_WARN = TimeLimit(0, "minutes")
+
+
+def default_warn_before(limit: TimeLimit) -> TimeLimit:
+    """When to warn by default: 1 working day before a working-day limit, 1 day before a day or month
+    limit, a quarter of the limit (in minutes) before an hour or minute limit — never more than the limit.
+    """
+    if limit.unit == "working_days":
+        return TimeLimit(min(1, limit.amount), "working_days")
+    if limit.unit == "days":
+        return TimeLimit(min(1, limit.amount), "days")
+    if limit.unit == "months":
+        return TimeLimit(1 if limit.amount else 0, "days")
+    return TimeLimit(limit.amount * _MINUTES[limit.unit] // 4, "minutes")
+
+
+def _warn_units(unit: Unit) -> set[str]:
+    allowed = {unit, *_CLOCK_UNITS}
+    if unit == "months":
+        allowed.add("days")
+    return allowed
+
+
+@dataclass(frozen=True)
+class TimerDef:
+    """A time limit that runs between states: what it is, the rule behind it, when it starts and stops.
+
+    Exactly one of ``start_state`` (entering it starts the timer) and ``start_trigger`` (firing it
+    does). The timer is met on entering one of ``stop_states`` or firing one of ``stop_triggers``
+    (several timers may run in one state, each met by its own trigger, e.g. after detention), and it
+    ends in any final state. ``kind`` is ``statutory`` for a limit set by law and ``promised`` for a
+    service commitment (承诺时限). ``warn_before`` defaults to :func:`default_warn_before`.
+    """
+
+    name: str
+    label: str
+    limit: TimeLimit
+    basis: str = field(kw_only=True)
+    start_state: str | None = field(default=None, kw_only=True)
+    start_trigger: str | None = field(default=None, kw_only=True)
+    stop_states: frozenset[str] = field(default=frozenset(), kw_only=True)
+    stop_triggers: frozenset[str] = field(default=frozenset(), kw_only=True)
+    kind: TimerKind = field(default="statutory", kw_only=True)
+    pauses: Mapping[str, PausePolicy] = field(default_factory=FrozenMap, kw_only=True)
+    extension: ExtensionPolicy | None = field(default=None, kw_only=True)
+    warn_before: TimeLimit = field(default=_AUTO_WARN, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "a timer name", "name")
+        _check_label(self.label, f"the label of timer {self.name!r}", "label")
+        if not isinstance(self.limit, TimeLimit):
+            _fail(f"the limit of timer {self.name!r} must be a TimeLimit, got {self.limit!r}", "limit")
+        if not isinstance(self.basis, str) or not self.basis.strip():
+            _fail(f"timer {self.name!r} must cite its basis (the article or rule behind the limit), "
+                  f"got {self.basis!r}", "basis")
+        if (self.start_state is None) == (self.start_trigger is None):
+            _fail(f"timer {self.name!r} must start on exactly one of a state or a trigger, got "
+                  f"state={self.start_state!r}, trigger={self.start_trigger!r}", "start")
+        if self.kind not in TIMER_KINDS:
+            _fail(f"timer {self.name!r} has kind {self.kind!r}; allowed: {_quoted(TIMER_KINDS)}", "kind")
+        # Plain sets and dicts are accepted and frozen, so a hand-built TimerDef stays hashable.
+        object.__setattr__(self, "stop_states", frozenset(self.stop_states))
+        object.__setattr__(self, "stop_triggers", frozenset(self.stop_triggers))
+        if not isinstance(self.pauses, FrozenMap):
+            object.__setattr__(self, "pauses", FrozenMap(self.pauses))
+        for reason, policy in self.pauses.items():
+            if not isinstance(policy, PausePolicy) or policy.reason != reason:
+                _fail(f"pause {reason!r} of timer {self.name!r} must map to a PausePolicy with that reason",
+                      "pauses")
+        if self.extension is not None:
+            for index, tier in enumerate(self.extension.tiers):
+                for what, limit in (("max_total", tier.max_total), ("min_each", tier.min_each)):
+                    if limit is not None and limit.unit != self.limit.unit:
+                        _fail(f"extension tier {index + 1} {what} is in {limit.unit} but timer "
+                              f"{self.name!r} counts {self.limit.unit}; use {self.limit.unit}",
+                              f"extension.tiers[{index}].{what}")
+        if self.warn_before is _AUTO_WARN:
+            object.__setattr__(self, "warn_before", default_warn_before(self.limit))
+        self._check_warn_before()
+
+    def _check_warn_before(self) -> None:
+        warn, limit = self.warn_before, self.limit
+        if not isinstance(warn, TimeLimit):
+            _fail(f"warn_before must be a TimeLimit, got {warn!r}", "warn_before")
+        allowed = _warn_units(limit.unit)
+        if warn.unit not in allowed:
+            _fail(f"warn_before is in {warn.unit} but timer {self.name!r} counts {limit.unit}; "
+                  f"allowed units: {_quoted(sorted(allowed))}", "warn_before")
+        if warn.unit == limit.unit:
+            too_long = warn.amount > limit.amount
+        elif warn.unit in _CLOCK_UNITS and limit.unit in _CLOCK_UNITS:
+            too_long = warn.amount * _MINUTES[warn.unit] > limit.amount * _MINUTES[limit.unit]
+        else:
+            too_long = False
+        if too_long:
+            _fail(f"warn_before {warn} is longer than the limit {limit} of timer {self.name!r}",
+                  "warn_before")
+
+    def pause_policy(self, reason: str) -> PausePolicy | None:
+        """The policy for pausing on ``reason``, or None when this timer may not pause for it."""
+        return self.pauses.get(reason)
+
+    def starts_on(self, state: str | None, trigger: str | None) -> bool:
+        """True when entering ``state`` or firing ``trigger`` starts this timer."""
+        return (state is not None and state == self.start_state) or (
+            trigger is not None and trigger == self.start_trigger
+        )
+
+    def stops_on(self, state: str | None, trigger: str | None) -> bool:
+        """True when entering ``state`` or firing ``trigger`` meets this timer (final states aside)."""
+        return (state is not None and state in self.stop_states) or (
+            trigger is not None and trigger in self.stop_triggers
+        )
+
+
+# --- structural checks shared by the parser (which adds lines) and WorkflowDef (which has none) ------
+
+_Problem = tuple[str, str, str]  # (message, what it is about: "state"/"states"/"transition", its name)
+
+
+def _reachable(start: Iterable[str], transitions: Iterable[TransitionDef]) -> set[str]:
+    edges: dict[str, set[str]] = {}
+    for t in transitions:
+        if not t.internal:
+            for source in t.sources:
+                edges.setdefault(source, set()).add(t.dest)
+    seen = set(start)
+    todo = list(seen)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _graph_problems(states: tuple[StateDef, ...], initial: str,
+                    transitions: tuple[TransitionDef, ...]) -> list[_Problem]:
+    names = [s.name for s in states]
+    finals = {s.name for s in states if s.final}
+    problems: list[_Problem] = []
+    if not finals:
+        problems.append(("no final state: mark at least one state 'final: true' so cases can end",
+                         "states", ""))
+    seen_pairs: set[tuple[str, str]] = set()
+    for t in transitions:
+        for where, name in [("from", s) for s in t.sources] + [("to", t.dest)]:
+            if name not in names:
+                problems.append((f"transition {t.trigger!r} {where} unknown state {name!r}; "
+                                 f"states are {_quoted(names)}", "transition", t.trigger))
+        for source in t.sources:
+            if source in finals:
+                problems.append((f"transition {t.trigger!r} leaves final state {source!r}; a final "
+                                 "state has no way out", "transition", t.trigger))
+            if (t.trigger, source) in seen_pairs:
+                problems.append((f"trigger {t.trigger!r} is defined twice from state {source!r}",
+                                 "transition", t.trigger))
+            seen_pairs.add((t.trigger, source))
+    reachable = _reachable([initial], transitions)
+    for state in states:
+        if state.name not in reachable:
+            problems.append((f"state {state.name!r} cannot be reached from the initial state {initial!r}",
+                             "state", state.name))
+    exits = {source for t in transitions if not t.internal for source in t.sources if source != t.dest}
+    for state in states:
+        if not state.final and state.name not in exits:
+            problems.append((f"state {state.name!r} is not final but has no transition out of it; add one "
+                             "or mark it 'final: true'", "state", state.name))
+    return problems
+
+
+def _timer_problems(timer: TimerDef, states: tuple[StateDef, ...], transitions: tuple[TransitionDef, ...],
+                    roles: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(message, field) pairs; ``field`` is relative to the timer (``start.state``, ``stop.triggers`` …)."""
+    names = [s.name for s in states]
+    finals = {s.name for s in states if s.final}
+    triggers = list(dict.fromkeys(t.trigger for t in transitions))
+    problems: list[tuple[str, str]] = []
+    if timer.start_state is not None and timer.start_state not in names:
+        problems.append((f"timer {timer.name!r} starts in unknown state {timer.start_state!r}; "
+                         f"states are {_quoted(names)}", "start.state"))
+    if timer.start_trigger is not None and timer.start_trigger not in triggers:
+        problems.append((f"timer {timer.name!r} starts on unknown trigger {timer.start_trigger!r}; "
+                         f"triggers are {_quoted(triggers)}", "start.trigger"))
+    for state in sorted(timer.stop_states):
+        if state not in names:
+            problems.append((f"timer {timer.name!r} stops in unknown state {state!r}; "
+                             f"states are {_quoted(names)}", "stop.states"))
+    for trigger in sorted(timer.stop_triggers):
+        if trigger not in triggers:
+            problems.append((f"timer {timer.name!r} stops on unknown trigger {trigger!r}; "
+                             f"triggers are {_quoted(triggers)}", "stop.triggers"))
+    if timer.extension is not None:
+        for index, tier in enumerate(timer.extension.tiers):
+            for role in tier.approver_roles:
+                if role not in roles:
+                    problems.append((f"unknown approver role {role!r} in timer {timer.name!r}; declared "
+                                     f"roles are {_quoted(roles)}", f"extension.tiers[{index}].approver_roles"))
+    if problems:
+        return problems
+    # Where can the case be while the timer runs? From the start state, or wherever the trigger leads.
+    if timer.start_state is not None:
+        begin = {timer.start_state}
+    else:
+        begin = {t.dest for t in transitions if t.trigger == timer.start_trigger}
+    if timer.start_state is not None and timer.start_state in timer.stop_states:
+        problems.append((f"timer {timer.name!r} starts and stops in state {timer.start_state!r}",
+                         "stop.states"))
+    after = _reachable(begin, transitions)
+    # A state reached again after the start (a loop) still counts: only the start itself is excluded.
+    entered = {t.dest for t in transitions if not t.internal and any(s in after for s in t.sources)}
+    for state in sorted(timer.stop_states - entered):
+        problems.append((f"timer {timer.name!r} stops in state {state!r}, which cannot be reached after "
+                         "the timer starts", "stop.states"))
+    fireable = {t.trigger for t in transitions if any(s in after for s in t.sources)}
+    for trigger in sorted(timer.stop_triggers - fireable):
+        problems.append((f"timer {timer.name!r} stops on trigger {trigger!r}, which cannot fire after "
+                         "the timer starts", "stop.triggers"))
+    can_stop = (timer.stop_states & entered) or (timer.stop_triggers & fireable) or (after & finals)
+    if not can_stop:
+        problems.append((f"timer {timer.name!r} can never stop: no stop state, stop trigger or final "
+                         "state can be reached after it starts", "stop"))
+    return problems
+
+
+@dataclass(frozen=True)
+class WorkflowDef:
+    """A procedure: its states, transitions, roles and timers, pinned by ``version``.
+
+    ``version`` is the sha256 of the file's canonical content (the parsed document as sorted JSON):
+    it does not change with comments or layout and changes whenever a rule does. ``text`` is the raw
+    YAML, so a store can keep the exact definition a case is pinned to and re-read it with
+    :func:`parse_workflow`.
+    """
+
+    key: str
+    title: str
+    version: str = field(kw_only=True)
+    roles: Mapping[str, str] = field(kw_only=True)
+    states: tuple[StateDef, ...] = field(kw_only=True)
+    initial: str = field(kw_only=True)
+    transitions: tuple[TransitionDef, ...] = field(kw_only=True)
+    timers: tuple[TimerDef, ...] = field(kw_only=True)
+    source: str = field(default="<string>", kw_only=True)
+    text: str = field(default="", kw_only=True, repr=False)
+    basis: str = field(default="", kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not _KEY.match(self.key):
+            _fail(f"key must be a lower-case identifier like 'hukou_transfer', got {self.key!r}", "key")
+        _check_label(self.title, "title", "title")
+        if not isinstance(self.roles, FrozenMap):
+            object.__setattr__(self, "roles", FrozenMap(self.roles))
+        names = [s.name for s in self.states]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            _fail(f"duplicate state names {duplicates}", "states")
+        if self.initial not in names:
+            _fail(f"initial state {self.initial!r} is not a state; states are {_quoted(names)}", "initial")
+        if self.state(self.initial).final:
+            _fail(f"the initial state {self.initial!r} cannot be final", "initial")
+        for message, _kind, _name in _graph_problems(self.states, self.initial, self.transitions):
+            _fail(message, "transitions" if _kind == "transition" else "states")
+        for t in self.transitions:
+            for role in t.roles:
+                if role not in self.roles:
+                    _fail(f"unknown role {role!r} in transition {t.trigger!r}; declared roles are "
+                          f"{_quoted(self.roles)}", "transitions")
+        timer_names = [timer.name for timer in self.timers]
+        if len(set(timer_names)) != len(timer_names):
+            _fail(f"duplicate timer names in {timer_names}", "timers")
+        for timer in self.timers:
+            for message, fld in _timer_problems(timer, self.states, self.transitions, self.roles):
+                _fail(message, f"timers.{timer.name}.{fld}")
+
+    # --- look-ups (indexes are built once per definition, on first use) ---
+
+    @cached_property
+    def _states(self) -> dict[str, StateDef]:
+        return {s.name: s for s in self.states}
+
+    @cached_property
+    def _by_trigger(self) -> dict[str, list[TransitionDef]]:
+        index: dict[str, list[TransitionDef]] = {}
+        for t in self.transitions:
+            index.setdefault(t.trigger, []).append(t)
+        return index
+
+    @cached_property
+    def _by_pair(self) -> dict[tuple[str, str], TransitionDef]:
+        return {(t.trigger, source): t for t in self.transitions for source in t.sources}
+
+    @cached_property
+    def _timers(self) -> dict[str, TimerDef]:
+        return {timer.name: timer for timer in self.timers}
+
+    def state(self, name: str) -> StateDef:
+        """The state called ``name``; :class:`WorkflowNotFoundError` naming the states otherwise."""
+        try:
+            return self._states[name]
+        except KeyError:
+            raise WorkflowNotFoundError(
+                f"workflow {self.key!r} has no state {name!r}; states are {_quoted(self._states)}"
+            ) from None
+
+    @cached_property
+    def final_states(self) -> frozenset[str]:
+        """The names of the states in which a case ends."""
+        return frozenset(s.name for s in self.states if s.final)
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Every trigger, in the order of the definition."""
+        return tuple(self._by_trigger)
+
+    def transitions_for(self, trigger: str) -> list[TransitionDef]:
+        """The transitions ``trigger`` names (one per group of sources); empty for an unknown trigger."""
+        return list(self._by_trigger.get(trigger, ()))
+
+    def allowed_triggers(self, state: str) -> list[str]:
+        """The triggers that can fire in ``state``, in definition order."""
+        self.state(state)
+        return [trigger for trigger, ts in self._by_trigger.items() if any(state in t.sources for t in ts)]
+
+    def find_transition(self, trigger: str, state: str) -> TransitionDef | None:
+        """The transition ``trigger`` takes from ``state``, or None when it cannot fire there."""
+        return self._by_pair.get((trigger, state))
+
+    def timer(self, name: str) -> TimerDef:
+        """The timer called ``name``; :class:`WorkflowNotFoundError` naming the timers otherwise."""
+        try:
+            return self._timers[name]
+        except KeyError:
+            raise WorkflowNotFoundError(
+                f"workflow {self.key!r} has no timer {name!r}; timers are {_quoted(self._timers)}"
+            ) from None
+
+    def timers_started_by(self, state: str | None, trigger: str | None) -> list[TimerDef]:
+        """Timers started by entering ``state`` or firing ``trigger`` (pass None for either).
+
+        Opening a case is ``timers_started_by(defn.initial, None)``. After an internal transition pass
+        ``state=None``: the state is not re-entered (or use :meth:`timers_started_on`).
+        """
+        return [timer for timer in self.timers if timer.starts_on(state, trigger)]
+
+    def timers_started_on(self, transition: TransitionDef) -> list[TimerDef]:
+        """Timers started by taking ``transition`` (its target state is entered unless it is internal)."""
+        return self.timers_started_by(None if transition.internal else transition.dest, transition.trigger)
+
+    def timers_stopped_by(self, state: str | None, trigger: str | None) -> list[TimerDef]:
+        """Timers met by entering ``state`` or firing ``trigger``; every timer when ``state`` is final."""
+        if state is not None and state in self.final_states:
+            return list(self.timers)
+        return [timer for timer in self.timers if timer.stops_on(state, trigger)]
+
+    def transitions_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``transitions.Machine(model=None, **defn.transitions_kwargs())``.
+
+        Internal transitions get ``dest=None`` (transitions' internal transition: no exit or entry).
+        Fire with ``machine.events[trigger].trigger(obj)`` on any object holding ``.state``.
+        """
+        return {
+            "states": [s.name for s in self.states],
+            "transitions": [
+                {"trigger": t.trigger, "source": list(t.sources), "dest": None if t.internal else t.dest}
+                for t in self.transitions
+            ],
+            "initial": self.initial,
+            "auto_transitions": False,
+            "send_event": True,
+        }
+
+
+# --- parsing -------------------------------------------------------------------------------------------
+
+_TOP_KEYS = ("key", "title", "basis", "description", "roles", "states", "transitions", "timers")
+_STATE_KEYS = ("name", "label", "initial", "final")
+_TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label")
+_TIMER_KEYS = ("name", "label", "limit", "basis", "start", "stop", "kind", "pauses", "extension",
+               "warn_before", "options")
+_START_KEYS = ("state", "trigger")
+_STOP_KEYS = ("states", "triggers")
+_PAUSE_KEYS = ("cap", "charged_to")
+_EXTENSION_KEYS = ("tiers", "max_times")
+_TIER_KEYS = ("grounds", "max_total", "min_each", "approver_roles")
+_OPTION_KEYS = ("roll_forward", "month_end", "start_day", "hour_start")
+_FIELD_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+class _Parser:
+    """Reads one document; every error names the file, the line and the dotted field."""
+
+    def __init__(self, doc: Any, path: str) -> None:
+        self.doc = doc
+        self.path = path
+
+    def line(self, fld: str) -> int | None:
+        """The line of ``fld`` (``timers[1].stop.states``): the deepest part of it found in the file."""
+        node: Any = self.doc
+        line: int | None = getattr(node, "line", None)
+        for name, index in _FIELD_PART.findall(fld):
+            if name and isinstance(node, LineDict) and name in node:
+                line, node = node.key_lines.get(name, line), node[name]
+            elif index and isinstance(node, LineList) and int(index) < len(node):
+                line, node = node.item_lines[int(index)], node[int(index)]
+            else:
+                break
+        return line
+
+    def fail(self, message: str, fld: str) -> NoReturn:
+        raise WorkflowError(message, path=self.path, line=self.line(fld), field=fld)
+
+    def rewrap(self, exc: WorkflowError | TimeLimitError, fld: str) -> NoReturn:
+        """Re-raise an error from a dataclass or TimeLimit with this file's path and line."""
+        message = str(exc)
+        sub = getattr(exc, "field", "")
+        if sub:
+            # Strip the "field 'x': " prefix WorkflowError added, whatever its exact form.
+            message = message.removeprefix(str(WorkflowError("", field=sub)))
+        full = f"{fld}.{sub}" if sub and fld else (sub or fld)
+        raise WorkflowError(message, path=self.path, line=self.line(full), field=full) from None
+
+    # --- typed readers ---
+
+    def mapping(self, value: Any, fld: str, allowed: tuple[str, ...], what: str) -> LineDict:
+        if not isinstance(value, dict):
+            self.fail(f"{what} must be a mapping, got {_kind(value)} {value!r}", fld)
+        node = value if isinstance(value, LineDict) else _as_linedict(value)
+        for key in node:
+            if key not in allowed:
+                self.fail(f"unknown key {key!r} in {what}; allowed keys are {_quoted(allowed)}",
+                          f"{fld}.{key}" if fld else key)
+        return node
+
+    def text(self, node: LineDict, key: str, fld: str, *, required: bool = True) -> str:
+        value = node.get(key)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            problem = "is missing" if key not in node else f"must be a non-empty text, got {value!r}"
+            self.fail(f"{key} {problem}", fld)
+        return value.strip()
+
+    def name(self, value: Any, fld: str, what: str, *, pattern: re.Pattern[str] = _NAME) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            shape = "a lower-case identifier" if pattern is _KEY else "an identifier"
+            self.fail(f"{what} must be {shape} (letters, digits, _), got {value!r}", fld)
+        return value
+
+    def names(self, value: Any, fld: str, what: str) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            self.fail(f"{what} must be a list of names, got {value!r}", fld)
+        result = [self.name(item, f"{fld}[{i}]", what) for i, item in enumerate(value)]
+        duplicates = sorted({n for n in result if result.count(n) > 1})
+        if duplicates:
+            self.fail(f"{what} lists {duplicates} twice", fld)
+        return result
+
+    def texts(self, value: Any, fld: str, what: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(f"{what} must be a list of texts, got {value!r}", fld)
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                self.fail(f"{what} must be non-empty texts, got {item!r}", f"{fld}[{i}]")
+        return [item.strip() for item in value]
+
+    def flag(self, node: LineDict, key: str, fld: str) -> bool:
+        value = node.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(f"{key} must be true or false, got {value!r}", fld)
+        return value
+
+    def limit(self, value: Any, fld: str, options: Mapping[str, Any], what: str) -> TimeLimit:
+        if not isinstance(value, str):
+            self.fail(f"{what} is written like '3 working_days' or '24 hours', got {value!r}", fld)
+        try:
+            return TimeLimit.parse(value, **options)
+        except TimeLimitError as exc:
+            self.fail(f"bad {what} {value!r}: {exc}", fld)
+
+    # --- sections ---
+
+    def parse(self, text: str) -> WorkflowDef:
+        top = self.mapping(self.doc, "", _TOP_KEYS, "a workflow file")
+        key = self.name(top.get("key"), "key", "key", pattern=_KEY) if "key" in top else self.fail(
+            "key is missing: give the workflow a lower-case identifier, e.g. 'key: hukou_transfer'", "key")
+        title = self.text(top, "title", "title")
+        basis = self.text(top, "basis", "basis", required=False)
+        if "description" in top and not isinstance(top["description"], str):
+            self.fail(f"description must be a text, got {top['description']!r}", "description")
+        roles = self.roles(top.get("roles"))
+        states, initial = self.states(top)
+        transitions = self.transitions(top.get("transitions"), states, roles)
+        self.graph(states, initial, transitions)
+        timers = self.timers(top.get("timers"), states, transitions, roles)
+        canonical = json.dumps(self.doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        try:
+            return WorkflowDef(
+                key, title,
+                version=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+                roles=FrozenMap(roles), states=tuple(states), initial=initial,
+                transitions=tuple(transitions), timers=tuple(timers),
+                source=self.path, text=text, basis=basis,
+            )
+        except WorkflowError as exc:  # pragma: no cover - the checks above come first, with lines
+            self.rewrap(exc, "")
+
+    def roles(self, value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(f"roles must map role names to Chinese labels, got {value!r}", "roles")
+        roles: dict[str, str] = {}
+        for name, label in value.items():
+            self.name(name, f"roles.{name}", "a role name")
+            if not isinstance(label, str) or not label.strip():
+                self.fail(f"role {name!r} needs a Chinese label, got {label!r}", f"roles.{name}")
+            roles[name] = label.strip()
+        return roles
+
+    def states(self, top: LineDict) -> tuple[list[StateDef], str]:
+        value = top.get("states")
+        if not isinstance(value, list) or not value:
+            problem = "is missing" if "states" not in top else f"must be a non-empty list, got {value!r}"
+            self.fail(f"states {problem}", "states")
+        states: list[StateDef] = []
+        initials: list[tuple[str, str]] = []
+        for i, item in enumerate(value):
+            fld = f"states[{i}]"
+            node = self.mapping(item, fld, _STATE_KEYS, "a state")
+            name = self.name(node.get("name"), f"{fld}.name", "a state name")
+            if any(s.name == name for s in states):
+                self.fail(f"duplicate state {name!r}", f"{fld}.name")
+            label = self.text(node, "label", f"{fld}.label")
+            initial, final = self.flag(node, "initial", f"{fld}.initial"), self.flag(node, "final", f"{fld}.final")
+            if initial and final:
+                self.fail(f"the initial state {name!r} cannot be final", f"{fld}.final")
+            if initial:
+                initials.append((name, f"{fld}.initial"))
+            states.append(StateDef(name, label, final=final))
+        if not initials:
+            self.fail("no initial state: mark exactly one state 'initial: true'", "states")
+        if len(initials) > 1:
+            self.fail(f"more than one initial state: {_quoted(n for n, _ in initials)}; mark exactly one",
+                      initials[1][1])
+        return states, initials[0][0]
+
+    def transitions(self, value: Any, states: list[StateDef], roles: Mapping[str, str]) -> list[TransitionDef]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(f"transitions must be a list, got {value!r}", "transitions")
+        names = [s.name for s in states]
+        open_states = [s.name for s in states if not s.final]
+        finals = {s.name for s in states if s.final}
+        result: list[TransitionDef] = []
+        pairs: dict[tuple[str, str], str] = {}
+        for i, item in enumerate(value):
+            fld = f"transitions[{i}]"
+            node = self.mapping(item, fld, _TRANSITION_KEYS, "a transition")
+            trigger = self.name(node.get("trigger"), f"{fld}.trigger", "a trigger")
+            internal = self.flag(node, "internal", f"{fld}.internal")
+            if internal and "to" in node:
+                self.fail(f"internal transition {trigger!r} stays in its state: remove 'to'", f"{fld}.to")
+            if not internal and "to" not in node:
+                self.fail(f"transition {trigger!r} needs 'to' (or 'internal: true' to stay in its state)",
+                          fld)
+            dest = "" if internal else self.name(node["to"], f"{fld}.to", "a target state")
+            if dest and dest not in names:
+                self.fail(f"transition {trigger!r} goes to unknown state {dest!r}; states are {_quoted(names)}",
+                          f"{fld}.to")
+            if "from" not in node:
+                self.fail(f"transition {trigger!r} needs 'from' (a state, a list of states, or '*')", fld)
+            raw = node["from"]
+            if raw == ANY_STATE:
+                sources = [s for s in open_states if internal or s != dest]
+            else:
+                sources = self.names(raw, f"{fld}.from", "from")
+                for j, source in enumerate(sources):
+                    if source not in names:
+                        self.fail(f"transition {trigger!r} comes from unknown state {source!r}; states are "
+                                  f"{_quoted(names)}", f"{fld}.from[{j}]" if isinstance(raw, list) else f"{fld}.from")
+                    if source in finals:
+                        self.fail(f"transition {trigger!r} leaves final state {source!r}; a final state has no "
+                                  "way out", f"{fld}.from")
+            if not sources:
+                self.fail(f"transition {trigger!r} has no source state", f"{fld}.from")
+            for source in sources:
+                if (trigger, source) in pairs:
+                    self.fail(f"trigger {trigger!r} from state {source!r} is already defined at "
+                              f"{pairs[(trigger, source)]}; one trigger takes one way out of a state", fld)
+                pairs[(trigger, source)] = f"{fld} (line {self.line(fld)})"
+            role_names = self.names(node.get("roles"), f"{fld}.roles", "roles")
+            for j, role in enumerate(role_names):
+                if role not in roles:
+                    self.fail(f"unknown role {role!r} in transition {trigger!r}; declared roles are "
+                              f"{_quoted(roles)}", f"{fld}.roles[{j}]")
+            requires = tuple(self.names(node.get("requires"), f"{fld}.requires", "requires"))
+            label = self.text(node, "label", f"{fld}.label", required=False)
+            # An internal transition is one per source state, so its target is always where it stays.
+            groups = [(source,) for source in sources] if internal else [tuple(sources)]
+            for group in groups:
+                try:
+                    result.append(TransitionDef(trigger, group, group[0] if internal else dest,
+                                                tuple(role_names), requires=requires, label=label,
+                                                internal=internal))
+                except WorkflowError as exc:
+                    self.rewrap(exc, fld)
+        return result
+
+    def graph(self, states: list[StateDef], initial: str, transitions: list[TransitionDef]) -> None:
+        index = {s.name: i for i, s in enumerate(states)}
+        for message, kind, name in _graph_problems(tuple(states), initial, tuple(transitions)):
+            self.fail(message, f"states[{index[name]}].name" if kind == "state" else "states")
+
+    def timers(self, value: Any, states: list[StateDef], transitions: list[TransitionDef],
+               roles: Mapping[str, str]) -> list[TimerDef]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(f"timers must be a list, got {value!r}", "timers")
+        result: list[TimerDef] = []
+        for i, item in enumerate(value):
+            timer = self.timer(item, f"timers[{i}]", roles)
+            if any(t.name == timer.name for t in result):
+                self.fail(f"duplicate timer {timer.name!r}", f"timers[{i}].name")
+            for message, sub in _timer_problems(timer, tuple(states), tuple(transitions), roles):
+                self.fail(message, f"timers[{i}].{sub}")
+            result.append(timer)
+        return result
+
+    def timer(self, item: Any, fld: str, roles: Mapping[str, str]) -> TimerDef:
+        node = self.mapping(item, fld, _TIMER_KEYS, "a timer")
+        name = self.name(node.get("name"), f"{fld}.name", "a timer name")
+        label = self.text(node, "label", f"{fld}.label")
+        if "basis" not in node or not isinstance(node["basis"], str) or not node["basis"].strip():
+            self.fail(f"timer {name!r} must cite its basis (the article or rule behind the limit), got "
+                      f"{node.get('basis')!r}", f"{fld}.basis")
+        options = self.options(node.get("options"), f"{fld}.options")
+        if "limit" not in node:
+            self.fail(f"timer {name!r} needs a limit, e.g. 'limit: 3 working_days'", fld)
+        limit = self.limit(node["limit"], f"{fld}.limit", options, "limit")
+        if "start" not in node:
+            self.fail(f"timer {name!r} needs 'start: {{state: ...}}' or 'start: {{trigger: ...}}'", fld)
+        start = self.mapping(node["start"], f"{fld}.start", _START_KEYS, f"the start of timer {name!r}")
+        if len(start) != 1:
+            self.fail(f"timer {name!r} must start on exactly one of 'state' or 'trigger', got {dict(start)!r}",
+                      f"{fld}.start")
+        start_state = self.name(start["state"], f"{fld}.start.state", "a state") if "state" in start else None
+        start_trigger = (self.name(start["trigger"], f"{fld}.start.trigger", "a trigger")
+                         if "trigger" in start else None)
+        stop = self.mapping(node.get("stop") or _as_linedict({}), f"{fld}.stop", _STOP_KEYS,
+                            f"the stop of timer {name!r}")
+        kind = node.get("kind", "statutory")
+        if kind not in TIMER_KINDS:
+            self.fail(f"timer {name!r} has kind {kind!r}; allowed: {_quoted(TIMER_KINDS)}", f"{fld}.kind")
+        pauses = self.pauses(node.get("pauses"), f"{fld}.pauses")
+        extension = self.extension(node.get("extension"), f"{fld}.extension", limit, options, roles)
+        warn: dict[str, TimeLimit] = {}
+        if node.get("warn_before") is not None:
+            warn["warn_before"] = self.limit(node["warn_before"], f"{fld}.warn_before", {}, "warn_before")
+        try:
+            return TimerDef(
+                name, label, limit, basis=node["basis"].strip(),
+                start_state=start_state, start_trigger=start_trigger,
+                stop_states=frozenset(self.names(stop.get("states"), f"{fld}.stop.states", "stop states")),
+                stop_triggers=frozenset(self.names(stop.get("triggers"), f"{fld}.stop.triggers", "stop triggers")),
+                kind=cast(TimerKind, kind), pauses=FrozenMap(pauses), extension=extension, **warn,
+            )
+        except WorkflowError as exc:
+            self.rewrap(exc, fld)
+
+    def options(self, value: Any, fld: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        node = self.mapping(value, fld, _OPTION_KEYS, "timer options")
+        for key, option in node.items():
+            try:
+                TimeLimit(1, "days", **{key: option})
+            except TimeLimitError as exc:
+                self.fail(f"bad option {key}: {exc}", f"{fld}.{key}")
+        return dict(node)
+
+    def pauses(self, value: Any, fld: str) -> dict[str, PausePolicy]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(f"pauses must map a reason (函调, 听证 …) to its policy, got {value!r}", fld)
+        result: dict[str, PausePolicy] = {}
+        for reason, policy in value.items():
+            sub = f"{fld}.{reason}"
+            node = self.mapping(policy if policy is not None else _as_linedict({}), sub, _PAUSE_KEYS,
+                                f"pause {reason!r}")
+            cap = None
+            if node.get("cap") is not None:
+                cap = self.limit(node["cap"], f"{sub}.cap", {}, f"cap of pause {reason!r}")
+                if cap.amount <= 0:
+                    self.fail(f"the cap of pause {reason!r} must be longer than zero, got {cap}; leave it "
+                              "out for no cap", f"{sub}.cap")
+            charged = node.get("charged_to", "law")
+            if charged not in CHARGED_TO:
+                self.fail(f"charged_to of pause {reason!r} is {charged!r}; allowed: {_quoted(CHARGED_TO)}",
+                          f"{sub}.charged_to")
+            try:
+                result[reason] = PausePolicy(reason, cap=cap, charged_to=charged)
+            except WorkflowError as exc:
+                self.rewrap(exc, sub)
+        return result
+
+    def extension(self, value: Any, fld: str, limit: TimeLimit, options: Mapping[str, Any],
+                  roles: Mapping[str, str]) -> ExtensionPolicy | None:
+        if value is None:
+            return None
+        node = self.mapping(value, fld, _EXTENSION_KEYS, "an extension")
+        raw_tiers = node.get("tiers")
+        if not isinstance(raw_tiers, list) or not raw_tiers:
+            self.fail(f"an extension needs a non-empty list of tiers, got {raw_tiers!r}", f"{fld}.tiers")
+        tiers = []
+        for i, item in enumerate(raw_tiers):
+            sub = f"{fld}.tiers[{i}]"
+            tier = self.mapping(item, sub, _TIER_KEYS, "an extension tier")
+            if "max_total" not in tier:
+                self.fail("an extension tier needs max_total, e.g. 'max_total: 10 working_days'", sub)
+            limits: dict[str, TimeLimit] = {}
+            for what in ("max_total", "min_each"):
+                if tier.get(what) is None:
+                    continue
+                # Read with the timer's options, so limit + extension keeps its counting rules.
+                limits[what] = self.limit(tier[what], f"{sub}.{what}", options, what)
+                if limits[what].unit != limit.unit:
+                    self.fail(f"extension tier {i + 1} {what} is in {limits[what].unit} but the timer counts "
+                              f"{limit.unit}; write it in {limit.unit}", f"{sub}.{what}")
+            approvers = self.names(tier.get("approver_roles"), f"{sub}.approver_roles", "approver_roles")
+            for j, role in enumerate(approvers):
+                if role not in roles:
+                    self.fail(f"unknown approver role {role!r}; declared roles are {_quoted(roles)}",
+                              f"{sub}.approver_roles[{j}]")
+            try:
+                tiers.append(ExtensionTier(
+                    tuple(self.texts(tier.get("grounds"), f"{sub}.grounds", "grounds")), limits["max_total"],
+                    min_each=limits.get("min_each"), approver_roles=tuple(approvers),
+                ))
+            except WorkflowError as exc:
+                self.rewrap(exc, sub)
+        try:
+            return ExtensionPolicy(tuple(tiers), max_times=node.get("max_times"))
+        except WorkflowError as exc:
+            self.rewrap(exc, fld)
+
+
+def _kind(value: object) -> str:
+    """How a YAML value reads to the person who wrote it."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a text"
+    if value is None:
+        return "nothing"
+    return f"a {type(value).__name__}"
+
+
+def _as_linedict(value: dict[str, Any]) -> LineDict:
+    node = LineDict(value)
+    node.key_lines = {}
+    return node
+
+
+def parse_workflow(text: str, *, path: str = "<string>") -> WorkflowDef:
+    """Read a workflow definition from YAML ``text``; ``path`` names it in error messages."""
+    try:
+        doc = load_yaml_text(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise WorkflowError(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+            path=path, line=mark.line + 1 if mark is not None else None,
+        ) from None
+    if doc is None:
+        raise WorkflowError("the file is empty; a workflow needs key, title and states", path=path)
+    return _Parser(doc, path).parse(text)
+
+
+def load_workflow(path: Path | str) -> WorkflowDef:
+    """Read and validate one workflow file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkflowError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from None
+    return parse_workflow(text, path=str(path))
+
+
+def shipped_workflows_dir() -> Path:
+    """The ``workflows/`` directory shipped with caseflow (in the wheel, or in a source checkout)."""
+    packaged = Path(__file__).parent / "_data" / "workflows"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "workflows"
+
+
+def _key_line(defn: WorkflowDef) -> int | None:
+    for number, line in enumerate(defn.text.splitlines(), start=1):
+        if line.startswith("key:"):
+            return number
+    return None
+
+
+def load_workflows(directory: Path | str | None = None) -> dict[str, WorkflowDef]:
+    """Every ``*.yaml``/``*.yml`` workflow in ``directory`` (default: the shipped ones), by key.
+
+    Two files with the same key are refused: a case must never depend on which file was read last.
+    """
+    folder = shipped_workflows_dir() if directory is None else Path(directory)
+    if not folder.is_dir():
+        raise WorkflowError(f"no such workflow directory: {folder}", path=str(folder))
+    found: dict[str, WorkflowDef] = {}
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        defn = load_workflow(path)
+        if defn.key in found:
+            raise WorkflowError(
+                f"workflow key {defn.key!r} is already defined in {found[defn.key].source}; "
+                "each key may appear in one file only",
+                path=str(path), line=_key_line(defn), field="key",
+            )
+        found[defn.key] = defn
+    return found
+
+
+class WorkflowRegistry:
+    """Definitions by key and version: the latest for new cases, any pinned version for old ones."""
+
+    def __init__(self, definitions: Iterable[WorkflowDef] = ()) -> None:
+        self._versions: dict[str, dict[str, WorkflowDef]] = {}
+        self._latest: dict[str, WorkflowDef] = {}
+        for defn in definitions:
+            self.add(defn)
+
+    def add(self, defn: WorkflowDef, *, make_latest: bool = True) -> WorkflowDef:
+        """Register ``defn``; it becomes its key's latest unless ``make_latest`` is false (an archived
+        version a stored case is pinned to). Adding a known version again changes nothing.
+        """
+        if not isinstance(defn, WorkflowDef):
+            raise TypeError(f"expected a WorkflowDef, got {type(defn).__name__}")
+        versions = self._versions.setdefault(defn.key, {})
+        if defn.version in versions:
+            return versions[defn.version]
+        versions[defn.version] = defn
+        if make_latest or defn.key not in self._latest:
+            self._latest[defn.key] = defn
+        return defn
+
+    def _unknown(self, key: str) -> WorkflowNotFoundError:
+        return WorkflowNotFoundError(
+            f"no workflow {key!r}; known workflows are {_quoted(sorted(self._latest))}", field="key"
+        )
+
+    def latest(self, key: str) -> WorkflowDef:
+        """The definition new cases of ``key`` use."""
+        try:
+            return self._latest[key]
+        except KeyError:
+            raise self._unknown(key) from None
+
+    def get(self, key: str, version: str) -> WorkflowDef:
+        """The definition ``key`` at ``version`` (the full sha256, or an unambiguous prefix of 8+ digits)."""
+        versions = self._versions.get(key)
+        if versions is None:
+            raise self._unknown(key)
+        if version in versions:
+            return versions[version]
+        matches = [v for v in versions if len(version) >= 8 and v.startswith(version)]
+        if len(matches) == 1:
+            return versions[matches[0]]
+        raise WorkflowNotFoundError(
+            f"workflow {key!r} has no version {version!r}; known versions are "
+            f"{_quoted(v[:12] for v in versions)}", field="version",
+        )
+
+    def versions(self, key: str) -> list[str]:
+        """Every registered version of ``key``, oldest first."""
+        self.latest(key)
+        return list(self._versions[key])
+
+    def keys(self) -> list[str]:
+        """The workflow keys, sorted."""
+        return sorted(self._latest)
+
+    def __iter__(self) -> Iterator[WorkflowDef]:
+        """The latest definition of each key, by key."""
+        return iter([self._latest[key] for key in self.keys()])
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._latest
+
+    @classmethod
+    def load(cls, directory: Path | str | None = None) -> WorkflowRegistry:
+        """A registry of the workflows in ``directory`` (default: the shipped ones)."""
+        return cls(load_workflows(directory).values())
+
+
+def _mermaid_text(text: str) -> str:
+    # Mermaid ends a label at a newline and reads ';' and '#' specially; keep labels on one line.
+    return re.sub(r"[\r\n;#:]+", " ", text).strip()
+
+
+def mermaid(defn: WorkflowDef) -> str:
+    """The procedure as a Mermaid ``stateDiagram-v2``: Chinese state labels, transitions by trigger, and
+    a note on each state where timers start.
+    """
+    lines = ["stateDiagram-v2", f"    %% {_mermaid_text(defn.title)} ({defn.key} {defn.version[:12]})"]
+    for state in defn.states:
+        lines.append(f"    {state.name} : {_mermaid_text(state.label)}")
+    lines.append(f"    [*] --> {defn.initial}")
+    for t in defn.transitions:
+        label = t.trigger + (f" {_mermaid_text(t.label)}" if t.label else "")
+        for source in t.sources:
+            lines.append(f"    {source} --> {t.dest} : {label}")
+    for state in defn.states:
+        if state.final:
+            lines.append(f"    {state.name} --> [*]")
+    notes: dict[str, list[str]] = {}
+    for timer in defn.timers:
+        where = [timer.start_state] if timer.start_state else [
+            t.dest for t in defn.transitions_for(timer.start_trigger or "")
+        ]
+        for name in dict.fromkeys(where):
+            notes.setdefault(name, []).append(f"{_mermaid_text(timer.label)} {timer.limit.chinese()}")
+    for name, items in notes.items():
+        lines.append(f"    note right of {name} : 时限 {', '.join(items)}")
+    return "\n".join(lines) + "\n"
