@@ -135,3 +135,114 @@ def test_demo_prints_real_procedures(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert {p["procedure"] for p in payload} >= {"户口迁移 社区民警核查", "刑事拘留 送看守所羁押"}
+
+
+# ------------------------------------------------------------------------------ cases through the CLI
+
+
+@pytest.fixture
+def db(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A SQLite file with people; the clock fixed at 2026-09-30 09:00 (CASEFLOW_NOW)."""
+    monkeypatch.setenv("CASEFLOW_NOW", "2026-09-30T09:00")
+    url = str(tmp_path / "cli.db")
+    people = [
+        ["l1", "--name", "王所长", "--unit", "城关派出所", "--role", "station_leader"],
+        ["p2", "--name", "李社区", "--unit", "城关派出所", "--role", "community_police", "--leader", "l1"],
+        ["p1", "--name", "张户籍", "--unit", "城关派出所", "--role", "household_police", "--leader", "l1",
+         "--substitute", "p2"],
+    ]
+    for args in people:
+        result = runner.invoke(cli, ["people", "add", *args, "--db", url])
+        assert result.exit_code == 0, result.output
+    return url
+
+
+def _json(runner: CliRunner, args: list[str]) -> object:
+    result = runner.invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_case_goes_through_its_steps_on_the_command_line(runner: CliRunner, db: str) -> None:
+    case = _json(runner, ["case", "open", "hukou_transfer", "--actor", "p1", "--data", "applicant=李四", "--db", db])
+    assert isinstance(case, dict)
+    assert {"id", "workflow", "state", "version", "responsible", "timers"} <= set(case)
+    cid = str(case["id"])
+    fired = _json(runner, ["case", "fire", cid, "hand_over_verification", "--actor", "p1", "--data",
+                           "slip_no=JB-1", "--expect-version", "1", "--db", db])
+    assert isinstance(fired, dict) and fired["state"] == "verifying"
+    timer = next(t for t in fired["timers"] if t["name"] == "verification")
+    assert timer["last_day"] == "2026-10-10" and timer["status"] == "running"
+    paused = _json(runner, ["case", "pause", cid, "--timer", "verification", "--reason", "函调", "--actor", "p2",
+                            "--db", db])
+    assert isinstance(paused, dict)
+    assert next(t for t in paused["timers"] if t["name"] == "verification")["status"] == "paused"
+    _json(runner, ["case", "resume", cid, "--timer", "verification", "--actor", "p2", "--db", db])
+    handed = _json(runner, ["case", "hand-over", cid, "--to", "p2", "--actor", "p1", "--slip", "JB-1", "--db", db])
+    assert isinstance(handed, dict) and handed["responsible"] == "p2"
+    history = _json(runner, ["case", "history", cid, "--db", db])
+    assert isinstance(history, list)
+    assert [e["kind"] for e in history] == ["open", "fire", "pause", "resume", "hand_over"]
+    queue = _json(runner, ["queue", "--person", "p2", "--db", db])
+    assert isinstance(queue, list) and queue[0]["case"] == case["id"]
+    audit = _json(runner, ["audit", "verify", "--db", db])
+    assert audit == {"ok": True, "problems": []}
+    shown = runner.invoke(cli, ["case", "show", cid, "--db", db])
+    assert "verifying" in shown.output and "p2" in shown.output
+
+
+def test_command_errors_are_json_with_their_type(runner: CliRunner, db: str) -> None:
+    case = _json(runner, ["case", "open", "hukou_transfer", "--actor", "p1", "--db", db])
+    assert isinstance(case, dict)
+    result = runner.invoke(cli, ["case", "fire", str(case["id"]), "hand_over_verification", "--actor", "p2",
+                                 "--data", "slip_no=1", "--db", db, "--json"])
+    assert result.exit_code == 1
+    error = json.loads(result.output)["error"]
+    assert error["type"] == "PermissionDeniedError" and "household_police" in error["message"]
+    result = runner.invoke(cli, ["case", "show", "999", "--db", db, "--json"])
+    assert json.loads(result.output)["error"]["type"] == "CaseNotFoundError"
+    result = runner.invoke(cli, ["case", "fire", str(case["id"]), "complete", "--actor", "p1", "--db", db])
+    assert result.exit_code == 1 and "triggers allowed there" in result.output
+
+
+def test_people_absent_routes_the_queue_to_the_substitute(runner: CliRunner, db: str) -> None:
+    _json(runner, ["case", "open", "hukou_transfer", "--actor", "p1", "--db", db])
+    _json(runner, ["people", "absent", "p1", "--from", "2026-09-30", "--to", "2026-10-09", "--db", db])
+    queue = _json(runner, ["queue", "--person", "p2", "--db", db])
+    assert isinstance(queue, list) and queue and queue[0]["via_substitute_for"] == "p1"
+
+
+def test_workflows_validate_and_show(runner: CliRunner, tmp_path: Path) -> None:
+    listed = _json(runner, ["workflows", "validate"])
+    assert isinstance(listed, list)
+    assert {w["key"] for w in listed} >= {"hukou_transfer", "criminal_detention", "petition", "admin_license",
+                                           "complaint_110", "holiday_appointment"}
+    shown = runner.invoke(cli, ["workflows", "show", "hukou_transfer"])
+    assert "stateDiagram-v2" in shown.output and "verification" in shown.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("key: x\ntitle: y\nstates: []\n", encoding="utf-8")
+    result = runner.invoke(cli, ["workflows", "validate", str(tmp_path), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.output)["error"]["type"] == "WorkflowError"
+
+
+def test_calendar_reload_moves_provisional_deadlines(runner: CliRunner, db: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASEFLOW_NOW", "2026-12-30T09:00")
+    case = _json(runner, ["case", "open", "hukou_transfer", "--actor", "p1", "--db", db])
+    assert isinstance(case, dict)
+    _json(runner, ["case", "fire", str(case["id"]), "hand_over_verification", "--actor", "p1", "--data",
+                   "slip_no=1", "--db", db])
+    notices = tmp_path / "notices"
+    notices.mkdir()
+    (notices / "2027.yaml").write_text("year: 2027\nsource: test\nholidays:\n"
+                                       "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n", encoding="utf-8")
+    changes = _json(runner, ["calendar", "reload", "--holidays", str(notices), "--db", db])
+    assert isinstance(changes, list)
+    moved = [c for c in changes if c["timer"] == "verification"]
+    assert moved and "due moved from" in moved[0]["message"]
+
+
+def test_db_upgrade_reports_the_revision(runner: CliRunner, tmp_path: Path) -> None:
+    payload = _json(runner, ["db", "upgrade", "--db", str(tmp_path / "new.db")])
+    assert isinstance(payload, dict) and payload["revision"]
