@@ -397,3 +397,22 @@ def test_json_shape_of_a_case(engine: Engine) -> None:
     data = json.loads(json.dumps(case.to_dict()))
     assert {"id", "workflow", "state", "version", "responsible", "timers"} <= set(data)
     assert {"name", "status", "due_at", "last_day", "provisional"} <= set(data["timers"][0])
+
+
+def test_a_missed_correction_notice_deems_acceptance_at_receipt(store: Store, clock: FixedClock) -> None:
+    """行政许可法 第三十二条第一款第(四)项: 逾期不告知的，自收到申请材料之日起即为受理."""
+    engine = Engine(store, clock=clock, backdate_window=timedelta(days=60))
+    engine.add_person("c1", name="窗口", unit="政务中心", roles=["clerk", "reviewer"])
+    clock.set(at(2026, 11, 2, 10))
+    on_time = engine.open("admin_license", actor="c1")
+    late = engine.open("admin_license", actor="c1")
+    clock.set(at(2026, 11, 6, 10))  # 4th working day: in time
+    on_time = engine.fire(on_time.id, "accept", actor="c1", data={"certificate_no": "A1"})
+    assert on_time.timer("correction_notice").status == "met"
+    # decision: 20 working days from Fri 11-06 → 12-04
+    assert on_time.timer("decision").last_day == date(2026, 12, 4)
+    clock.set(at(2026, 11, 10, 10))  # the 5 working days ran out on 11-09
+    late = engine.fire(late.id, "accept", actor="c1", data={"certificate_no": "A2"})
+    assert late.timer("correction_notice").status == "breached"
+    # deemed accepted at receipt (Mon 11-02): 20 working days → 11-30
+    assert late.timer("decision").last_day == date(2026, 11, 30)

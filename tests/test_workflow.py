@@ -582,3 +582,12 @@ def test_registry_loads_the_shipped_definitions() -> None:
     registry = WorkflowRegistry.load()
     assert set(registry.keys()) == SHIPPED_KEYS
     assert len(registry) == len(SHIPPED_KEYS)
+
+
+def test_deemed_from_must_name_another_timer(tmp_path: Path) -> None:
+    text = (shipped_workflows_dir() / "admin_license.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "admin_license.yaml"
+    bad.write_text(text.replace("deemed_from: correction_notice", "deemed_from: nosuch"), encoding="utf-8")
+    with pytest.raises(WorkflowError, match=r"deemed from unknown timer 'nosuch'") as info:
+        load_workflow(bad)
+    assert "start.deemed_from" in str(info.value) and "line" in str(info.value)

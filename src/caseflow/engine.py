@@ -797,8 +797,13 @@ class Engine:
                 continue
             rounds = [r.round for r in ctx.timers if r.name == tdef.name]
             assert ctx.case.id is not None
+            started_at = ctx.at
+            if tdef.deemed_from is not None:
+                earlier = [r for r in ctx.timers if r.name == tdef.deemed_from]
+                if earlier and earlier[-1].status == "breached":
+                    started_at = earlier[-1].started_at
             row = TimerRow(case_id=ctx.case.id, name=tdef.name, round=max(rounds, default=0) + 1, status="running",
-                           kind=tdef.kind, limit_spec=_limit_spec(tdef.limit), started_at=ctx.at)
+                           kind=tdef.kind, limit_spec=_limit_spec(tdef.limit), started_at=started_at)
             self._recompute(ctx, row, tdef=tdef)
             row.original_due_at = row.due_at
             ctx.session.add(row)

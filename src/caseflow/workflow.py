@@ -346,6 +346,9 @@ class TimerDef:
     pauses: Mapping[str, PausePolicy] = field(default_factory=FrozenMap, kw_only=True)
     extension: ExtensionPolicy | None = field(default=None, kw_only=True)
     warn_before: TimeLimit = field(default=_AUTO_WARN, kw_only=True)
+    #: Another timer of the case: when it ended breached, this timer counts from that timer's start.
+    #: 行政许可法 第三十二条第一款第(四)项: 逾期不告知补正的, 自收到申请材料之日起即为受理.
+    deemed_from: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_name(self.name, "a timer name", "name")
@@ -680,7 +683,7 @@ _STATE_KEYS = ("name", "label", "initial", "final")
 _TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label")
 _TIMER_KEYS = ("name", "label", "limit", "basis", "start", "stop", "kind", "pauses", "extension",
                "warn_before", "options")
-_START_KEYS = ("state", "trigger")
+_START_KEYS = ("state", "trigger", "deemed_from")
 _STOP_KEYS = ("states", "triggers")
 _PAUSE_KEYS = ("cap", "charged_to")
 _EXTENSION_KEYS = ("tiers", "max_times")
@@ -935,6 +938,12 @@ class _Parser:
             for message, sub in _timer_problems(timer, tuple(states), tuple(transitions), roles):
                 self.fail(message, f"timers[{i}].{sub}")
             result.append(timer)
+        names = [t.name for t in result]
+        for i, timer in enumerate(result):
+            if timer.deemed_from is not None and (timer.deemed_from not in names or timer.deemed_from == timer.name):
+                self.fail(f"timer {timer.name!r} is deemed from unknown timer {timer.deemed_from!r}; "
+                          f"other timers are {_quoted(n for n in names if n != timer.name)}",
+                          f"timers[{i}].start.deemed_from")
         return result
 
     def timer(self, item: Any, fld: str, roles: Mapping[str, str]) -> TimerDef:
@@ -951,9 +960,11 @@ class _Parser:
         if "start" not in node:
             self.fail(f"timer {name!r} needs 'start: {{state: ...}}' or 'start: {{trigger: ...}}'", fld)
         start = self.mapping(node["start"], f"{fld}.start", _START_KEYS, f"the start of timer {name!r}")
-        if len(start) != 1:
+        if len([k for k in start if k != "deemed_from"]) != 1:
             self.fail(f"timer {name!r} must start on exactly one of 'state' or 'trigger', got {dict(start)!r}",
                       f"{fld}.start")
+        deemed = (self.name(start["deemed_from"], f"{fld}.start.deemed_from", "a timer name")
+                  if "deemed_from" in start else None)
         start_state = self.name(start["state"], f"{fld}.start.state", "a state") if "state" in start else None
         start_trigger = (self.name(start["trigger"], f"{fld}.start.trigger", "a trigger")
                          if "trigger" in start else None)
@@ -973,7 +984,8 @@ class _Parser:
                 start_state=start_state, start_trigger=start_trigger,
                 stop_states=frozenset(self.names(stop.get("states"), f"{fld}.stop.states", "stop states")),
                 stop_triggers=frozenset(self.names(stop.get("triggers"), f"{fld}.stop.triggers", "stop triggers")),
-                kind=cast(TimerKind, kind), pauses=FrozenMap(pauses), extension=extension, **warn,
+                kind=cast(TimerKind, kind), pauses=FrozenMap(pauses), extension=extension, deemed_from=deemed,
+                **warn,
             )
         except WorkflowError as exc:
             self.rewrap(exc, fld)
