@@ -813,6 +813,16 @@ def demo(at: str, explain: bool, as_json: bool) -> None:
     _emit(as_json, results, "\n".join(blocks).rstrip())
 
 
+def _register_shells() -> None:
+    # Scheduler, alerts, digests and reports live in their own module; it calls back into ours.
+    from caseflow.cli_ops import register as register_ops
+
+    register_ops(cli)
+
+
+_register_shells()
+
+
 def main() -> None:
     """Entry point of the ``caseflow`` console script."""
     cli(prog_name="caseflow")

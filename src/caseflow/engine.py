@@ -855,9 +855,10 @@ class Engine:
             row.next_alert_at = None
         elif row.alert_level is None:
             row.next_alert_at = row.warn_at if row.warn_at is not None else row.due_at
-        elif row.alert_level == "warning":
+        elif row.alert_level in ("warning", "overdue"):
+            # For an overdue timer the sweep moves the instant on to escalation (it knows escalate_after);
+            # a due instant moved earlier by a calendar reload must not delay that.
             row.next_alert_at = row.due_at
-        # Overdue and escalated timers: the scheduler owns their next alert instant.
 
     # ------------------------------------------------------------------ queries
 

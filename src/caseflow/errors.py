@@ -21,6 +21,9 @@ stdlib meaning fits, the class also derives from it, so ``except LookupError`` o
     │   ├── CaseNotFoundError
     │   └── PersonNotFoundError
     ├── StoreError                                database unreachable, schema not upgraded
+    ├── notify.ConfigError (ValueError)           bad caseflow.toml (file, key)
+    ├── notify.DeliveryError                      a channel failed to deliver
+    ├── stats.StatsError (ValueError)             bad month / grouping
     └── AuditError                                hash chain broken (names the event)
 
 Messages name the offending values and say what to do about them.

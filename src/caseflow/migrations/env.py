@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import caseflow.alerts  # noqa: F401 - registers the scheduler's tables in CaseflowBase.metadata
 from caseflow.store import ALEMBIC_VERSION_TABLE, CaseflowBase
 
 config = context.config

@@ -1,0 +1,250 @@
+"""A leader's digest (督办日报): what is overdue, what falls due, what was escalated, the month so far.
+
+A leader sees the cases of their own unit and of every unit whose people have them as leader. The
+digest lists:
+
+- overdue timers, worst first, with how late they are (working days for day limits, hours for hour
+  limits), the step, the responsible person and the unit;
+- timers falling due today and on the next working day (rest days in between included: a calendar-day
+  limit can end on a Saturday);
+- escalations raised since the previous working day;
+- the month's on-time rate so far.
+
+Personal data from case records is masked (ID numbers and mobile numbers keep their last four digits).
+It renders as text, Markdown or HTML through the Jinja2 templates in ``caseflow/templates``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS
+from caseflow.calendar import ZONE, WorkCalendar, default_calendar
+from caseflow.errors import PersonNotFoundError
+from caseflow.notify import BODY_FORMATS, mask_text
+from caseflow.stats import GroupStats, StatsError, case_summary, compute_stats, is_clock_limit, total
+from caseflow.store import Person, Store
+
+__all__ = ["Digest", "DigestItem", "build_digest", "leader_units", "render_digest"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+_LEVEL_ZH = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
+
+
+@dataclass
+class DigestItem:
+    """One timer in a digest."""
+
+    case_id: int
+    timer_id: int
+    timer: str
+    workflow: str
+    state: str
+    responsible_id: str
+    responsible: str
+    unit: str
+    due_at: datetime
+    due_text: str
+    late_text: str = ""
+    late_working_days: int | None = None
+    late_hours: float | None = None
+    level: str | None = None
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly fields."""
+        data = asdict(self)
+        data["due_at"] = self.due_at.isoformat()
+        return data
+
+
+@dataclass
+class Digest:
+    """Everything a leader's digest shows, before rendering."""
+
+    leader_id: str
+    leader: str
+    at: datetime
+    units: list[str]
+    today: date
+    next_workday: date
+    overdue: list[DigestItem] = field(default_factory=list)
+    due_today: list[DigestItem] = field(default_factory=list)
+    due_next: list[DigestItem] = field(default_factory=list)
+    escalations: list[DigestItem] = field(default_factory=list)
+    month: str = ""
+    month_stats: GroupStats | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to report (no overdue, nothing due, no escalation)."""
+        return not (self.overdue or self.due_today or self.due_next or self.escalations)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """The month's on-time rate so far."""
+        return self.month_stats.on_time_rate if self.month_stats is not None else None
+
+    @property
+    def subject(self) -> str:
+        """A one-line subject for mail and chat."""
+        return (f"办理时限日报 {self.today:%Y-%m-%d} {self.leader}：超期 {len(self.overdue)} 件，"
+                f"今日到期 {len(self.due_today)} 件")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly digest."""
+        stats = self.month_stats.to_dict() if self.month_stats is not None else None
+        return {
+            "leader": self.leader_id, "leader_name": self.leader, "at": self.at.isoformat(),
+            "units": self.units, "today": self.today.isoformat(), "next_workday": self.next_workday.isoformat(),
+            "overdue": [i.to_dict() for i in self.overdue], "due_today": [i.to_dict() for i in self.due_today],
+            "due_next": [i.to_dict() for i in self.due_next],
+            "escalations": [i.to_dict() for i in self.escalations],
+            "month": self.month, "month_stats": stats, "subject": self.subject,
+        }
+
+
+def leader_units(session: sa.orm.Session, leader: Person) -> list[str]:
+    """The leader's unit and every unit whose people have them as leader."""
+    units = {leader.unit}
+    units.update(session.execute(
+        sa.select(PEOPLE.c.unit).where(PEOPLE.c.leader_id == leader.id).distinct()
+    ).scalars())
+    return sorted(units)
+
+
+def _due_text(due: datetime) -> str:
+    local = due.astimezone(ZONE)
+    if local.hour == 0 and local.minute == 0 and local.second == 0:
+        # A day limit ends at 24:00 of its last day: say so rather than "00:00 the next day".
+        return f"{(local - timedelta(days=1)):%Y-%m-%d} 24:00"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+def _last_day(due: datetime, last_day: date | None) -> date:
+    return last_day or (due.astimezone(ZONE) - timedelta(microseconds=1)).date()
+
+
+def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCalendar | None = None) -> Digest:
+    """Collect a leader's digest as of ``at``; raise :class:`PersonNotFoundError` for an unknown leader."""
+    cal = calendar or default_calendar()
+    at = at.astimezone(ZONE)
+    today = at.date()
+    next_wd = cal.next_workday(today)
+    tomorrow_start = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZONE)
+    after_next = datetime.combine(next_wd + timedelta(days=1), datetime.min.time(), ZONE)
+    since = datetime.combine(cal.add_working_days(today, -1), at.timetz())
+    t = TIMERS.c
+    c = CASES.c
+    a = ALERTS.c
+    with store.session() as session:
+        leader = session.get(Person, leader_id)
+        if leader is None:
+            raise PersonNotFoundError(f"no person has the id {leader_id!r}; a digest needs a leader's person id")
+        units = leader_units(session, leader)
+        rows = session.execute(
+            sa.select(t.id, t.case_id, t.name, t.due_at, t.last_day, t.limit_spec, t.alert_level, c.workflow_key,
+                      c.state, c.responsible_id, c.unit, c.data)
+            .join_from(TIMERS, CASES, t.case_id == c.id)
+            .where(t.status == "running", t.due_at.is_not(None), t.due_at <= after_next, c.unit.in_(units))
+            .order_by(t.due_at, t.id)
+        ).all()
+        escalated = session.execute(
+            sa.select(a.timer_id, a.case_id, a.raised_at, a.due_at, a.to_person, t.name, t.last_day, t.limit_spec,
+                      c.workflow_key, c.state, c.responsible_id, c.unit, c.data)
+            .join_from(ALERTS, TIMERS, a.timer_id == t.id)
+            .join(CASES, a.case_id == c.id)
+            .where(a.level == "escalated", a.unit.in_(units), a.raised_at > since, a.raised_at <= at)
+            .order_by(a.due_at, a.id)
+        ).all()
+        person_ids = {r.responsible_id for r in rows} | {r.responsible_id for r in escalated}
+        names: dict[str, str] = {}
+        if person_ids:
+            names.update(session.execute(
+                sa.select(PEOPLE.c.id, PEOPLE.c.name).where(PEOPLE.c.id.in_(list(person_ids)))).all())
+
+    digest = Digest(leader_id, leader.name, at, units, today, next_wd, month=f"{today:%Y-%m}")
+
+    def item(r: Any, level: str | None) -> DigestItem:
+        return DigestItem(
+            case_id=r.case_id, timer_id=getattr(r, "id", None) or r.timer_id, timer=r.name, workflow=r.workflow_key,
+            state=r.state, responsible_id=r.responsible_id, responsible=names.get(r.responsible_id, r.responsible_id),
+            unit=r.unit, due_at=r.due_at, due_text=_due_text(r.due_at), level=level, summary=case_summary(r.data),
+        )
+
+    for r in rows:
+        entry = item(r, r.alert_level)
+        if r.due_at <= at:
+            if is_clock_limit(r.limit_spec, r.last_day):
+                entry.late_hours = round((at - r.due_at).total_seconds() / 3600, 1)
+                entry.late_text = f"逾期 {entry.late_hours:g} 小时"
+            else:
+                entry.late_working_days = max(1, cal.working_days_between(_last_day(r.due_at, r.last_day), today))
+                entry.late_text = f"逾期 {entry.late_working_days} 个工作日"
+            digest.overdue.append(entry)
+        elif r.due_at <= tomorrow_start:
+            digest.due_today.append(entry)
+        else:
+            digest.due_next.append(entry)
+    # Worst first: the longest overdue (earliest due instant) leads; rows come sorted by due_at already.
+    for r in escalated:
+        entry = item(r, "escalated")
+        entry.late_text = f"{_LEVEL_ZH['escalated']}，已通知 {r.to_person}"
+        digest.escalations.append(entry)
+    try:
+        groups = compute_stats(store, month=digest.month, by="unit", units=units, until=at, now=at, calendar=cal)
+    except StatsError:  # pragma: no cover - the month is always valid here
+        groups = []
+    digest.month_stats = total(groups, key="month")
+    return digest
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.1f}%"
+    env.filters["mask"] = mask_text
+    env.filters["md"] = _md_escape
+    return env
+
+
+def _md_escape(value: Any) -> str:
+    """Escape text for a Markdown table or list: no markup, and no raw HTML either."""
+    text = str(value)
+    for ch in ("\\", "|", "*", "_", "`", "[", "]"):
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+_TEMPLATE_NAMES = {"text": "digest.txt.j2", "markdown": "digest.md.j2", "html": "digest.html.j2"}
+
+
+def render_digest(digest: Digest, fmt: str = "text") -> str:
+    """Render a digest as ``text``, ``markdown`` or ``html``; personal numbers come out masked."""
+    if fmt not in BODY_FORMATS:
+        raise StatsError(f"unknown digest format {fmt!r}; choose one of {', '.join(BODY_FORMATS)}")
+    template = _environment().get_template(_TEMPLATE_NAMES[fmt])
+    text: str = template.render(d=digest, level_zh=_LEVEL_ZH)
+    # A last pass: whatever a template shows, no full ID or mobile number leaves the process.
+    return mask_text(text)
+
+
+def digest_formats() -> Sequence[str]:
+    """The formats :func:`render_digest` knows."""
+    return BODY_FORMATS

@@ -1,0 +1,768 @@
+"""Notifications: configuration, channels, and the outbox that delivers them once.
+
+A notification is a row of ``caseflow_outbox`` queued in the same transaction as the alert (or digest)
+it announces, so an alert is never raised without its notification nor the reverse. Delivery happens
+afterwards, outside any transaction:
+
+1. **claim** a batch of due rows: on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED`` so several
+   schedulers take disjoint batches without waiting on each other; on both databases the claim sets a
+   lease (``lease_owner``, ``lease_until``) that covers the network call, so no transaction stays open
+   while a mail server answers, and a process killed mid-delivery loses nothing: its lease expires and
+   the row is claimed again;
+2. **send** each row on its channel; rows are grouped by destination and the groups sent in parallel,
+   so a slow or failing channel does not hold up the others;
+3. **record** the outcome: ``sent``, or a retry with exponential backoff (``attempts``,
+   ``next_attempt_at``, ``last_error``), or ``failed`` after the last attempt (``caseflow alerts failed``).
+
+Delivery is at least once: a process killed after a send but before recording it sends again.
+
+Channels are apprise URLs (``mailto://``, ``wecombot://``, ``dingtalk://``, ``feishu://`` …), a generic
+JSON webhook (``http://`` / ``https://`` URLs: POST ``{"to", "subject", "body", "format"}``) and the log
+(``log://``: python logging, and the text is kept in memory for the demo).
+
+Configuration is a TOML file (``caseflow.toml``; ``--config`` or ``CASEFLOW_CONFIG``)::
+
+    [scheduler]
+    sweep_seconds = 30
+    escalate_after = "1 working_days"
+    digest_time = "08:30"
+
+    [channels.mail]
+    url = "mailto://smtp.example.org?from=caseflow@example.org"   # or url_env = "CASEFLOW_MAIL_URL"
+    format = "html"
+
+    [people.zhang]
+    channel = "mail"
+    address = "zhang@example.org"
+
+    [units."城关派出所"]
+    channel = "hook"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import tomllib
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import sqlalchemy as sa
+
+from caseflow.abc import Clock, Notifier
+from caseflow.alerts import OUTBOX, OutboxRow, bulk_insert
+from caseflow.clock import SystemClock
+from caseflow.errors import CaseflowError, TimeLimitError
+from caseflow.store import Store
+from caseflow.timelimits import TimeLimit
+
+__all__ = [
+    "AppriseNotifier",
+    "ChannelConfig",
+    "ClaimedDelivery",
+    "ConfigError",
+    "DeliveryError",
+    "DeliveryReport",
+    "LogNotifier",
+    "NotifyConfig",
+    "Outbox",
+    "PersonLike",
+    "Route",
+    "SchedulerSettings",
+    "WebhookNotifier",
+    "backoff_delay",
+    "build_notifier",
+    "insert_ignore",
+    "mask_text",
+    "new_owner",
+]
+
+log = logging.getLogger("caseflow.notify")
+
+CONFIG_ENV = "CASEFLOW_CONFIG"
+DEFAULT_CONFIG_NAME = "caseflow.toml"
+LOG_CHANNEL = "log"
+BODY_FORMATS = ("text", "markdown", "html")
+
+
+class ConfigError(CaseflowError, ValueError):
+    """The notification/scheduler configuration is invalid; the message names the file and the key."""
+
+    def __init__(self, message: str, *, path: str = "", key: str = "") -> None:
+        where = path or "<config>"
+        if key:
+            where += f": {key}"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.key = key
+
+
+class DeliveryError(CaseflowError):
+    """A channel refused or could not take a message (the outbox retries it)."""
+
+
+# ------------------------------------------------------------------------------------------ masking
+
+# 18-character resident ID numbers (身份证号): 17 digits and a digit or X check character.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{14})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
+# Mainland mobile numbers: 11 digits starting 13–19, optionally written +86 / 86 first.
+_MOBILE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?)1[3-9]\d{5}(\d{4})(?!\d)")
+
+
+def mask_text(text: str) -> str:
+    """Mask ID numbers and mobile numbers in ``text``: only their last four characters stay readable."""
+    if not text:
+        return text
+    text = _ID_NUMBER.sub(lambda m: "*" * 14 + m.group(2), text)
+    return _MOBILE.sub(lambda m: m.group(1) + "*" * 7 + m.group(2), text)
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One named channel: where messages go and in which format digests are rendered for it."""
+
+    name: str
+    url: str
+    kind: str  # apprise, webhook, log
+    format: str = "text"
+    timeout: float = 10.0
+
+    @staticmethod
+    def infer_kind(url: str) -> str:
+        """``log`` for ``log://``, ``webhook`` for plain http(s) URLs, ``apprise`` for anything else."""
+        scheme = url.split(":", 1)[0].lower()
+        if scheme == "log":
+            return "log"
+        if scheme in ("http", "https"):
+            return "webhook"
+        return "apprise"
+
+
+class PersonLike(Protocol):
+    """What routing needs of a person: a :class:`~caseflow.store.Person` row or any object alike."""
+
+    @property
+    def unit(self) -> str:
+        """The person's unit."""
+        ...
+
+    @property
+    def channel(self) -> str | None:
+        """The person's own channel: a channel name, a URL or a ``mailto:`` address."""
+        ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a person's or unit's messages go: a channel name (or URL) and an optional address on it."""
+
+    channel: str
+    address: str | None = None
+
+
+_ONE_WORKING_DAY = TimeLimit(1, "working_days")
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """The ``[scheduler]`` table."""
+
+    sweep_seconds: float = 30.0
+    deliver_seconds: float = 10.0
+    escalate_after: TimeLimit = _ONE_WORKING_DAY
+    digest_time: time = time(8, 30)
+    report_time: time = time(9, 0)
+    report_dir: Path = Path("reports")
+    batch: int = 1000
+    deliver_batch: int = 200
+    max_attempts: int = 6
+    retry_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    lease_seconds: float = 300.0
+    digest_grace_seconds: int = 3 * 3600
+    digest_empty: bool = False
+    default_channel: str = LOG_CHANNEL
+
+
+_SCHEDULER_KEYS: dict[str, type | tuple[type, ...]] = {
+    "sweep_seconds": (int, float), "deliver_seconds": (int, float), "escalate_after": str, "digest_time": str,
+    "report_time": str, "report_dir": str, "batch": int, "deliver_batch": int, "max_attempts": int,
+    "retry_seconds": (int, float), "retry_max_seconds": (int, float), "lease_seconds": (int, float),
+    "digest_grace_seconds": int, "digest_empty": bool, "default_channel": str,
+}
+_CHANNEL_KEYS = ("url", "url_env", "type", "format", "timeout")
+_ROUTE_KEYS = ("channel", "address")
+_TOP_KEYS = ("scheduler", "channels", "people", "units")
+
+
+@dataclass
+class NotifyConfig:
+    """Channels, routes of people and units, and scheduler settings (see the module docstring)."""
+
+    path: str = ""
+    channels: dict[str, ChannelConfig] = field(default_factory=dict)
+    people: dict[str, Route] = field(default_factory=dict)
+    units: dict[str, Route] = field(default_factory=dict)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+
+    def __post_init__(self) -> None:
+        # The log channel always exists: a message with nowhere else to go is at least logged.
+        self.channels.setdefault(LOG_CHANNEL, ChannelConfig(LOG_CHANNEL, "log://", "log"))
+
+    # ----------------------------------------------------------------- loading
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> NotifyConfig:
+        """Read ``path``, else ``$CASEFLOW_CONFIG``, else ``./caseflow.toml`` if present, else defaults."""
+        if path is None:
+            path = os.environ.get(CONFIG_ENV) or None
+            if path is None:
+                if not Path(DEFAULT_CONFIG_NAME).is_file():
+                    return cls()
+                path = DEFAULT_CONFIG_NAME
+        where = str(path)
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the configuration: {exc.strerror or exc}", path=where) from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not UTF-8 text: {exc}", path=where) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", path=where) from None
+        return cls.from_dict(data, path=where)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, path: str = "<config>") -> NotifyConfig:
+        """Build and validate a configuration from parsed TOML (``path`` names it in error messages)."""
+
+        def fail(key: str, message: str) -> ConfigError:
+            return ConfigError(message, path=path, key=key)
+
+        for key in data:
+            if key not in _TOP_KEYS:
+                raise fail(key, f"unknown table; allowed tables are {', '.join(_TOP_KEYS)}")
+
+        channels: dict[str, ChannelConfig] = {}
+        for name, spec in _table(data, "channels", fail).items():
+            key = f"channels.{name}"
+            if not isinstance(spec, Mapping):
+                raise fail(key, "must be a table with url = \"…\"")
+            _check_keys(spec, _CHANNEL_KEYS, key, fail)
+            url = spec.get("url")
+            if "url_env" in spec:
+                env_name = spec["url_env"]
+                if not isinstance(env_name, str) or not env_name:
+                    raise fail(f"{key}.url_env", "must name an environment variable")
+                url = os.environ.get(env_name)
+                if not url:
+                    raise fail(f"{key}.url_env", f"the environment variable {env_name} is not set")
+            if not isinstance(url, str) or "://" not in url:
+                raise fail(f"{key}.url", f"must be a URL like mailto://…, https://… or log://, got {url!r}")
+            kind = spec.get("type", ChannelConfig.infer_kind(url))
+            if kind not in ("apprise", "webhook", "log"):
+                raise fail(f"{key}.type", f"must be apprise, webhook or log, got {kind!r}")
+            fmt = spec.get("format", "text")
+            if fmt not in BODY_FORMATS:
+                raise fail(f"{key}.format", f"must be one of {', '.join(BODY_FORMATS)}, got {fmt!r}")
+            timeout = spec.get("timeout", 10.0)
+            if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+                raise fail(f"{key}.timeout", f"must be a positive number of seconds, got {timeout!r}")
+            channels[name] = ChannelConfig(name, url, kind, fmt, float(timeout))
+        channels.setdefault(LOG_CHANNEL, ChannelConfig(LOG_CHANNEL, "log://", "log"))
+
+        def routes(table: str) -> dict[str, Route]:
+            result: dict[str, Route] = {}
+            for ident, spec in _table(data, table, fail).items():
+                key = f"{table}.{ident}"
+                if not isinstance(spec, Mapping):
+                    raise fail(key, "must be a table with channel = \"NAME\"")
+                _check_keys(spec, _ROUTE_KEYS, key, fail)
+                channel = spec.get("channel")
+                if not isinstance(channel, str) or channel not in channels:
+                    raise fail(f"{key}.channel",
+                               f"unknown channel {channel!r}; channels are: {', '.join(sorted(channels))}")
+                address = spec.get("address")
+                if address is not None and not isinstance(address, str):
+                    raise fail(f"{key}.address", f"must be a string, got {address!r}")
+                result[str(ident)] = Route(channel, address)
+            return result
+
+        people = routes("people")
+        units = routes("units")
+        settings = _scheduler_settings(_table(data, "scheduler", fail), channels, fail)
+        return cls(path=path, channels=channels, people=people, units=units, scheduler=settings)
+
+    # ----------------------------------------------------------------- routing
+
+    def route_person(self, person_id: str, person: PersonLike | None) -> Route:
+        """Where a person's messages go: ``[people.ID]``, else their row's channel, else their unit's."""
+        configured = self.people.get(person_id)
+        if configured is not None:
+            return configured
+        if person is not None and person.channel:
+            value = person.channel.strip()
+            if value in self.channels:
+                return Route(value)
+            if value.lower().startswith("mailto:") and "://" not in value:
+                # An e-mail address on the person's row: sent through the configured e-mail channel.
+                mail = self._mail_channel()
+                if mail is not None:
+                    return Route(mail, value.split(":", 1)[1])
+            elif "://" in value:
+                return Route(value)
+        if person is not None:
+            return self.route_unit(person.unit)
+        return Route(self.scheduler.default_channel)
+
+    def route_unit(self, unit: str) -> Route:
+        """Where a unit's messages go: ``[units.UNIT]``, else the default channel."""
+        return self.units.get(unit) or Route(self.scheduler.default_channel)
+
+    def _mail_channel(self) -> str | None:
+        for name, channel in self.channels.items():
+            if channel.url.lower().startswith(("mailto://", "mailtos://")):
+                return name
+        return None
+
+    def channel_format(self, channel: str) -> str:
+        """The body format digests are rendered in for ``channel`` (a name or an ad-hoc URL)."""
+        config = self.channels.get(channel)
+        return config.format if config is not None else "text"
+
+    def channel_config(self, channel: str) -> ChannelConfig:
+        """The configuration of a channel name, or an ad-hoc one for a URL stored on a person's row."""
+        config = self.channels.get(channel)
+        if config is not None:
+            return config
+        if "://" in channel:
+            return ChannelConfig(channel, channel, ChannelConfig.infer_kind(channel))
+        raise DeliveryError(
+            f"unknown channel {channel!r}; configured channels are: {', '.join(sorted(self.channels))}"
+            + (f" (in {self.path})" if self.path else "")
+        )
+
+
+def _table(data: Mapping[str, Any], name: str, fail: Callable[[str, str], ConfigError]) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise fail(name, f"must be a table ([{name}] …), got {type(value).__name__}")
+    return value
+
+
+def _check_keys(spec: Mapping[str, Any], allowed: Sequence[str], where: str,
+                fail: Callable[[str, str], ConfigError]) -> None:
+    for key in spec:
+        if key not in allowed:
+            raise fail(f"{where}.{key}", f"unknown key; allowed keys are {', '.join(allowed)}")
+
+
+def _parse_clock_time(text: str) -> time:
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"expected a time of day like 08:30, got {text!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _scheduler_settings(table: Mapping[str, Any], channels: Mapping[str, ChannelConfig],
+                        fail: Callable[[str, str], ConfigError]) -> SchedulerSettings:
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        full = f"scheduler.{key}"
+        expected = _SCHEDULER_KEYS.get(key)
+        if expected is None:
+            raise fail(full, f"unknown key; allowed keys are {', '.join(_SCHEDULER_KEYS)}")
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            raise fail(full, f"has the wrong type ({type(value).__name__}: {value!r})")
+        if key in ("digest_time", "report_time"):
+            try:
+                values[key] = _parse_clock_time(str(value))
+            except ValueError as exc:
+                raise fail(full, str(exc)) from None
+        elif key == "escalate_after":
+            try:
+                limit = TimeLimit.parse(str(value))
+            except TimeLimitError as exc:
+                raise fail(full, str(exc)) from None
+            if limit.unit not in ("working_days", "days", "hours", "minutes") or limit.amount < 1:
+                raise fail(full, f"must be a positive number of working_days, days or hours, got {value!r}")
+            values[key] = limit
+        elif key == "report_dir":
+            values[key] = Path(str(value))
+        elif key == "default_channel":
+            if value not in channels:
+                raise fail(full, f"unknown channel {value!r}; channels are: {', '.join(sorted(channels))}")
+            values[key] = value
+        else:
+            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+                raise fail(full, f"must be positive, got {value!r}")
+            values[key] = value
+    return SchedulerSettings(**values)
+
+
+# ----------------------------------------------------------------------------------------- channels
+
+
+class LogNotifier:
+    """The log channel: python logging, and the messages kept in memory (the demo prints them)."""
+
+    name = LOG_CHANNEL
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def send(self, *, to: str, subject: str, body: str) -> None:
+        """Log the message and keep it."""
+        log.info("notification to %s: %s\n%s", to, subject, body)
+        with self._lock:
+            self.messages.append((to, subject, body))
+
+
+class WebhookNotifier:
+    """A generic JSON webhook: POST ``{"to", "subject", "body", "format"}``; any non-2xx status fails."""
+
+    def __init__(self, url: str, *, name: str = "webhook", timeout: float = 10.0, body_format: str = "text") -> None:
+        self.url = url
+        self.name = name
+        self.timeout = timeout
+        self.body_format = body_format
+
+    def send(self, *, to: str, subject: str, body: str) -> None:
+        """POST the message; raise :class:`DeliveryError` on a network error or an error status."""
+        # urllib rather than an HTTP client library: one POST needs no extra dependency.
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps({"to": to, "subject": subject, "body": body, "format": self.body_format},
+                          ensure_ascii=False).encode("utf-8")
+        request = urllib.request.Request(self.url, data=data, method="POST",
+                                         headers={"Content-Type": "application/json; charset=utf-8",
+                                                  "User-Agent": "caseflow"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:200].decode("utf-8", "replace")
+            raise DeliveryError(f"webhook {_safe(self.url)} answered {exc.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryError(f"webhook {_safe(self.url)}: {type(exc).__name__}: {reason}") from None
+        if status >= 300:
+            raise DeliveryError(f"webhook {_safe(self.url)} answered {status}")
+
+
+class AppriseNotifier:
+    """Any apprise URL: ``mailto://``, ``wecombot://``, ``dingtalk://``, ``feishu://`` …
+
+    For e-mail URLs the message's address is added as ``to=``, so one channel serves every person.
+    """
+
+    def __init__(self, url: str, *, name: str = "apprise", body_format: str = "text") -> None:
+        self.url = url
+        self.name = name
+        self.body_format = body_format
+
+    def _url_for(self, to: str) -> str:
+        parts = urlsplit(self.url)
+        if parts.scheme.lower() in ("mailto", "mailtos") and "@" in to:
+            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "to"]
+            query.append(("to", to))
+            return urlunsplit(parts._replace(query=urlencode(query)))
+        return self.url
+
+    def send(self, *, to: str, subject: str, body: str) -> None:
+        """Send through apprise; raise :class:`DeliveryError` with apprise's own log when it fails."""
+        import apprise
+
+        notifier = apprise.Apprise()
+        if not notifier.add(self._url_for(to)):
+            raise DeliveryError(f"apprise does not accept the URL {_safe(self.url)}")
+        fmt = {"html": apprise.NotifyFormat.HTML, "markdown": apprise.NotifyFormat.MARKDOWN}.get(
+            self.body_format, apprise.NotifyFormat.TEXT)
+        with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
+            ok = notifier.notify(title=subject, body=body, body_format=fmt)
+        if not ok:
+            detail = " ".join(captured.getvalue().split())[:500] or "no detail"
+            raise DeliveryError(f"apprise {_safe(self.url)} failed: {detail}")
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for messages and the outbox's last_error."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def build_notifier(channel: ChannelConfig, log_notifier: LogNotifier) -> Notifier:
+    """The notifier of a configured channel."""
+    if channel.kind == "log":
+        return log_notifier
+    if channel.kind == "webhook":
+        return WebhookNotifier(channel.url, name=channel.name, timeout=channel.timeout, body_format=channel.format)
+    return AppriseNotifier(channel.url, name=channel.name, body_format=channel.format)
+
+
+# ------------------------------------------------------------------------------------------- outbox
+
+
+def backoff_delay(attempts: int, base: float, cap: float) -> timedelta:
+    """Exponential backoff after ``attempts`` failed attempts: base, 2·base, 4·base … at most ``cap``."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def new_owner() -> str:
+    """A lease owner naming this process uniquely (host, pid, random suffix)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery round did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    deferred: int = 0
+    lost_lease: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly figures."""
+        return {"claimed": self.claimed, "sent": self.sent, "retried": self.retried, "failed": self.failed,
+                "deferred": self.deferred, "lost_lease": self.lost_lease, "errors": self.errors[:20]}
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """An outbox row leased to this process for delivery."""
+
+    id: int
+    channel: str
+    address: str | None
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+    max_attempts: int
+
+
+class Outbox:
+    """Queues notifications and delivers them (claim with a lease, send, record; retries with backoff)."""
+
+    def __init__(self, store: Store, config: NotifyConfig | None = None, *, clock: Clock | None = None,
+                 owner: str | None = None, notifiers: Mapping[str, Notifier] | None = None,
+                 max_workers: int = 8) -> None:
+        self.store = store
+        self.config = config or NotifyConfig()
+        self.clock: Clock = clock or SystemClock()
+        self.owner = owner or new_owner()
+        self.log_notifier = LogNotifier()
+        self._overrides: dict[str, Notifier] = dict(notifiers or {})
+        self._cache: dict[str, Notifier] = {}
+        self._cache_lock = threading.Lock()
+        self.max_workers = max_workers
+
+    # ----------------------------------------------------------------- queueing
+
+    def row(self, *, kind: str, recipient: str, route: Route, subject: str, body: str, now: datetime,
+            body_format: str = "text", alert_id: int | None = None, job_run_id: int | None = None) -> dict[str, Any]:
+        """The column values of one outbox row (for a bulk insert in the caller's transaction)."""
+        return {
+            "kind": kind, "alert_id": alert_id, "job_run_id": job_run_id, "recipient": recipient,
+            "channel": route.channel, "address": route.address, "subject": subject, "body": body,
+            "body_format": body_format, "status": "pending", "attempts": 0,
+            "max_attempts": self.config.scheduler.max_attempts, "next_attempt_at": now, "last_error": None,
+            "lease_owner": None, "lease_until": None, "created_at": now, "sent_at": None,
+        }
+
+    @staticmethod
+    def insert(session: sa.orm.Session, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert outbox rows in the caller's transaction; a row already queued for its alert and recipient is kept."""
+        bulk_insert(session, OUTBOX, rows, conflict=("alert_id", "recipient"))
+
+    # ----------------------------------------------------------------- delivery
+
+    def notifier(self, channel: str) -> Notifier:
+        """The notifier for a channel name (or ad-hoc URL); built once and cached."""
+        if channel in self._overrides:
+            return self._overrides[channel]
+        with self._cache_lock:
+            found = self._cache.get(channel)
+            if found is None:
+                found = build_notifier(self.config.channel_config(channel), self.log_notifier)
+                self._cache[channel] = found
+            return found
+
+    def claim(self, now: datetime | None = None, limit: int | None = None) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due rows to this owner (SKIP LOCKED on PostgreSQL); return them."""
+        now = now or self.clock.now()
+        limit = limit or self.config.scheduler.deliver_batch
+        t = OUTBOX.c
+        lease_free = sa.or_(t.lease_until.is_(None), t.lease_until < now)
+        with self.store.session(write=True) as session:
+            query = (sa.select(t.id).where(t.status == "pending", t.next_attempt_at <= now, lease_free)
+                     .order_by(t.next_attempt_at).limit(limit))
+            if self.store.dialect == "postgresql":
+                # Two schedulers take disjoint batches instead of queueing on each other's row locks.
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.execute(query).scalars())
+            if not ids:
+                return []
+            until = now + timedelta(seconds=self.config.scheduler.lease_seconds)
+            # On SQLite (no row locks) the lease condition is re-checked by the UPDATE itself.
+            session.execute(sa.update(OUTBOX).where(t.id.in_(ids), lease_free)
+                            .values(lease_owner=self.owner, lease_until=until))
+            rows = session.execute(
+                sa.select(t.id, t.channel, t.address, t.recipient, t.subject, t.body, t.attempts, t.max_attempts)
+                .where(t.id.in_(ids), t.lease_owner == self.owner, t.lease_until == until)
+                .order_by(t.id)
+            ).all()
+        return [ClaimedDelivery(*row) for row in rows]
+
+    def deliver(self, now: datetime | None = None, *, limit: int | None = None) -> DeliveryReport:
+        """Claim due rows and send them, grouped by destination and the groups in parallel."""
+        report = DeliveryReport()
+        claimed = self.claim(now, limit)
+        report.claimed = len(claimed)
+        if not claimed:
+            return report
+        groups: dict[tuple[str, str | None], list[ClaimedDelivery]] = {}
+        for item in claimed:
+            groups.setdefault((item.channel, item.address), []).append(item)
+        lock = threading.Lock()
+        workers = max(1, min(self.max_workers, len(groups)))
+        if workers == 1:
+            for items in groups.values():
+                self._deliver_group(items, report, lock, now)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caseflow-deliver") as pool:
+                futures = [pool.submit(self._deliver_group, items, report, lock, now) for items in groups.values()]
+                for future in futures:
+                    future.result()
+        return report
+
+    def _deliver_group(self, items: list[ClaimedDelivery], report: DeliveryReport, lock: threading.Lock,
+                       now: datetime | None) -> None:
+        failed_until: datetime | None = None
+        for item in items:
+            if failed_until is not None:
+                # The destination just failed: the rest of its batch waits for the same retry instant
+                # without spending an attempt, instead of timing out one by one.
+                self._release(item, failed_until)
+                with lock:
+                    report.deferred += 1
+                continue
+            try:
+                notifier = self.notifier(item.channel)
+                notifier.send(to=item.address or item.recipient, subject=item.subject, body=item.body)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, CaseflowError) else str(exc)
+                outcome, retry_at = self._record_failure(item, message[:1000], now)
+                with lock:
+                    report.errors.append(f"outbox #{item.id} via {_safe(item.channel)}: {message}")
+                    if outcome == "failed":
+                        report.failed += 1
+                    elif outcome == "retry":
+                        report.retried += 1
+                    else:
+                        report.lost_lease += 1
+                log.warning("delivery of outbox #%s via %s failed: %s", item.id, _safe(item.channel), message)
+                failed_until = retry_at
+                continue
+            ok = self._record_sent(item, now)
+            with lock:
+                if ok:
+                    report.sent += 1
+                else:
+                    report.lost_lease += 1
+
+    def _mine(self, item: ClaimedDelivery) -> Any:
+        t = OUTBOX.c
+        return sa.and_(t.id == item.id, t.lease_owner == self.owner, t.status == "pending")
+
+    # ``now`` is the instant of a simulated run (run_once --at T); a live run reads the clock again,
+    # since sending took time.
+    def _record_sent(self, item: ClaimedDelivery, now: datetime | None = None) -> bool:
+        now = now or self.clock.now()
+        with self.store.session(write=True) as session:
+            result = session.execute(
+                sa.update(OUTBOX).where(self._mine(item)).values(
+                    status="sent", sent_at=now, attempts=item.attempts + 1, last_error=None,
+                    lease_owner=None, lease_until=None)
+            )
+        if not _rowcount(result):
+            log.warning("outbox #%s was sent but its lease had passed to another process", item.id)
+            return False
+        return True
+
+    def _record_failure(self, item: ClaimedDelivery, error: str, now: datetime | None = None) -> tuple[str, datetime]:
+        now = now or self.clock.now()
+        attempts = item.attempts + 1
+        settings = self.config.scheduler
+        retry_at = now + backoff_delay(attempts, settings.retry_seconds, settings.retry_max_seconds)
+        status = "failed" if attempts >= item.max_attempts else "pending"
+        with self.store.session(write=True) as session:
+            result = session.execute(
+                sa.update(OUTBOX).where(self._mine(item)).values(
+                    status=status, attempts=attempts, last_error=error, next_attempt_at=retry_at,
+                    lease_owner=None, lease_until=None)
+            )
+        if not _rowcount(result):
+            return "lost", retry_at
+        return ("failed" if status == "failed" else "retry"), retry_at
+
+    def _release(self, item: ClaimedDelivery, retry_at: datetime) -> None:
+        with self.store.session(write=True) as session:
+            session.execute(sa.update(OUTBOX).where(self._mine(item)).values(
+                next_attempt_at=retry_at, lease_owner=None, lease_until=None))
+
+    # ----------------------------------------------------------------- queries
+
+    def failed(self) -> list[OutboxRow]:
+        """Rows given up on after their last attempt, oldest first."""
+        with self.store.session() as session:
+            return list(session.execute(
+                sa.select(OutboxRow).where(OUTBOX.c.status == "failed").order_by(OUTBOX.c.id)
+            ).scalars())
+
+    def pending_count(self) -> int:
+        """How many rows wait for delivery."""
+        with self.store.session() as session:
+            t = OUTBOX.c
+            return int(session.execute(sa.select(sa.func.count()).where(t.status == "pending")).scalar_one())
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def insert_ignore(session: sa.orm.Session, table: Any, conflict: Iterable[str]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect (SQLite: ``INSERT OR IGNORE`` semantics)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    raise CaseflowError(f"unsupported database dialect {name!r}; use SQLite or PostgreSQL")

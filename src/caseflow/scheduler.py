@@ -1,0 +1,654 @@
+"""The scheduler: a sweep raising alerts, delivery of notifications, digests and the monthly report.
+
+APScheduler (3.x, the stable line) holds a handful of jobs in a ``MemoryJobStore``, never one job per
+case (DESIGN.md: 3.x cannot share a persistent job store between processes, and 1 M jobs would not
+fit). Every process re-adds the same jobs at start with ``replace_existing=True``:
+
+- **sweep** (every ``sweep_seconds``): one indexed query claims the timers whose ``next_alert_at`` has
+  passed and raises the alert levels due (warning at ``warn_at``, overdue at ``due_at``, escalated
+  ``escalate_after`` later, to the leader). Alerts are rows unique per (timer, level) inserted with
+  ``ON CONFLICT DO NOTHING``; each new alert queues its notification in the same transaction.
+- **deliver** (every ``deliver_seconds``): :meth:`caseflow.notify.Outbox.deliver`.
+- **digest** (``digest_time`` on working days, :class:`WorkingDayTrigger`): one digest per leader,
+  claimed by a unique (job, slot) row.
+- **monthly report** (``report_time`` on the first working day of each month): the ledger of last month
+  per unit, written as .xlsx, and a notification to each unit.
+
+Several schedulers may share one PostgreSQL database: the sweep claims timers with
+``FOR UPDATE OF timers SKIP LOCKED``, so two sweeps take disjoint timers, and the unique keys make a
+duplicate impossible even if they did not. On SQLite (single-process store) the sweep is one
+``BEGIN IMMEDIATE`` transaction: the database's write lock is the claim, and a second process waits.
+A process killed mid-sweep rolls its transaction back; the next sweep raises everything it missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from apscheduler.triggers.base import BaseTrigger
+
+from caseflow.abc import Clock, Notifier
+from caseflow.alerts import ABSENCES, ALERT_LEVELS, ALERTS, CASES, JOB_RUNS, PEOPLE, TIMERS, bulk_insert, bulk_update
+from caseflow.calendar import ZONE, WorkCalendar, default_calendar
+from caseflow.clock import SystemClock
+from caseflow.errors import CalendarError
+from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
+from caseflow.store import Store
+from caseflow.timelimits import TimeLimit
+
+__all__ = [
+    "LEVEL_ZH",
+    "RunReport",
+    "Scheduler",
+    "SweepReport",
+    "WorkingDayTrigger",
+    "escalation_instant",
+    "plan_levels",
+]
+
+log = logging.getLogger("caseflow.scheduler")
+
+#: APScheduler wants a plain zoneinfo; this is caseflow's ZONE under its IANA name.
+SCHED_ZONE = ZoneInfo("Asia/Shanghai")
+LEVEL_ZH = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
+_ABSENCE_HOPS = 5
+
+
+# ------------------------------------------------------------------------------------------ trigger
+
+
+class WorkingDayTrigger(BaseTrigger):  # type: ignore[misc]
+    """Fires at ``hour:minute`` on working days of caseflow's calendar only.
+
+    Make-up working days (调休上班 Saturdays) fire; weekends and holidays do not. With
+    ``first_of_month=True`` it fires on the first working day of each month only (the monthly report).
+    """
+
+    def __init__(self, hour: int = 8, minute: int = 30, calendar: WorkCalendar | None = None,
+                 timezone: tzinfo | str | None = None, *, first_of_month: bool = False) -> None:
+        if not (0 <= hour <= 23 and 0 <= minute <= 59):
+            raise CalendarError(f"a time of day needs 0 <= hour <= 23 and 0 <= minute <= 59, got {hour}:{minute}")
+        self.hour = hour
+        self.minute = minute
+        self.calendar = calendar or default_calendar()
+        self.timezone: tzinfo = ZoneInfo(timezone) if isinstance(timezone, str) else (timezone or SCHED_ZONE)
+        self.first_of_month = first_of_month
+
+    def _eligible(self, day: date) -> bool:
+        if not self.calendar.is_workday(day):
+            return False
+        return not self.first_of_month or self.calendar.roll_forward(day.replace(day=1)) == day
+
+    def _next_eligible(self, day: date) -> date:
+        """The first eligible day on or after ``day``."""
+        if not self.first_of_month:
+            return self.calendar.roll_forward(day)
+        first = self.calendar.roll_forward(day.replace(day=1))
+        if first >= day:
+            return first
+        following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return self.calendar.roll_forward(following)
+
+    def _at(self, day: date) -> datetime:
+        return datetime.combine(day, time(self.hour, self.minute), self.timezone)
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        """The first firing instant at or after ``now`` (and strictly after ``previous_fire_time``)."""
+        start = now.astimezone(self.timezone)
+        if previous_fire_time is not None:
+            start = max(start, previous_fire_time.astimezone(self.timezone) + timedelta(microseconds=1))
+        day = start.date()
+        if self._at(day) < start:
+            day += timedelta(days=1)
+        try:
+            return self._at(self._next_eligible(day))
+        except CalendarError:
+            return None  # past the calendar's last year: no more firings
+
+    def last_fire_time(self, now: datetime) -> datetime | None:
+        """The latest firing instant at or before ``now`` (the slot a late or simulated run belongs to)."""
+        local = now.astimezone(self.timezone)
+        day = local.date()
+        if self._at(day) > local:
+            day -= timedelta(days=1)
+        for _ in range(62):
+            try:
+                if self._eligible(day):
+                    return self._at(day)
+            except CalendarError:
+                return None
+            day -= timedelta(days=1)
+        return None
+
+    def __str__(self) -> str:
+        what = "first working day of the month" if self.first_of_month else "working days"
+        return f"{what} at {self.hour:02d}:{self.minute:02d}"
+
+    def __repr__(self) -> str:
+        return (f"<WorkingDayTrigger (hour={self.hour}, minute={self.minute}, first_of_month={self.first_of_month}, "
+                f"timezone='{self.timezone}')>")
+
+
+# ------------------------------------------------------------------------------------------- levels
+
+
+def escalation_instant(due_at: datetime, after: TimeLimit, calendar: WorkCalendar) -> datetime:
+    """When an overdue timer escalates: ``due_at`` moved by ``after``.
+
+    For working days, the due instant moves by that many working days keeping its time of day; a due
+    instant at 00:00 is read as 24:00 of the day before (a day limit ends at the end of its last day), so
+    a limit whose last day is a Friday escalates at the end of the next working day, not on Monday 00:00.
+    """
+    if after.unit == "hours":
+        return due_at + timedelta(hours=after.amount)
+    if after.unit == "minutes":
+        return due_at + timedelta(minutes=after.amount)
+    local = due_at.astimezone(ZONE)
+    at_midnight = local.time() == time(0, 0)
+    day = (local - timedelta(days=1)).date() if at_midnight else local.date()
+    if after.unit == "working_days":
+        moved = calendar.add_working_days(day, after.amount)
+    elif after.unit == "days":
+        moved = day + timedelta(days=after.amount)
+    else:  # months: rare, approximated as 30 days each
+        moved = day + timedelta(days=30 * after.amount)
+    if at_midnight:
+        return datetime.combine(moved + timedelta(days=1), time(0, 0), ZONE)
+    return datetime.combine(moved, local.timetz())
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """What a sweep does with one timer: the levels to raise now, the new level and the next instant."""
+
+    raise_now: tuple[tuple[str, datetime], ...]
+    level: str | None
+    next_at: datetime | None
+
+
+def plan_levels(*, now: datetime, due_at: datetime | None, warn_at: datetime | None, alert_level: str | None,
+                escalate_at: datetime | None) -> LevelPlan:
+    """Every level not yet raised whose instant has passed (all at once after downtime), and what is next."""
+    if due_at is None:
+        return LevelPlan((), alert_level, None)
+    instants: dict[str, datetime | None] = {
+        "warning": warn_at if warn_at is not None and warn_at < due_at else None,
+        "overdue": due_at,
+        "escalated": escalate_at,
+    }
+    done = ALERT_LEVELS.index(alert_level) + 1 if alert_level in ALERT_LEVELS else 0
+    raise_now: list[tuple[str, datetime]] = []
+    level = alert_level
+    next_at: datetime | None = None
+    for name in ALERT_LEVELS[done:]:
+        at = instants[name]
+        if at is None:
+            continue
+        if at <= now:
+            raise_now.append((name, at))
+            level = name
+        else:
+            next_at = at
+            break
+    return LevelPlan(tuple(raise_now), level, next_at)
+
+
+# ---------------------------------------------------------------------------------------- directory
+
+
+class _Person(NamedTuple):
+    id: str
+    name: str
+    unit: str
+    leader_id: str | None
+    substitute_id: str | None
+    channel: str | None
+
+
+class _Directory:
+    """People and absences for one sweep, fetched in a few queries (plain rows), never one per alert."""
+
+    def __init__(self, session: sa.orm.Session, day: date, people: dict[str, _Person | None] | None = None) -> None:
+        self.session = session
+        self.day = day
+        self.people: dict[str, _Person | None] = people if people is not None else {}
+        self.absent: set[str] = set(session.execute(
+            sa.select(ABSENCES.c.person_id).where(ABSENCES.c.from_date <= day, ABSENCES.c.to_date >= day)
+        ).scalars())
+
+    def prefetch(self, ids: Iterable[str | None]) -> None:
+        """Load people not loaded yet (one query per 900 ids)."""
+        missing = sorted({i for i in ids if i} - self.people.keys())
+        p = PEOPLE.c
+        for start in range(0, len(missing), 900):
+            chunk = missing[start:start + 900]
+            found = {row[0]: _Person(*row) for row in self.session.execute(
+                sa.select(p.id, p.name, p.unit, p.leader_id, p.substitute_id, p.channel).where(p.id.in_(chunk)))}
+            for pid in chunk:
+                self.people[pid] = found.get(pid)
+
+    def get(self, pid: str) -> _Person | None:
+        """A person (None if unknown)."""
+        if pid not in self.people:
+            self.prefetch([pid])
+        return self.people[pid]
+
+    def prefetch_related(self, ids: Iterable[str]) -> None:
+        """Load people, their leaders and substitutes, and the leaders' substitutes."""
+        ids = set(ids) - self.people.keys()
+        self.prefetch(ids)
+        for _ in range(2):
+            related: set[str] = set()
+            for pid in ids:
+                person = self.people.get(pid)
+                if person is not None:
+                    related.update(x for x in (person.leader_id, person.substitute_id) if x)
+            related -= self.people.keys()
+            if not related:
+                break
+            self.prefetch(related)
+            ids = related
+
+    def stand_in(self, pid: str) -> str:
+        """``pid`` if present on the day, else their substitute (followed while absent), else their leader."""
+        if pid not in self.absent:
+            return pid
+        current = pid
+        seen = {pid}
+        for _ in range(_ABSENCE_HOPS):
+            if current not in self.absent:
+                return current
+            person = self.get(current)
+            nxt = person.substitute_id if person is not None else None
+            if not nxt or nxt in seen:
+                break
+            seen.add(nxt)
+            current = nxt
+        if current not in self.absent:
+            return current
+        # Nobody on the substitute chain is present: the leader hears of it rather than nobody.
+        person = self.get(pid)
+        if person is not None and person.leader_id and person.leader_id not in self.absent:
+            return person.leader_id
+        return pid
+
+    def recipient(self, responsible_id: str, level: str) -> tuple[str, str]:
+        """(to_person, for_person) of an alert: the responsible person, or their leader for escalations."""
+        target = responsible_id
+        if level == "escalated":
+            person = self.get(responsible_id)
+            if person is not None and person.leader_id:
+                target = person.leader_id
+        return self.stand_in(target), target
+
+    def name(self, pid: str) -> str:
+        """A person's name (the id if unknown)."""
+        person = self.get(pid)
+        return person.name if person is not None else pid
+
+
+# -------------------------------------------------------------------------------------------- reports
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did."""
+
+    at: datetime
+    timers: int = 0
+    raised: Counter[str] = field(default_factory=Counter)
+    skipped_duplicates: int = 0
+    queued: int = 0
+    batches: int = 0
+
+    @property
+    def alerts(self) -> int:
+        """Alerts raised in total."""
+        return sum(self.raised.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly figures."""
+        return {"at": self.at.isoformat(), "timers": self.timers, "alerts": self.alerts,
+                "by_level": {k: self.raised.get(k, 0) for k in ALERT_LEVELS}, "queued": self.queued,
+                "skipped_duplicates": self.skipped_duplicates, "batches": self.batches}
+
+
+@dataclass
+class RunReport:
+    """What :meth:`Scheduler.run_once` did."""
+
+    sweep: SweepReport
+    delivery: DeliveryReport
+    digests: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly figures."""
+        return {"sweep": self.sweep.to_dict(), "delivery": self.delivery.to_dict(), "digests": self.digests}
+
+
+def _due_words(due: datetime) -> str:
+    local = due.astimezone(ZONE)
+    if local.time() == time(0, 0):
+        return f"{(local - timedelta(days=1)):%Y-%m-%d} 24:00"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+def _safe_filename(text: str) -> str:
+    return re.sub(r"[\\/:*?\"<>|\s]+", "_", text).strip("_") or "unit"
+
+
+# ------------------------------------------------------------------------------------------ scheduler
+
+
+class Scheduler:
+    """Sweeps, deliveries, digests and monthly reports against one :class:`~caseflow.store.Store`.
+
+    Use :meth:`run_once` for one sweep and delivery at a (simulated) instant, :meth:`start` to run the
+    APScheduler jobs. Several instances (processes) may share a PostgreSQL database.
+    """
+
+    def __init__(self, store: Store, config: NotifyConfig | None = None, *, clock: Clock | None = None,
+                 calendar: WorkCalendar | None = None, owner: str | None = None,
+                 notifiers: Mapping[str, Notifier] | None = None) -> None:
+        self.store = store
+        self.config = config or NotifyConfig()
+        self.settings = self.config.scheduler
+        self.clock: Clock = clock or SystemClock()
+        self.calendar = calendar or default_calendar()
+        self.owner = owner or new_owner()
+        self.outbox = Outbox(store, self.config, clock=self.clock, owner=self.owner, notifiers=notifiers)
+        dt = self.settings.digest_time
+        rt = self.settings.report_time
+        self.digest_trigger = WorkingDayTrigger(dt.hour, dt.minute, self.calendar, SCHED_ZONE)
+        self.report_trigger = WorkingDayTrigger(rt.hour, rt.minute, self.calendar, SCHED_ZONE, first_of_month=True)
+        self._aps: Any = None
+
+    # ----------------------------------------------------------------- sweep
+
+    def sweep(self, now: datetime | None = None, *, max_batches: int | None = None) -> SweepReport:
+        """Raise every alert level due at ``now``, in batches of ``settings.batch`` timers, one transaction each."""
+        now = (now or self.clock.now()).astimezone(ZONE)
+        report = SweepReport(now)
+        people: dict[str, _Person | None] = {}  # shared by the batches of this sweep
+        while max_batches is None or report.batches < max_batches:
+            claimed = self._sweep_batch(now, report, people)
+            if claimed == 0:
+                break
+            report.batches += 1
+            if claimed < self.settings.batch:
+                break
+        return report
+
+    def _claim_query(self, now: datetime) -> Any:
+        t = TIMERS.c
+        c = CASES.c
+        query = (
+            sa.select(t.id, t.case_id, t.name, t.due_at, t.warn_at, t.alert_level, c.responsible_id, c.unit,
+                      c.workflow_key, c.state)
+            .join_from(TIMERS, CASES, t.case_id == c.id)
+            # next_alert_at is NULL unless running (the engine's contract); status is checked all the same.
+            .where(t.next_alert_at <= now, t.status == "running")
+            # No tie-breaker: the index order alone lets LIMIT stop early even with a large backlog.
+            .order_by(t.next_alert_at)
+            .limit(self.settings.batch)
+        )
+        if self.store.dialect == "postgresql":
+            # Lock the timers only (not their cases), skipping those another sweep or a command holds.
+            query = query.with_for_update(of=TIMERS, skip_locked=True)
+        return query
+
+    def _sweep_batch(self, now: datetime, report: SweepReport, people: dict[str, _Person | None]) -> int:
+        with self.store.session(write=True) as session:
+            rows = session.execute(self._claim_query(now)).all()
+            if not rows:
+                return 0
+            directory = _Directory(session, now.date(), people)
+            directory.prefetch_related({r.responsible_id for r in rows})
+            alerts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            info: dict[tuple[int, str], tuple[Any, str]] = {}
+            after = self.settings.escalate_after
+            escalations: dict[datetime, datetime] = {}  # many timers share a due instant
+            for r in rows:
+                escalate_at = None
+                if r.due_at is not None:
+                    escalate_at = escalations.get(r.due_at)
+                    if escalate_at is None:
+                        escalate_at = escalations[r.due_at] = escalation_instant(r.due_at, after, self.calendar)
+                plan = plan_levels(now=now, due_at=r.due_at, warn_at=r.warn_at, alert_level=r.alert_level,
+                                   escalate_at=escalate_at)
+                for level, level_at in plan.raise_now:
+                    to_person, for_person = directory.recipient(r.responsible_id, level)
+                    alerts.append({"timer_id": r.id, "case_id": r.case_id, "level": level, "raised_at": now,
+                                   "level_at": level_at, "due_at": r.due_at, "to_person": to_person,
+                                   "for_person": for_person, "unit": r.unit})
+                    info[(r.id, level)] = (r, for_person)
+                updates.append({"id": r.id, "alert_level": plan.level, "next_alert_at": plan.next_at})
+            if alerts:
+                # Only rows this transaction inserted come back: an alert raised before (a restarted or
+                # concurrent scheduler) is skipped by the unique (timer_id, level) and not notified again.
+                inserted = bulk_insert(session, ALERTS, alerts, conflict=("timer_id", "level"),
+                                       returning=("id", "timer_id", "level", "to_person"))
+                report.skipped_duplicates += len(alerts) - len(inserted)
+                queued: list[dict[str, Any]] = []
+                for alert_id, timer_id, level, to_person in inserted:
+                    row, for_person = info[(timer_id, level)]
+                    report.raised[level] += 1
+                    queued.append(self._alert_message(directory, alert_id, row, level, to_person=to_person,
+                                                       for_person=for_person, now=now))
+                self.outbox.insert(session, queued)
+                report.queued += len(queued)
+            bulk_update(session, TIMERS, updates)
+            report.timers += len(rows)
+            self._before_commit(session)
+        return len(rows)
+
+    def _before_commit(self, session: sa.orm.Session) -> None:
+        """A seam for tests that kill a sweep after it claimed and wrote but before it committed."""
+
+    def _alert_message(self, directory: _Directory, alert_id: int, row: Any, level: str, *, to_person: str,
+                       for_person: str, now: datetime) -> dict[str, Any]:
+        label = LEVEL_ZH[level]
+        responsible = directory.name(row.responsible_id)
+        due = _due_words(row.due_at)
+        subject = f"【{label}】案件#{row.case_id} {row.workflow_key}·{row.name} 期满 {due}"
+        lines = [
+            f"{label}：案件#{row.case_id}（{row.workflow_key}，当前环节 {row.state}）",
+            f"时限「{row.name}」期满 {due}（北京时间）",
+            f"承办人 {responsible}（{row.responsible_id}） · 单位 {row.unit}",
+        ]
+        if level == "escalated":
+            lines.append(f"已超期，报 {directory.name(for_person)} 督办")
+        if to_person != for_person:
+            lines.append(f"{directory.name(for_person)} 请假，由 {directory.name(to_person)} 代收（AB岗）")
+        person = directory.get(to_person)
+        route = self.config.route_person(to_person, person)
+        # No case data here (ids, names, dates only), so nothing to mask.
+        return self.outbox.row(kind="alert", recipient=to_person, route=route, subject=subject,
+                               body="\n".join(lines), now=now, alert_id=alert_id)
+
+    # ----------------------------------------------------------------- delivery
+
+    def deliver(self, now: datetime | None = None) -> DeliveryReport:
+        """Deliver due notifications until none is left (or a round claims nothing new)."""
+        total = DeliveryReport()
+        for _ in range(1000):
+            report = self.outbox.deliver(now)
+            for name in ("claimed", "sent", "retried", "failed", "deferred", "lost_lease"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            total.errors.extend(report.errors)
+            if report.claimed < self.settings.deliver_batch:
+                break
+        return total
+
+    # ----------------------------------------------------------------- digests
+
+    def _claim_job(self, session: sa.orm.Session, job: str, slot: datetime, now: datetime) -> int | None:
+        j = JOB_RUNS.c
+        row = session.execute(
+            insert_ignore(session, JOB_RUNS, ["job", "scheduled_for"]).returning(j.id),
+            [{"job": job, "scheduled_for": slot, "claimed_by": self.owner, "claimed_at": now}],
+        ).first()
+        return int(row[0]) if row is not None else None
+
+    def leaders(self) -> list[str]:
+        """Everyone who is somebody's leader."""
+        with self.store.session() as session:
+            return sorted(session.execute(
+                sa.select(PEOPLE.c.leader_id).where(PEOPLE.c.leader_id.is_not(None)).distinct()
+            ).scalars())
+
+    def run_digests(self, now: datetime | None = None, *, slot: datetime | None = None,
+                    leaders: Sequence[str] | None = None) -> int:
+        """Queue each leader's digest for the slot at or before ``now``; each (leader, slot) goes out once."""
+        from caseflow.digest import build_digest, render_digest
+
+        now = (now or self.clock.now()).astimezone(ZONE)
+        slot = slot or self.digest_trigger.last_fire_time(now)
+        if slot is None:
+            return 0
+        count = 0
+        for leader_id in leaders if leaders is not None else self.leaders():
+            digest = build_digest(self.store, leader_id, now, calendar=self.calendar)
+            with self.store.session(write=True) as session:
+                run_id = self._claim_job(session, f"digest:{leader_id}", slot, now)
+                if run_id is None:
+                    continue  # another process (or an earlier run) has sent this slot's digest
+                if digest.empty and not self.settings.digest_empty:
+                    continue  # the slot stays claimed: nothing to say today
+                directory = _Directory(session, now.date())
+                directory.prefetch_related([leader_id])
+                to_person = directory.stand_in(leader_id)
+                route = self.config.route_person(to_person, directory.get(to_person))
+                fmt = self.config.channel_format(route.channel)
+                self.outbox.insert(session, [self.outbox.row(
+                    kind="digest", recipient=to_person, route=route, subject=digest.subject,
+                    body=render_digest(digest, fmt), body_format=fmt, now=now, job_run_id=run_id)])
+                count += 1
+        return count
+
+    def run_monthly_report(self, now: datetime | None = None, *, slot: datetime | None = None,
+                           month: str | None = None) -> list[Path]:
+        """Write last month's ledger per unit (.xlsx in ``report_dir``) and notify each unit, once per slot."""
+        from caseflow.stats import compute_stats, ledger_rows, previous_month, write_ledger
+
+        now = (now or self.clock.now()).astimezone(ZONE)
+        slot = slot or self.report_trigger.last_fire_time(now)
+        if slot is None:
+            return []
+        month = month or previous_month(slot.astimezone(ZONE).date())
+        written: list[Path] = []
+        with self.store.session(write=True) as session:
+            run_id = self._claim_job(session, f"monthly-report:{month}", slot, now)
+            if run_id is None:
+                return []
+            units = sorted(session.execute(sa.select(CASES.c.unit).distinct()).scalars())
+            figures = {g.key: g for g in compute_stats(self.store, month=month, by="unit", now=now,
+                                                       calendar=self.calendar)}
+            queued = []
+            for unit in units:
+                rows = ledger_rows(self.store, unit, month, calendar=self.calendar, now=now)
+                if not rows:
+                    continue
+                path = self.settings.report_dir / f"ledger_{_safe_filename(unit)}_{month}.xlsx"
+                written.append(write_ledger(rows, path, unit=unit, month=month))
+                g = figures.get(unit)
+                rate = f"{g.on_time_rate * 100:.1f}%" if g is not None and g.on_time_rate is not None else "—"
+                body = (f"{unit} {month} 办理时限月报：案件 {len(rows)} 件，办结时限 {g.finished if g else 0} 个，"
+                        f"按时办结率 {rate}，超期 {g.overdue if g else 0} 个。\n台账：{path}")
+                queued.append(self.outbox.row(
+                    kind="report", recipient=f"unit:{unit}"[:64], route=self.config.route_unit(unit),
+                    subject=f"{unit} {month} 办理时限台账", body=body, now=now, job_run_id=run_id))
+            self.outbox.insert(session, queued)
+        return written
+
+    # ----------------------------------------------------------------- once / forever
+
+    def run_once(self, at: datetime | None = None, *, digests: bool = False) -> RunReport:
+        """One sweep and the deliveries at ``at`` (a simulated instant, default now); digests too if asked."""
+        now = (at or self.clock.now()).astimezone(ZONE)
+        sweep = self.sweep(now)
+        count = self.run_digests(now) if digests else 0
+        delivery = self.deliver(now)
+        return RunReport(sweep, delivery, count)
+
+    def _job(self, name: str) -> None:
+        try:
+            if name == "sweep":
+                report = self.sweep()
+                if report.alerts:
+                    log.info("sweep raised %s alert(s): %s", report.alerts, dict(report.raised))
+            elif name == "deliver":
+                self.deliver()
+            elif name == "digest":
+                log.info("queued %s digest(s)", self.run_digests())
+            elif name == "report":
+                log.info("monthly report: %s", [str(p) for p in self.run_monthly_report()])
+        except Exception:
+            # One failed run must not stop the schedule; the next run retries.
+            log.exception("scheduler job %s failed", name)
+
+    def build(self, *, background: bool = False) -> Any:
+        """An APScheduler scheduler holding the four jobs (re-added with ``replace_existing``)."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        cls = BackgroundScheduler if background else BlockingScheduler
+        aps = cls(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(4)},
+            # One run of each job at a time; a late run of a frequent job is merged into one.
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=SCHED_ZONE,
+        )
+        s = self.settings
+        aps.add_job(self._job, IntervalTrigger(seconds=s.sweep_seconds, timezone=SCHED_ZONE), args=["sweep"],
+                    id="caseflow-sweep", name="caseflow sweep", replace_existing=True,
+                    misfire_grace_time=max(1, int(s.sweep_seconds)))
+        aps.add_job(self._job, IntervalTrigger(seconds=s.deliver_seconds, timezone=SCHED_ZONE), args=["deliver"],
+                    id="caseflow-deliver", name="caseflow delivery", replace_existing=True,
+                    misfire_grace_time=max(1, int(s.deliver_seconds)))
+        # The default misfire_grace_time (1 s) would drop a digest whose process was busy or restarting.
+        aps.add_job(self._job, self.digest_trigger, args=["digest"], id="caseflow-digest", name="caseflow digest",
+                    replace_existing=True, misfire_grace_time=s.digest_grace_seconds)
+        aps.add_job(self._job, self.report_trigger, args=["report"], id="caseflow-monthly-report",
+                    name="caseflow monthly report", replace_existing=True, misfire_grace_time=s.digest_grace_seconds)
+        self._aps = aps
+        return aps
+
+    def start(self, *, background: bool = False) -> Any:
+        """Start the jobs; blocks (until SIGINT/SIGTERM) unless ``background``."""
+        aps = self.build(background=background)
+        if background:
+            aps.start()
+            return aps
+
+        def stop(_signum: int, _frame: Any) -> None:
+            aps.shutdown(wait=False)
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            aps.start()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return aps
+
+    def shutdown(self) -> None:
+        """Stop the APScheduler jobs started by :meth:`start`."""
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=True)

@@ -1,0 +1,429 @@
+"""Statistics of time limits and the monthly ledger (台账).
+
+- **On-time rate**: timers met before their due instant / timers finished (met or breached), counted in
+  the month they finished (Beijing time).
+- **Overdue**: timers finished late in the month, plus timers still running whose due instant lies
+  before the end of the month (or now, for the current month).
+- **Working days per step**: from the Beijing date a timer started to the date it finished (the start
+  day does not count), less the working days it spent paused for the applicant (补正) or by law
+  (鉴定, 听证 …): time paused with ``charged_to`` ``"applicant"`` or ``"law"`` is not charged to the unit.
+
+Statistics group by unit, person (the case's responsible person), workflow (procedure) or month.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from caseflow.alerts import CASES, PEOPLE, TIMERS
+from caseflow.calendar import ZONE, WorkCalendar, default_calendar
+from caseflow.errors import CaseflowError
+from caseflow.notify import mask_text
+from caseflow.store import Person, Store
+
+__all__ = [
+    "GROUP_BY",
+    "NOT_CHARGED",
+    "GroupStats",
+    "StatsError",
+    "case_summary",
+    "compute_stats",
+    "ledger_rows",
+    "limit_text",
+    "month_bounds",
+    "parse_month",
+    "write_ledger",
+]
+
+#: The groupings of :func:`compute_stats`.
+GROUP_BY = ("unit", "person", "workflow", "month")
+#: Pauses charged to these parties are not charged to the unit.
+NOT_CHARGED = frozenset({"applicant", "law"})
+_FINISHED = ("met", "breached")
+_CHUNK = 900  # ids per IN (…) list: below SQLite's oldest variable limit
+
+
+class StatsError(CaseflowError, ValueError):
+    """A statistics or report request is invalid (bad month, unknown grouping)."""
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    """Read ``2026-10``."""
+    match = re.fullmatch(r"\s*(\d{4})-(\d{1,2})\s*", text or "")
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise StatsError(f"expected a month like 2026-10, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    """The first instant of a Beijing month and of the next one."""
+    start = datetime(year, month, 1, tzinfo=ZONE)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=ZONE)
+    return start, end
+
+
+def _local_date(instant: datetime) -> date:
+    return instant.astimezone(ZONE).date()
+
+
+def _instant(value: Any) -> datetime | None:
+    """A pause bound from the timer's JSON: ISO text, naive meaning Beijing time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return parsed.replace(tzinfo=ZONE) if parsed.tzinfo is None else parsed
+
+
+def excluded_pauses(pauses_json: str | None, started: datetime, stopped: datetime,
+                    calendar: WorkCalendar) -> tuple[int, float]:
+    """Working days and hours a timer spent paused with a cause not charged to the unit, within its span."""
+    try:
+        pauses = json.loads(pauses_json or "[]")
+    except ValueError:
+        return 0, 0.0
+    days = 0
+    seconds = 0.0
+    if not isinstance(pauses, list):
+        return 0, 0.0
+    for pause in pauses:
+        if not isinstance(pause, dict) or pause.get("charged_to") not in NOT_CHARGED:
+            continue
+        begin = _instant(pause.get("from"))
+        end = _instant(pause.get("to")) or stopped
+        if begin is None:
+            continue
+        begin, end = max(begin, started), min(end, stopped)
+        if end <= begin:
+            continue
+        seconds += (end - begin).total_seconds()
+        days += max(0, calendar.working_days_between(_local_date(begin), _local_date(end)))
+    return days, seconds / 3600
+
+
+@dataclass
+class GroupStats:
+    """The figures of one group (a unit, a person, a workflow or a month)."""
+
+    key: str
+    finished: int = 0
+    on_time: int = 0
+    late: int = 0
+    open_overdue: int = 0
+    working_days: int = 0
+    hours: float = 0.0
+    excluded_days: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """Share of finished timers met before their due instant (None when nothing finished)."""
+        return self.on_time / self.finished if self.finished else None
+
+    @property
+    def overdue(self) -> int:
+        """Finished late plus still running past due."""
+        return self.late + self.open_overdue
+
+    @property
+    def avg_working_days(self) -> float | None:
+        """Average working days per finished step, paused time not charged to the unit left out."""
+        return self.working_days / self.finished if self.finished else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly figures."""
+        rate = self.on_time_rate
+        avg = self.avg_working_days
+        return {
+            "key": self.key, "finished": self.finished, "on_time": self.on_time, "late": self.late,
+            "open_overdue": self.open_overdue, "overdue": self.overdue,
+            "on_time_rate": round(rate, 4) if rate is not None else None,
+            "avg_working_days": round(avg, 2) if avg is not None else None,
+            "avg_hours": round(self.hours / self.finished, 1) if self.finished else None,
+            "excluded_days": self.excluded_days,
+        }
+
+
+def _group_key(by: str, unit: str, person: str, workflow: str, instant: datetime | None) -> str:
+    if by == "unit":
+        return unit
+    if by == "person":
+        return person
+    if by == "workflow":
+        return workflow
+    return f"{_local_date(instant):%Y-%m}" if instant is not None else "-"
+
+
+def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
+                  units: Collection[str] | None = None, until: datetime | None = None,
+                  now: datetime | None = None, calendar: WorkCalendar | None = None) -> list[GroupStats]:
+    """Figures per group for ``month`` (``2026-10``; every month when None), sorted by key.
+
+    ``units`` limits the cases counted; ``until`` ignores timers finished after it (a month so far);
+    ``now`` is the instant "still running past due" is judged at (default: the end of the month).
+    """
+    if by not in GROUP_BY:
+        raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
+    cal = calendar or default_calendar()
+    t = TIMERS.c
+    c = CASES.c
+    start = end = None
+    if month is not None:
+        start, end = month_bounds(*parse_month(month))
+    groups: dict[str, GroupStats] = {}
+
+    def group(key: str) -> GroupStats:
+        found = groups.get(key)
+        if found is None:
+            found = groups[key] = GroupStats(key)
+        return found
+
+    columns = (t.started_at, t.stopped_at, t.due_at, t.status, t.pauses, c.unit, c.responsible_id, c.workflow_key)
+    finished = sa.select(*columns).join_from(TIMERS, CASES, t.case_id == c.id).where(
+        t.status.in_(_FINISHED), t.stopped_at.is_not(None))
+    if start is not None and end is not None:
+        finished = finished.where(t.stopped_at >= start, t.stopped_at < end)
+    if until is not None:
+        finished = finished.where(t.stopped_at <= until)
+    if units is not None:
+        finished = finished.where(c.unit.in_(list(units)))
+
+    judged_at = now or until or end
+    overdue = sa.select(t.due_at, c.unit, c.responsible_id, c.workflow_key).join_from(
+        TIMERS, CASES, t.case_id == c.id).where(t.status == "running", t.due_at.is_not(None))
+    if judged_at is not None:
+        overdue = overdue.where(t.due_at <= judged_at)
+    if end is not None:
+        overdue = overdue.where(t.due_at < end)
+    if units is not None:
+        overdue = overdue.where(c.unit.in_(list(units)))
+
+    with store.session() as session:
+        for started, stopped, due, status, pauses, unit, person, workflow in session.execute(finished):
+            g = group(_group_key(by, unit, person, workflow, stopped))
+            g.finished += 1
+            if status == "met" and (due is None or stopped < due):
+                g.on_time += 1
+            else:
+                g.late += 1
+            excl_days, excl_hours = excluded_pauses(pauses, started, stopped, cal)
+            g.excluded_days += excl_days
+            g.working_days += max(0, cal.working_days_between(_local_date(started), _local_date(stopped)) - excl_days)
+            g.hours += max(0.0, (stopped - started).total_seconds() / 3600 - excl_hours)
+        for due, unit, person, workflow in session.execute(overdue):
+            group(_group_key(by, unit, person, workflow, due)).open_overdue += 1
+    return [groups[k] for k in sorted(groups)]
+
+
+def total(groups: Iterable[GroupStats], key: str = "total") -> GroupStats:
+    """The sum of several groups."""
+    result = GroupStats(key)
+    for g in groups:
+        result.finished += g.finished
+        result.on_time += g.on_time
+        result.late += g.late
+        result.open_overdue += g.open_overdue
+        result.working_days += g.working_days
+        result.hours += g.hours
+        result.excluded_days += g.excluded_days
+    return result
+
+
+# ------------------------------------------------------------------------------------------- ledger
+
+_SUMMARY_KEYS = ("title", "subject", "summary", "事由", "案由", "标题", "applicant", "申请人", "name", "姓名")
+
+
+def case_summary(data_json: str | None, limit: int = 60) -> str:
+    """A short, masked description of a case from its data (ID and phone numbers masked)."""
+    try:
+        data = json.loads(data_json or "{}")
+    except ValueError:
+        return ""
+    if not isinstance(data, dict) or not data:
+        return ""
+    # Titles first, then the other fields in their order, as far as the length allows.
+    keys = [k for k in _SUMMARY_KEYS if k in data] + [k for k in data if k not in _SUMMARY_KEYS]
+    text = "；".join(f"{k}: {data[k]}" if k not in ("title", "subject", "summary", "标题") else str(data[k])
+                    for k in keys[:4])
+    text = mask_text(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def limit_text(spec: str | None) -> str:
+    """A timer's limit as a clerk reads it (``20个工作日``), from its stored JSON."""
+    from caseflow.timelimits import TimeLimit
+
+    try:
+        value = json.loads(spec or "null")
+    except ValueError:
+        value = spec
+    try:
+        if isinstance(value, dict) and "amount" in value and "unit" in value:
+            return TimeLimit(int(value["amount"]), value["unit"]).chinese()
+        if isinstance(value, str):
+            return TimeLimit.parse(value).chinese()
+    except (CaseflowError, TypeError, ValueError):
+        pass
+    return str(value) if value is not None else ""
+
+
+def is_clock_limit(spec: str | None, last_day: date | None) -> bool:
+    """True when a timer runs on the clock (hours), judged from its stored limit (or lack of a last day)."""
+    try:
+        value = json.loads(spec or "null")
+    except ValueError:
+        value = spec
+    unit = value.get("unit") if isinstance(value, dict) else None
+    if isinstance(value, str):
+        unit = "hours" if re.search(r"hour|小时|minute|分钟", value) else "days"
+    if unit is not None:
+        return unit in ("hours", "minutes")
+    return last_day is None
+
+
+LEDGER_COLUMNS = ("序号", "案件编号", "程序", "当前状态", "承办人", "承办人编号", "分管领导", "单位", "受理时间",
+                  "办结时间", "办结原因", "时限明细", "最早期满", "是否超期", "不计入时限的暂停(工作日)", "案情摘要")
+
+
+def _fmt(instant: datetime | None) -> str:
+    return f"{instant.astimezone(ZONE):%Y-%m-%d %H:%M}" if instant is not None else ""
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i:i + _CHUNK]
+
+
+def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar | None = None,
+                now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per case of ``unit`` open at some time in ``month``: dates, limits, status, people."""
+    cal = calendar or default_calendar()
+    start, end = month_bounds(*parse_month(month))
+    judged_at = min(now, end) if now is not None else end
+    c = CASES.c
+    t = TIMERS.c
+    with store.session() as session:
+        cases = session.execute(
+            sa.select(c.id, c.workflow_key, c.state, c.responsible_id, c.unit, c.opened_at, c.closed_at,
+                      c.close_reason, c.data)
+            .where(c.unit == unit, c.opened_at < end, sa.or_(c.closed_at.is_(None), c.closed_at >= start))
+            .order_by(c.opened_at, c.id)
+        ).all()
+        timers: dict[int, list[Any]] = {}
+        ids = [row.id for row in cases]
+        for chunk in _chunks(ids):
+            for row in session.execute(
+                sa.select(t.case_id, t.name, t.round, t.status, t.limit_spec, t.started_at, t.due_at, t.last_day,
+                          t.stopped_at, t.pauses).where(t.case_id.in_(list(chunk))).order_by(t.case_id, t.id)
+            ):
+                timers.setdefault(row.case_id, []).append(row)
+        person_ids = {row.responsible_id for row in cases}
+        people: dict[str, Person] = {}
+        if person_ids:
+            people.update({p.id: p for p in session.execute(
+                sa.select(Person).where(PEOPLE.c.id.in_(list(person_ids)))).scalars()})
+        leader_ids = {p.leader_id for p in people.values() if p.leader_id} - set(people)
+        if leader_ids:
+            people.update({p.id: p for p in session.execute(
+                sa.select(Person).where(PEOPLE.c.id.in_(list(leader_ids)))).scalars()})
+
+    rows = []
+    for number, case in enumerate(cases, 1):
+        person = people.get(case.responsible_id)
+        leader = people.get(person.leader_id) if person is not None and person.leader_id else None
+        details = []
+        dues = []
+        overdue = False
+        excluded = 0
+        for timer in timers.get(case.id, []):
+            due = timer.due_at
+            if due is not None:
+                dues.append(due)
+            late = (timer.status == "breached"
+                    or (timer.status == "met" and due is not None and timer.stopped_at is not None
+                        and timer.stopped_at >= due)
+                    or (timer.status == "running" and due is not None and due <= judged_at))
+            overdue = overdue or late
+            stopped = timer.stopped_at or judged_at
+            excluded += excluded_pauses(timer.pauses, timer.started_at, max(stopped, timer.started_at), cal)[0]
+            name = timer.name + (f" (第{timer.round}轮)" if timer.round and timer.round > 1 else "")
+            details.append(f"{name} {limit_text(timer.limit_spec)} → {_fmt(due) or '未定'} "
+                           f"({_STATUS_ZH.get(timer.status, timer.status)}{', 超期' if late else ''})")
+        rows.append({
+            "序号": number,
+            "案件编号": case.id,
+            "程序": case.workflow_key,
+            "当前状态": case.state,
+            "承办人": person.name if person is not None else case.responsible_id,
+            "承办人编号": case.responsible_id,
+            "分管领导": leader.name if leader is not None else ((person.leader_id or "") if person is not None else ""),
+            "单位": case.unit,
+            "受理时间": _fmt(case.opened_at),
+            "办结时间": _fmt(case.closed_at),
+            "办结原因": case.close_reason or "",
+            "时限明细": "\n".join(details),
+            "最早期满": _fmt(min(dues)) if dues else "",
+            "是否超期": "是" if overdue else "否",
+            "不计入时限的暂停(工作日)": excluded,
+            "案情摘要": case_summary(case.data, limit=200),
+        })
+    return rows
+
+
+_STATUS_ZH = {"running": "计时中", "paused": "暂停", "met": "按时办结", "breached": "超期", "stopped": "终止"}
+
+
+def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str, month: str) -> Path:
+    """Write the ledger as an .xlsx workbook (one sheet, a title row, a header row, one row per case)."""
+    # openpyxl ships no type information; imported as modules typed Any (an optional dependency).
+    from importlib import import_module
+
+    openpyxl: Any = import_module("openpyxl")
+    styles: Any = import_module("openpyxl.styles")
+    utils: Any = import_module("openpyxl.utils")
+    Workbook, Alignment, Font, get_column_letter = (openpyxl.Workbook, styles.Alignment, styles.Font,
+                                                   utils.get_column_letter)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = f"台账 {month}"
+    sheet.append([f"{unit} 办理时限台账 {month}"])
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append(list(LEDGER_COLUMNS))
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append([row.get(col, "") for col in LEDGER_COLUMNS])
+    widths = {"时限明细": 60, "案情摘要": 40, "受理时间": 17, "办结时间": 17, "最早期满": 17}
+    for i, col in enumerate(LEDGER_COLUMNS, 1):
+        sheet.column_dimensions[get_column_letter(i)].width = widths.get(col, max(8, len(col) * 2 + 2))
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for row_cells in sheet.iter_rows(min_row=3):
+        for cell in row_cells:
+            cell.alignment = wrap
+    sheet.freeze_panes = "A3"
+    workbook.save(path)
+    return path
+
+
+def previous_month(day: date) -> str:
+    """The month before ``day``'s, as ``YYYY-MM``."""
+    first = day.replace(day=1) - timedelta(days=1)
+    return f"{first:%Y-%m}"
