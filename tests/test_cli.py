@@ -130,11 +130,16 @@ def test_calendar_check_refuses_a_bad_file_naming_the_line(runner: CliRunner, tm
     assert "line 4" in result.output and "Saturday or Sunday" in result.output
 
 
-def test_demo_prints_real_procedures(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["demo", "--json"])
+def test_demo_simulates_three_months_and_ends_with_the_console_command(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    result = runner.invoke(cli, ["demo", "--db", str(db)])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.output)
-    assert {p["procedure"] for p in payload} >= {"户口迁移 社区民警核查", "刑事拘留 送看守所羁押"}
+    assert "escalated" in result.output and "日报" in result.output and "按期办结率" in result.output
+    assert "every event chain verifies" in result.output
+    assert result.output.rstrip().splitlines()[-1].strip().startswith(f"caseflow serve --db {db}")
+    again = runner.invoke(cli, ["demo", "--db", str(db), "--json"])
+    payload = json.loads(again.output)
+    assert payload["cases"] >= 150 and payload["alerts"]["escalated"] > 0 and payload["refused"] < 10
 
 
 # ------------------------------------------------------------------------------ cases through the CLI

@@ -773,44 +773,29 @@ def calendar_reload(dirs: tuple[Path, ...], db: str | None, as_json: bool) -> No
 
 # --------------------------------------------------------------------------------------------- demo
 
-DEMO_PROCEDURES: tuple[tuple[str, TimeLimit, str], ...] = (
-    ("户口迁移 社区民警核查", TimeLimit(3, "working_days"), "派出所户籍窗口办理时限 (社区民警3个工作日内核查)"),
-    ("户口迁移 所领导审批", TimeLimit(2, "working_days"), "派出所户籍窗口办理时限 (所领导2个工作日内审批)"),
-    ("刑事拘留 送看守所羁押", TimeLimit(24, "hours"), "刑事诉讼法 第八十五条"),
-    # 在押: 不得因节假日而延长 (刑事诉讼法 第一百零五条第四款)
-    ("刑事拘留 提请批准逮捕 (在押)", TimeLimit(3, "days", roll_forward=False), "刑事诉讼法 第九十一条"),
-    # 信访工作条例 has no roll-forward clause: the strict date (RULES.md (c))
-    ("信访事项 办结", TimeLimit(60, "days", roll_forward=False), "信访工作条例 第三十四条"),
-    ("行政许可 决定", TimeLimit(20, "working_days"), "行政许可法 第四十二条、第八十二条"),
-)
-
-
 @cli.command()
-@click.option("--at", "at", default="2026-09-30T16:00", show_default=True,
-              help="The acceptance instant (Beijing time).")
-@click.option("--explain", is_flag=True, help="Show the counted and skipped days of each deadline.")
+@click.option("--db", "db", default="caseflow-demo.db", show_default=True, metavar="FILE",
+              help="The SQLite file to build afresh.")
+@click.option("--seed", default=20261001, show_default=True, help="The random seed of the simulation.")
 @json_option
 @handle_errors
-def demo(at: str, explain: bool, as_json: bool) -> None:
-    """Show the deadlines of real procedures accepted at one instant (across National Day 2026).
+def demo(db: str, seed: int, as_json: bool) -> None:
+    """Simulate a county bureau from September to November 2026 and print what happened.
+
+    Builds DB afresh (people, units, leaders, substitutes; a few hundred cases over every shipped
+    workflow, across the National Day holiday), runs the scheduler on a simulated clock day by day,
+    and prints the alerts, escalations, a leader's digest and the on-time statistics.
 
     \b
     Example:
         caseflow demo
-        caseflow demo --at 2026-02-13T17:00 --explain
+        caseflow demo --db /tmp/demo.db --seed 7
     """
-    start = parse_instant(at)
-    calendar = default_calendar()
-    results = []
-    blocks = [f"受理时间 accepted at {start:%Y-%m-%d %H:%M} {_weekday(start.date())} (Asia/Shanghai)", ""]
-    for title, limit, basis in DEMO_PROCEDURES:
-        payload, body = describe_due(start, limit, [], explain, calendar)
-        payload.update(procedure=title, basis=basis)
-        results.append(payload)
-        blocks.append(f"■ {title} — {basis}")
-        blocks.extend("  " + line for line in body.splitlines()[1:])
-        blocks.append("")
-    _emit(as_json, results, "\n".join(blocks).rstrip())
+    from caseflow.demo import run_demo
+
+    report = run_demo(db, seed=seed, say=(lambda _line: None) if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
 
 
 def _register_shells() -> None:

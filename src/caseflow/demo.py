@@ -1,0 +1,362 @@
+"""``caseflow demo``: three months of a county public-security bureau, simulated day by day.
+
+It builds a database of people (units, leaders, AB岗 substitutes, one absence), opens a few hundred
+cases over every shipped workflow from September to November 2026 — across the National Day holiday —
+and advances them the way real windows do: most steps in time, some late, some paused (函调, 专家评审)
+or extended with a leader's approval. The scheduler runs on the simulated clock every morning and
+evening, raising warnings, overdue alerts and escalations and sending each leader's digest through the
+log channel. The run is seeded, so it prints the same story every time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from caseflow.alerts import AlertRow
+from caseflow.calendar import ZONE, WorkCalendar, default_calendar
+from caseflow.clock import FixedClock
+from caseflow.engine import CaseView, Engine
+from caseflow.errors import CaseflowError
+from caseflow.notify import LogNotifier, NotifyConfig
+from caseflow.scheduler import Scheduler
+from caseflow.stats import compute_stats
+from caseflow.store import CaseRow, Store, TimerRow
+from caseflow.workflow import WorkflowRegistry
+
+__all__ = ["DemoReport", "run_demo"]
+
+START = date(2026, 9, 1)
+END = date(2026, 11, 20)
+
+# (id, name, unit, roles, leader, substitute)
+PEOPLE: tuple[tuple[str, str, str, tuple[str, ...], str | None, str | None], ...] = (
+    ("ju", "局长 周建国", "县公安局", ("leader", "station_leader", "head", "supervisor"), None, None),
+    ("wang", "所长 王海", "城关派出所", ("station_leader", "leader"), "ju", None),
+    ("liu", "户籍民警 刘敏", "城关派出所", ("household_police",), "wang", "zhang"),
+    ("zhang", "户籍民警 张丽", "城关派出所", ("household_police",), "wang", "liu"),
+    ("zhao", "社区民警 赵强", "城关派出所", ("community_police",), "wang", "li"),
+    ("li", "社区民警 李军", "城关派出所", ("community_police",), "wang", "zhao"),
+    ("chen", "大队长 陈刚", "刑侦大队", ("leader",), "ju", None),
+    ("zhou", "侦查员 周勇", "刑侦大队", ("investigator",), "chen", "sun"),
+    ("sun", "侦查员 孙伟", "刑侦大队", ("investigator",), "chen", "zhou"),
+    ("wu", "主任 吴芳", "信访办", ("head", "reviewer", "rechecker"), "ju", None),
+    ("he", "承办人 何静", "信访办", ("handler",), "wu", "xu"),
+    ("xu", "接访员 徐东", "信访办", ("clerk",), "wu", "he"),
+    ("gao", "主任 高远", "政务服务中心", ("head",), "ju", None),
+    ("ma", "窗口 马琳", "政务服务中心", ("clerk", "reviewer"), "gao", "lin"),
+    ("lin", "窗口 林峰", "政务服务中心", ("clerk", "reviewer"), "gao", "ma"),
+    ("qian", "主任 钱磊", "110指挥中心", ("supervisor",), "ju", None),
+    ("hu", "接警员 胡洋", "110指挥中心", ("operator", "handler"), "qian", "qian"),
+)
+#: Who opens each procedure.
+OPENERS = {
+    "hukou_transfer": ("zhang", "liu"),
+    "admin_license": ("ma", "lin"),
+    "petition": ("xu",),
+    "complaint_110": ("hu",),
+    "criminal_detention": ("zhou", "sun"),
+    "holiday_appointment": ("zhang", "liu"),
+}
+#: The happy path of each procedure; a step may be skipped when its trigger is not allowed.
+PATHS = {
+    "hukou_transfer": ("hand_over_verification", "return_verification", "submit_for_approval",
+                       "approve_at_station", "complete"),
+    "admin_license": ("accept", "grant", "deliver"),
+    "petition": ("accept", "answer", "close"),
+    "complaint_110": ("assign", "reply"),
+    "criminal_detention": ("deliver_to_detention_centre", "notify_family", "interrogate", "request_arrest",
+                           "approve_arrest"),
+    "holiday_appointment": ("contact", "serve"),
+}
+
+
+@dataclass
+class DemoReport:
+    """What the simulation did, for printing and for tests."""
+
+    db: str
+    cases: int = 0
+    commands: int = 0
+    refused: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    escalations: list[str] = field(default_factory=list)
+    digest: str = ""
+    stats: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready figures."""
+        return {"db": self.db, "cases": self.cases, "commands": self.commands, "refused": self.refused,
+                "alerts": dict(self.alerts), "escalations": self.escalations[:20], "stats": self.stats,
+                "seconds": round(self.seconds, 1)}
+
+
+class _Simulation:
+    def __init__(self, store: Store, rng: random.Random, calendar: WorkCalendar, say: Callable[[str], None]):
+        self.clock = FixedClock(datetime.combine(START, time(8), tzinfo=ZONE))
+        self.calendar = calendar
+        self.engine = Engine(store, clock=self.clock, calendar=calendar, registry=WorkflowRegistry.load())
+        self.log = LogNotifier()
+        self.scheduler = Scheduler(store, NotifyConfig(), clock=self.clock, calendar=calendar,
+                                   notifiers={"log": self.log})
+        self.rng = rng
+        self.say = say
+        self.queue: list[tuple[datetime, int, str, int | None, int]] = []
+        self.counter = itertools.count()
+        self.roles: dict[str, set[str]] = {}
+        self.unit_of: dict[str, str] = {}
+        self.report = DemoReport(str(store.url))
+        self.extended: set[int] = set()
+
+    # ---------------------------------------------------------------- setup
+
+    def people(self) -> None:
+        for pid, name, unit, roles, _leader, _sub in PEOPLE:  # leaders and substitutes must exist first
+            self.engine.add_person(pid, name=name, unit=unit, roles=roles, replace=True)
+        for pid, name, unit, roles, leader, sub in PEOPLE:
+            self.engine.add_person(pid, name=name, unit=unit, roles=roles, leader=leader, substitute=sub,
+                                   replace=True)
+            self.roles[pid] = set(roles)
+            self.unit_of[pid] = unit
+        self.engine.add_person("admin", name="系统管理员", unit="县公安局", admin=True, replace=True)
+        # 张丽 is on leave the week after National Day: her queue and alerts go to 刘敏 (AB岗).
+        self.engine.mark_absent("zhang", start=date(2026, 10, 12), end=date(2026, 10, 16))
+
+    def plan_openings(self) -> None:
+        day = START
+        while day <= END:
+            working = self.calendar.is_workday(day)
+            plan: list[str] = []
+            if working:
+                plan += ["hukou_transfer"] * self.rng.choice((1, 2, 2))
+                plan += ["admin_license"] * self.rng.choice((0, 1))
+                plan += ["petition"] * self.rng.choice((0, 0, 1))
+            else:
+                plan += ["holiday_appointment"] * self.rng.choice((0, 1, 1))
+            plan += ["complaint_110"] * self.rng.choice((0, 0, 1))
+            plan += ["criminal_detention"] * (1 if self.rng.random() < 0.25 else 0)
+            for key in plan:
+                minute = self.rng.randrange(9 * 60, 17 * 60)
+                when = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=ZONE)
+                self.push(when, key, None, 0)
+            day += timedelta(days=1)
+
+    def push(self, when: datetime, what: str, case_id: int | None, step: int) -> None:
+        heapq.heappush(self.queue, (when, next(self.counter), what, case_id, step))
+
+    # ---------------------------------------------------------------- acting
+
+    def actor_for(self, roles: tuple[str, ...], case: CaseView) -> str:
+        if not roles or (set(roles) & self.roles.get(case.responsible, set())):
+            return case.responsible
+        local = [p for p, r in self.roles.items() if r & set(roles) and self.unit_of[p] == case.unit]
+        anywhere = [p for p, r in self.roles.items() if r & set(roles)]
+        return self.rng.choice(local or anywhere)
+
+    def next_time(self, case: CaseView, now: datetime) -> datetime:
+        """Most steps come in time, some late: aim at the most urgent running clock."""
+        dues = [t.due_at for t in case.timers if t.status == "running" and t.due_at is not None]
+        if not dues:
+            return now + timedelta(hours=self.rng.uniform(2, 30))
+        due = min(dues)
+        if self.rng.random() < 0.12:
+            span = due - now
+            late = timedelta(hours=self.rng.uniform(1, 8)) if span < timedelta(days=2) else \
+                timedelta(days=self.rng.uniform(1, 4))
+            return due + late
+        return now + (due - now) * self.rng.uniform(0.15, 0.85)
+
+    def open(self, key: str, when: datetime) -> None:
+        actor = self.rng.choice(OPENERS[key])
+        case = self.engine.open(key, actor=actor, data=self.data_for(key, None, 0))
+        self.report.cases += 1
+        self.report.commands += 1
+        self.push(self.next_time(case, when), key, case.id, 0)
+
+    def data_for(self, key: str, trigger: str | None, n: int) -> dict[str, str]:
+        serial = next(self.counter)
+        if trigger is None:
+            phone = f"13{self.rng.randrange(10**8, 10**9)}"
+            return {"applicant": self.rng.choice("李王张刘陈杨赵黄周吴") + self.rng.choice(("某", "先生", "女士")),
+                    "phone": phone, "no": f"{key[:2].upper()}-2026-{serial:05d}"}
+        defn = self.engine.registry.latest(key)
+        return {f: f"{f.upper()}-{serial:05d}" for t in defn.transitions_for(trigger) for f in t.requires}
+
+    def step(self, key: str, case_id: int, index: int, when: datetime) -> None:
+        case = self.engine.get(case_id)
+        if case.closed_at is not None or index >= len(PATHS[key]):
+            return
+        defn = self.engine.registry.latest(key)
+        trigger = PATHS[key][index]
+        if key == "hukou_transfer" and index == 0 and self.rng.random() < 0.3:
+            # A complete file (证明材料齐全) needs no verification: straight to the station leader.
+            trigger, index = "submit_for_approval", PATHS[key].index("submit_for_approval")
+        transition = defn.find_transition(trigger, case.state)
+        if transition is None:  # e.g. a complete file skipped verification
+            self.push(when, key, case_id, index + 1)
+            return
+        self.side_steps(key, case, when)
+        case = self.engine.get(case_id)
+        try:
+            case = self.engine.fire(case_id, trigger, actor=self.actor_for(transition.roles, case),
+                                    data=self.data_for(key, trigger, index), expected_version=case.version)
+            self.report.commands += 1
+        except CaseflowError as exc:
+            self.report.refused += 1
+            self.report.lines.append(f"  refused: case {case_id} {trigger}: {exc}")
+            return
+        self.push(self.next_time(case, when), key, case_id, index + 1)
+
+    def side_steps(self, key: str, case: CaseView, when: datetime) -> None:
+        """Pauses and extensions a real window would record before its next step."""
+        running = {t.name: t for t in case.timers if t.status in ("running", "paused")}
+        try:
+            if "verification" in running and running["verification"].status == "paused":
+                self.engine.resume(case.id, "verification", actor="li")
+                self.report.commands += 1
+            elif key == "hukou_transfer" and "verification" in running and self.rng.random() < 0.15:
+                self.engine.pause(case.id, "verification", reason="函调", actor="li")
+                self.report.commands += 1
+                self.push(when + timedelta(days=self.rng.uniform(3, 9)), key, case.id,
+                          PATHS[key].index("return_verification"))
+                raise _Postponed
+            first = case.id not in self.extended
+            if key == "criminal_detention" and "arrest_request" in running and first and self.rng.random() < 0.2:
+                self.extended.add(case.id)
+                self.engine.extend(case.id, "arrest_request", by="4 days", grounds="特殊情况: 案情复杂",
+                                   actor="chen")
+                self.report.commands += 1
+            if key == "admin_license" and "decision" in running and first and self.rng.random() < 0.1:
+                self.extended.add(case.id)
+                self.engine.extend(case.id, "decision", by="10 working_days", grounds="需组织专家论证",
+                                   actor="gao")
+                self.report.commands += 1
+        except CaseflowError as exc:
+            self.report.refused += 1
+            self.report.lines.append(f"  refused: case {case.id}: {exc}")
+
+    # ---------------------------------------------------------------- the run
+
+    def sweep(self, at: datetime, *, digests: bool) -> None:
+        self.clock.set(at)
+        run = self.scheduler.run_once(at, digests=digests)
+        self.report.alerts.update(run.sweep.raised)
+
+    def run(self) -> None:
+        self.people()
+        self.plan_openings()
+        day = START
+        week_alerts: Counter[str] = Counter()
+        week_cases = 0
+        while day <= END:
+            morning = datetime.combine(day, time(8, 30), tzinfo=ZONE)
+            evening = datetime.combine(day, time(18, 0), tzinfo=ZONE)
+            before = Counter(self.report.alerts)
+            cases_before = self.report.cases
+            self.sweep(morning, digests=self.calendar.is_workday(day))
+            self.advance_until(evening)
+            self.sweep(evening, digests=False)
+            self.advance_until(datetime.combine(day + timedelta(days=1), time(8, 30), tzinfo=ZONE)
+                               - timedelta(minutes=1))
+            week_alerts.update(self.report.alerts - before)
+            week_cases += self.report.cases - cases_before
+            if day.weekday() == 6 or day == END:
+                self.say(f"  {day - timedelta(days=day.weekday()):%m-%d}…{day:%m-%d}  opened {week_cases:>3}  "
+                         f"warning {week_alerts['warning']:>3}  overdue {week_alerts['overdue']:>3}  "
+                         f"escalated {week_alerts['escalated']:>3}")
+                week_alerts, week_cases = Counter(), 0
+            day += timedelta(days=1)
+
+    def advance_until(self, until: datetime) -> None:
+        while self.queue and self.queue[0][0] <= until:
+            when, _, key, case_id, index = heapq.heappop(self.queue)
+            when = max(when, self.clock.now())
+            self.clock.set(when)
+            try:
+                if case_id is None:
+                    self.open(key, when)
+                else:
+                    self.step(key, case_id, index, when)
+            except _Postponed:
+                continue
+
+
+class _Postponed(Exception):
+    """A step put off by a pause (函调): its next attempt is already queued."""
+
+
+def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
+             say: Callable[[str], None] = print) -> DemoReport:
+    """Build ``db`` afresh and simulate 2026-09-01 … 2026-11-20; ``say`` receives the story line by line."""
+    import time as _time
+
+    started = _time.perf_counter()
+    path = Path(db)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    store = Store(path)
+    calendar = default_calendar()
+    sim = _Simulation(store, random.Random(seed), calendar, say)
+    say(f"caseflow demo — {path}: a county bureau from {START} to {END} (国庆 10-01…10-07, 调休 09-20, 10-10)")
+    say("  week         cases        alerts raised by the scheduler")
+    sim.run()
+    report = sim.report
+    say("")
+    say(f"{report.cases} cases, {report.commands} commands, {report.refused} refused by the engine; alerts: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())))
+
+    alerts, timers, cases = (AlertRow.__table__, TimerRow.__table__,  # type: ignore[attr-defined]
+                             CaseRow.__table__)  # type: ignore[attr-defined]
+    with store.session() as session:
+        rows = session.execute(
+            sa.select(alerts.c.case_id, timers.c.name, cases.c.responsible_id, alerts.c.to_person, alerts.c.due_at)
+            .join(timers, timers.c.id == alerts.c.timer_id).join(cases, cases.c.id == alerts.c.case_id)
+            .where(alerts.c.level == "escalated")
+            .order_by(alerts.c.raised_at).limit(5)
+        ).all()
+    if rows:
+        say("first escalations (督办, sent to the responsible person's leader):")
+        for case_id, timer, responsible, to, due in rows:
+            line = f"  case {case_id} {timer}: due {due.astimezone(ZONE):%m-%d %H:%M}, {responsible} → {to}"
+            report.escalations.append(line.strip())
+            say(line)
+
+    # The station leader's fullest digest of the run tells the most.
+    leader_digest = max((m for m in sim.log.messages if m[0] == "wang" and "日报" in m[1]),
+                        key=lambda m: len(m[2]), default=None)
+    if leader_digest is not None:
+        to, subject, body = leader_digest
+        report.digest = body
+        say("")
+        say(f"the last digest of {to} (log channel): {subject}")
+        for line in body.splitlines()[:24]:
+            say(f"  | {line}")
+
+    say("")
+    say("按期办结率 on-time rate by unit and month (time paused for 函调/补正 not charged to the unit):")
+    for month in ("2026-09", "2026-10", "2026-11"):
+        for g in compute_stats(store, month=month, by="unit", now=sim.clock.now(), calendar=calendar):
+            rate = f"{g.on_time_rate * 100:5.1f}%" if g.on_time_rate is not None else "    —"
+            line = f"  {month} {g.key:<10} finished {g.finished:>4}  on time {rate}  overdue {g.overdue:>3}"
+            report.stats.append(line.strip())
+            say(line)
+    problems = sim.engine.verify_audit()
+    say("")
+    say(f"audit: {'every event chain verifies' if not problems else f'{len(problems)} problem(s)'}")
+    report.seconds = _time.perf_counter() - started
+    say(f"done in {report.seconds:.1f} s. Open the console on this database:")
+    say(f"  caseflow token create wang --db {path}    # a leader's token (last line)")
+    say(f"  caseflow serve --db {path}                # then http://127.0.0.1:8000/")
+    store.dispose()
+    return report
