@@ -416,3 +416,31 @@ def test_a_missed_correction_notice_deems_acceptance_at_receipt(store: Store, cl
     assert late.timer("correction_notice").status == "breached"
     # deemed accepted at receipt (Mon 11-02): 20 working days → 11-30
     assert late.timer("decision").last_day == date(2026, 11, 30)
+
+
+def test_time_left_counts_working_days_late(engine: Engine, clock: FixedClock) -> None:
+    case = engine.open("hukou_transfer", actor="p1")
+    engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": "1"})
+    clock.set(at(2026, 10, 14, 9))  # verification's last day was Sat 10-10 (make-up day)
+    item = next(i for i in engine.queue("p1") if i.timer == "verification")
+    assert item.overdue and item.time_left == "逾期 2 个工作日"  # 10-12, 10-13 have passed
+
+
+def test_two_engines_opening_the_first_case_of_a_version_at_once(db_url: str) -> None:  # noqa: F811
+    Engine(Store(db_url), clock=FixedClock(T0)).add_person("p1", name="张", unit="u", roles=["household_police"])
+    engines = [Engine(Store(db_url), clock=FixedClock(T0)) for _ in range(4)]
+    errors: list[Exception] = []
+
+    def open_one(e: Engine) -> None:
+        try:
+            e.open("hukou_transfer", actor="p1")
+        except Exception as exc:  # pragma: no cover - the assertion reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(engines[0].cases()) == 4

@@ -523,6 +523,7 @@ class Engine:
         when = self._now(at)
         defn = self.registry.latest(workflow)
         data = dict(data or {})
+        self._pin_version(defn, when)
         with self.store.session(write=True) as s:
             replay = self._replay(s, key, "open")
             if replay is not None:
@@ -534,11 +535,6 @@ class Engine:
                     f"{workflow!r}; its roles are {', '.join(defn.roles)}"
                 )
             owner = self._person(s, responsible) if responsible else opener
-            # Pin the exact definition text; the in-process set spares a look-up on every open.
-            if defn.version not in self._stored_versions and s.get(WorkflowVersion, defn.version) is None:
-                s.add(WorkflowVersion(version=defn.version, key=defn.key, title=defn.title, text=defn.text,
-                                      loaded_at=when))
-                s.flush()
             case = CaseRow(workflow_key=defn.key, workflow_version=defn.version, state=defn.initial, version=1,
                            responsible_id=owner.id, unit=owner.unit, opened_by=actor, opened_at=when,
                            updated_at=when, data=_canonical(data))
@@ -556,8 +552,20 @@ class Engine:
             if key:
                 s.add(CommandRecord(key=key, command="open", case_id=case.id, result=_canonical(view.to_dict()),
                                     created_at=when))
-        self._stored_versions.add(defn.version)
         return view
+
+    def _pin_version(self, defn: WorkflowDef, when: datetime) -> None:
+        """Store the exact definition text cases are pinned to (once; safe when processes race)."""
+        if defn.version in self._stored_versions:
+            return
+        try:
+            with self.store.session(write=True) as s:
+                if s.get(WorkflowVersion, defn.version) is None:
+                    s.add(WorkflowVersion(version=defn.version, key=defn.key, title=defn.title, text=defn.text,
+                                          loaded_at=when))
+        except sa.exc.IntegrityError:
+            pass  # another process stored the same version a moment ago: same content hash, same text
+        self._stored_versions.add(defn.version)
 
     def fire(
         self,
@@ -941,19 +949,27 @@ class Engine:
         if timer.due_at is None or timer.last_day is None:
             return ""
         limit = _limit_from_spec(timer.limit_spec)
-        if limit.is_clock or timer.due_at - now < timedelta(days=1):
+        if limit.is_clock or abs(timer.due_at - now) < timedelta(days=1):
             seconds = (timer.due_at - now).total_seconds()
             hours, minutes = divmod(int(abs(seconds)) // 60, 60)
             text = f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分"
             return f"还剩 {text}" if seconds > 0 else f"逾期 {text}"
         today = now.astimezone(ZONE).date()
+        if timer.last_day == today:
+            return "今日到期"
+        # Counted from yesterday: "还剩" includes today, "逾期" counts the whole days already lost.
+        yesterday = today - timedelta(days=1)
         if limit.unit == "working_days":
-            left = self.calendar.working_days_between(today, timer.last_day)
+            left = self.calendar.working_days_between(yesterday, timer.last_day)
             unit = "个工作日"
         else:
-            left = (timer.last_day - today).days
+            left = (timer.last_day - yesterday).days
             unit = "天"
-        return f"还剩 {left} {unit}" if left >= 0 else f"逾期 {-left} {unit}"
+        if timer.last_day > today:
+            return f"还剩 {left} {unit}"
+        if left == 0:  # late over rest days only: no working day lost yet
+            return f"逾期 {(today - timer.last_day).days} 天"
+        return f"逾期 {-left} {unit}"
 
     def cases(self, *, unit: str | None = None, open_only: bool = True, limit: int = 1000) -> list[CaseView]:
         """Cases, newest first, optionally of one unit."""
