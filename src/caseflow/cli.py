@@ -801,8 +801,10 @@ def demo(db: str, seed: int, as_json: bool) -> None:
 def _register_shells() -> None:
     # Scheduler, alerts, digests and reports live in their own module; it calls back into ours.
     from caseflow.cli_ops import register as register_ops
+    from caseflow.cli_server import register as register_server
 
     register_ops(cli)
+    register_server(cli)
 
 
 _register_shells()
