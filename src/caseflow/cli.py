@@ -71,20 +71,6 @@ def cli() -> None:
 # ----------------------------------------------------------------------------------------- deadline
 
 
-def _parse_excluded(values: tuple[str, ...], clock: bool) -> list[ExcludedPeriod]:
-    periods = []
-    for value in values:
-        reason, _, span = value.rpartition("=")
-        if ".." not in span:
-            raise TimeLimitError(f"--exclude takes FROM..TO (optionally REASON=FROM..TO), got {value!r}")
-        a, b = span.split("..", 1)
-        if clock:
-            periods.append(ExcludedPeriod(parse_instant(a), parse_instant(b), reason=reason or "暂停"))
-        else:
-            periods.append(ExcludedPeriod(parse_date(a), parse_date(b), reason=reason or "excluded"))
-    return periods
-
-
 def format_steps(steps: list[Step]) -> str:
     """An explanation, one line a day."""
     lines = []
@@ -162,8 +148,8 @@ def deadline(  # noqa: PLR0917 - click passes options positionally
         hour_start="next_hour" if next_hour else "exact",
     )
     calendar = default_calendar()
-    payload, text = describe_due(parse_instant(start), rule, _parse_excluded(excludes, rule.is_clock),
-                                 explain, calendar)
+    excluded = [ExcludedPeriod.parse(e, clock=rule.is_clock) for e in excludes]
+    payload, text = describe_due(parse_instant(start), rule, excluded, explain, calendar)
     _emit(as_json, payload, text)
 
 

@@ -58,7 +58,7 @@ def parse_instant(text: str) -> datetime:
     """Read ``2026-10-09T09:30``, ``2026-10-09 09:30+08:00`` or ``2026-10-09`` (00:00); no offset = Beijing."""
     try:
         parsed = pendulum.parse(text.strip(), tz=ZONE, strict=False)
-    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as exc:
+    except (ValueError, TypeError, OverflowError, ArithmeticError, pendulum.parsing.exceptions.ParserError) as exc:
         raise TimeLimitError(
             f"cannot read the instant {text!r} ({exc}); write it like 2026-10-09T09:30 (Beijing time) "
             "or 2026-10-09T01:30+00:00"

@@ -65,8 +65,8 @@ class CalendarCoverageError(CalendarError, LookupError):
     """A date lies outside the years the calendar covers (2004–2099)."""
 
 
-class HolidayFileError(CalendarError):
-    """A holiday file is invalid; the message names the file, line and field."""
+class _Located(Exception):
+    """An error in a data file: the message is prefixed with file, line and field."""
 
     def __init__(self, message: str, *, path: str = "", line: int | None = None, field: str = "") -> None:
         where = path
@@ -78,25 +78,18 @@ class HolidayFileError(CalendarError):
         self.path = path
         self.line = line
         self.field = field
+
+
+class HolidayFileError(_Located, CalendarError):
+    """A holiday file is invalid; the message names the file, line and field."""
 
 
 class TimeLimitError(CaseflowError, ValueError):
     """A time limit, a start instant or an excluded period is invalid."""
 
 
-class WorkflowError(CaseflowError, ValueError):
+class WorkflowError(_Located, CaseflowError, ValueError):
     """A workflow definition is invalid; the message names the file, line and field."""
-
-    def __init__(self, message: str, *, path: str = "", line: int | None = None, field: str = "") -> None:
-        where = path
-        if line is not None:
-            where += f", line {line}"
-        if field:
-            where += f", field {field!r}"
-        super().__init__(f"{where}: {message}" if where else message)
-        self.path = path
-        self.line = line
-        self.field = field
 
 
 class WorkflowNotFoundError(WorkflowError, LookupError):

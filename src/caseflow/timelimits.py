@@ -156,6 +156,19 @@ class ExcludedPeriod:
     end: date
     reason: str = field(default="", kw_only=True)
 
+    @classmethod
+    def parse(cls, text: str, *, clock: bool) -> ExcludedPeriod:
+        """Read ``FROM..TO`` or ``REASON=FROM..TO``: dates for day limits, instants when ``clock``."""
+        from caseflow.clock import parse_date, parse_instant
+
+        reason, _, span = text.rpartition("=")
+        if ".." not in span:
+            raise TimeLimitError(f"an excluded period is written FROM..TO (optionally REASON=FROM..TO), got {text!r}")
+        a, b = span.split("..", 1)
+        if clock:
+            return cls(parse_instant(a), parse_instant(b), reason=reason or "暂停")
+        return cls(parse_date(a), parse_date(b), reason=reason or "excluded")
+
     def __post_init__(self) -> None:
         for name in ("start", "end"):
             value = getattr(self, name)
@@ -209,16 +222,6 @@ class Due:
             "last_day": self.last_day.isoformat(),
             "provisional": self.provisional,
         }
-
-
-def _aware(instant: datetime, what: str) -> datetime:
-    if not isinstance(instant, datetime):
-        raise TimeLimitError(f"{what} must be an aware datetime, got {type(instant).__name__} {instant!r}")
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise TimeLimitError(
-            f"{what} {instant.isoformat()} is naive; give a time zone (Beijing time is +08:00)"
-        )
-    return instant.astimezone(ZONE)
 
 
 def _periods(excluded: Iterable[object]) -> list[ExcludedPeriod]:
@@ -314,7 +317,9 @@ def compute_due(
         limit = TimeLimit.parse(limit)
     if not isinstance(limit, TimeLimit):
         raise TimeLimitError(f"limit must be a TimeLimit or a string like '3 days', got {limit!r}")
-    local = _aware(start, "start")
+    from caseflow.clock import require_aware
+
+    local = require_aware(start, "start")
     periods = _periods(excluded)
     cal = calendar or default_calendar()
     try:
