@@ -304,7 +304,7 @@ def test_engine_errors_are_problem_json_with_the_engine_message(world: World) ->
     assert_problem(c.post(f"/api/v1/cases/{cid}/fire", json={"trigger": "reject", "data": {"reason": "x"},
                                                             "at": "2026-09-01T09:00:00+08:00"},
                           headers=world.h("p1")), 422, "before now")
-    assert_problem(c.post("/api/v1/cases", json={"workflow": "no_such"}, headers=world.h("p1")), 400, "no_such")
+    assert_problem(c.post("/api/v1/cases", json={"workflow": "no_such"}, headers=world.h("p1")), 422, "no_such")
     assert_problem(c.post("/api/v1/cases", json={"workflow": "criminal_detention"}, headers=world.h("p1")), 403)
 
 

@@ -59,17 +59,20 @@ from caseflow.errors import (
     CaseNotFoundError,
     CommandError,
     ConflictError,
+    HolidayFileError,
     PermissionDeniedError,
     PersonNotFoundError,
     StoreError,
     TimeLimitError,
     TimerError,
     TransitionError,
+    WorkflowError,
     WorkflowNotFoundError,
 )
 from caseflow.store import CaseRow, CommandRecord, Person, Store, TimerRow
 from caseflow.timelimits import ExcludedPeriod, TimeLimit, explain_due
 from caseflow.tokens import csrf_token, person_for_token
+from caseflow.workflow import parse_workflow
 
 __all__ = ["API_PREFIX", "COOKIE_NAME", "Actor", "NoDelayH11Protocol", "app_from_env", "board_data", "create_app"]
 
@@ -357,6 +360,34 @@ class MonthOut(BaseModel):
     days: list[DayOut]
 
 
+class DefinitionIn(BaseModel):
+    """A data file uploaded by an administrator: a workflow definition or a holiday notice, as YAML text."""
+
+    model_config = ConfigDict(extra="forbid")
+    yaml: Annotated[str, StringConstraints(min_length=1, max_length=500_000)]
+
+
+class HolidayYearOut(BaseModel):
+    """One year of the calendar: where its rest and make-up days come from."""
+
+    year: int
+    source: str
+    origin: str
+    official: bool
+    rest_days: int
+    workdays: int
+
+
+class HolidayUploadOut(BaseModel):
+    """A stored holiday notice and the deadlines it moved."""
+
+    year: int
+    source: str
+    file: str
+    official_until: date
+    changes: list[dict[str, Any]]
+
+
 class ReloadOut(BaseModel):
     """What a calendar reload moved."""
 
@@ -493,7 +524,8 @@ def error_status(exc: CaseflowError) -> int:
         return 403
     if isinstance(exc, ConflictError):
         return 409
-    if isinstance(exc, (TransitionError, TimerError, BackdatingError, CommandError, TimeLimitError)):
+    if isinstance(exc, (TransitionError, TimerError, BackdatingError, CommandError, TimeLimitError, WorkflowError,
+                        HolidayFileError)):
         return 422
     if isinstance(exc, StoreError):
         return 503
@@ -599,6 +631,24 @@ def api_actor(request: Request,
 
 
 ActorDep = Annotated[Actor, Depends(api_actor)]
+
+
+def _writable_dir(variable: str, what: str) -> Path:
+    """The server's directory for uploaded ``what`` (the first entry of ``variable``), or 409."""
+    value = os.environ.get(variable, "").split(os.pathsep)[0]
+    if not value:
+        raise ApiError(409, "no-directory", "Conflict",
+                       f"this server keeps no directory for {what}: start it with {variable}=/path/to/dir")
+    directory = Path(value)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def require_admin(actor: Actor, what: str) -> None:
@@ -1390,6 +1440,59 @@ def _add_api_routes(app: FastAPI) -> None:
         sources = os.environ.get("CASEFLOW_HOLIDAYS_DIR") or "holidays/"
         changes = engine.reload_calendar(calendar, source=sources, actor=actor.id)
         return JSONResponse({"official_until": calendar.official_until.isoformat(), "changes": changes})
+
+    @app.put(f"{p}/workflows/{{key}}", tags=["workflows"], response_model=WorkflowOut,
+             responses=_problems(400, 401, 403, 409, 422, 503))
+    def put_workflow(body: DefinitionIn, request: Request, actor: ActorDep,
+                     key: Annotated[str, PathParam(max_length=100, pattern=_SAFE)]) -> Response:
+        """Add or revise a procedure definition (administrators).
+
+        The YAML is validated like `caseflow workflows validate`; a valid one is written to
+        ``$CASEFLOW_WORKFLOWS_DIR/<key>.yaml`` and serves new cases at once. Cases already open keep the
+        version they were opened under.
+        """
+        require_admin(actor, "manage workflow definitions")
+        directory = _writable_dir("CASEFLOW_WORKFLOWS_DIR", "workflow definitions")
+        defn = parse_workflow(body.yaml, path=f"{key}.yaml (upload)")
+        if defn.key != key:
+            raise ApiError(422, "key-mismatch", "Unprocessable",
+                           f"the definition's key is {defn.key!r}, not {key!r}; PUT it to /workflows/{defn.key}")
+        _write_atomically(directory / f"{key}.yaml", body.yaml)
+        engine = _engine(request)
+        engine.registry.add(defn)
+        return JSONResponse(workflow_payload(engine, key))
+
+    @app.get(f"{p}/holidays", tags=["calendar"], response_model=list[HolidayYearOut], responses=_COMMON)
+    def holidays(request: Request, _actor: ActorDep) -> Response:
+        """The calendar's years up to the first projected one, with the notice each comes from."""
+        calendar = _engine(request).calendar
+        last = calendar.official_until.year + 1
+        return JSONResponse([
+            {"year": y.year, "source": y.source, "origin": y.origin, "official": y.official,
+             "rest_days": len(y.rest_days), "workdays": len(y.workdays)}
+            for y in calendar.years.values() if y.year <= last])
+
+    @app.put(f"{p}/holidays/{{year}}", tags=["calendar"], response_model=HolidayUploadOut,
+             responses=_problems(400, 401, 403, 409, 422, 503))
+    def put_holidays(body: DefinitionIn, request: Request, actor: ActorDep,
+                     year: Annotated[int, PathParam(ge=2004, le=2099)]) -> Response:
+        """Load a year's holiday notice (administrators) and move every open deadline it changes.
+
+        Validated like `caseflow calendar check`; a valid file is written to the first directory of
+        ``$CASEFLOW_HOLIDAYS_DIR`` as ``<year>.yaml`` and the calendar reloaded.
+        """
+        require_admin(actor, "load holiday notices")
+        from caseflow.calendar import clear_calendar_cache, default_calendar, load_holiday_file
+
+        directory = _writable_dir("CASEFLOW_HOLIDAYS_DIR", "holiday files")
+        target = directory / f"{year}.yaml"
+        arrangement = load_holiday_file(f"{year}.yaml (upload)", text=body.yaml)
+        _write_atomically(target, body.yaml)
+        clear_calendar_cache()
+        calendar = default_calendar()
+        changes = _engine(request).reload_calendar(calendar, source=str(target), actor=actor.id)
+        return JSONResponse({"year": arrangement.year, "source": arrangement.source, "file": str(target),
+                             "official_until": calendar.official_until.isoformat(), "changes": changes})
 
     @app.get(f"{p}/audit", tags=["queries"], response_model=AuditOut, responses=_problems(400, 401, 403, 422, 503))
     def audit(request: Request, actor: ActorDep) -> Response:

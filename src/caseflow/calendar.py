@@ -35,7 +35,7 @@ import numpy.typing as npt
 import pendulum
 import yaml
 
-from caseflow._yaml import LineDict, LineList, line_of, load_yaml
+from caseflow._yaml import LineDict, LineList, line_of, load_yaml, load_yaml_text
 from caseflow.errors import CalendarCoverageError, CalendarError, HolidayFileError
 
 __all__ = [
@@ -189,7 +189,7 @@ def _parse_day(value: Any, *, path: str, line: int | None, fld: str, year: int) 
     return day
 
 
-def load_holiday_file(path: Path | str) -> YearArrangement:
+def load_holiday_file(path: Path | str, *, text: str | None = None) -> YearArrangement:
     """Read and validate one holiday file; raise :class:`HolidayFileError` naming file, line and field.
 
     The format (one file per year)::
@@ -204,7 +204,8 @@ def load_holiday_file(path: Path | str) -> YearArrangement:
     path = Path(path)
     where = str(path)
     try:
-        doc, where = load_yaml(path)
+        # ``text`` is an upload not yet on disk; ``path`` then only names it (and its year).
+        doc = load_yaml_text(text) if text is not None else load_yaml(path)[0]
     except OSError as exc:
         raise HolidayFileError(f"cannot read the file: {exc.strerror or exc}", path=where) from None
     except yaml.YAMLError as exc:

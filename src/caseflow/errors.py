@@ -69,11 +69,12 @@ class _Located(Exception):
     """An error in a data file: the message is prefixed with file, line and field."""
 
     def __init__(self, message: str, *, path: str = "", line: int | None = None, field: str = "") -> None:
-        where = path
+        parts = [path] if path else []
         if line is not None:
-            where += f", line {line}"
+            parts.append(f"line {line}")
         if field:
-            where += f", field {field!r}"
+            parts.append(f"field {field!r}")
+        where = ", ".join(parts)
         super().__init__(f"{where}: {message}" if where else message)
         self.path = path
         self.line = line

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -1217,8 +1218,17 @@ class WorkflowRegistry:
 
     @classmethod
     def load(cls, directory: Path | str | None = None) -> WorkflowRegistry:
-        """A registry of the workflows in ``directory`` (default: the shipped ones)."""
-        return cls(load_workflows(directory).values())
+        """A registry of the workflows in ``directory``.
+
+        By default: the shipped ones, then those of ``$CASEFLOW_WORKFLOWS_DIR`` (where administrators
+        keep their own and their revisions of ours), which win by key.
+        """
+        registry = cls(load_workflows(directory).values())
+        extra = os.environ.get("CASEFLOW_WORKFLOWS_DIR")
+        if directory is None and extra:
+            for defn in load_workflows(extra).values():
+                registry.add(defn)
+        return registry
 
 
 def _mermaid_text(text: str) -> str:
