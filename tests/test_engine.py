@@ -444,3 +444,12 @@ def test_two_engines_opening_the_first_case_of_a_version_at_once(db_url: str) ->
         t.join()
     assert errors == []
     assert len(engines[0].cases()) == 4
+
+
+def test_audit_finds_a_history_rewritten_after_its_last_event(engine: Engine, store: Store) -> None:
+    case = engine.open("hukou_transfer", actor="p1")
+    engine.hand_over(case.id, to="p2", actor="p1")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE caseflow_cases SET last_event_hash = :h WHERE id = :c"),
+                     {"h": "f" * 64, "c": case.id})
+    assert any("rewritten" in p.problem for p in engine.verify_audit())

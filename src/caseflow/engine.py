@@ -446,8 +446,7 @@ class Engine:
                         )
                     if case.closed_at is not None:
                         raise CommandError(f"case {case_id} is closed ({case.state}); it takes no more commands")
-                    last = self._last_event(s, case_id)
-                    last_at = last[0] if last else None
+                    last_at = case.last_event_at
                     if last_at is not None and when < last_at:
                         raise BackdatingError(
                             f"{when.isoformat()} is before the case's last event ({_iso(last_at)}); "
@@ -459,8 +458,7 @@ class Engine:
                     data = apply(ctx)
                     trigger = data.pop("_trigger", None)
                     self._append_event(s, case, command, when, actor, data, trigger=trigger,
-                                       from_state=from_state, to_state=case.state,
-                                       previous=last[1] if last else None)
+                                       from_state=from_state, to_state=case.state)
                     s.flush()
                     view = self._view(ctx.definition, case, ctx.timers)
                     if key:
@@ -483,9 +481,10 @@ class Engine:
 
     def _append_event(self, s: Session, case: CaseRow, kind: str, at: datetime, actor: str,  # noqa: PLR0917
                       data: dict[str, Any], *, trigger: str | None, from_state: str | None,
-                      to_state: str | None, previous: str | None) -> None:
-        """Add the case's next event; ``previous`` is the hash of its last one (None for the first)."""
+                      to_state: str | None) -> None:
+        """Add the case's next event, chained to the head the case row keeps."""
         assert case.id is not None
+        previous = case.last_event_hash
         seq = case.version + 1 if previous is not None else 1
         if previous is not None:
             case.version = seq  # version_id_col: UPDATE … WHERE version = old; a stale one raises
@@ -494,15 +493,8 @@ class Engine:
                        trigger=trigger, from_state=from_state, to_state=to_state, data=_canonical(data),
                        prev_hash=previous or GENESIS_HASH, hash="")
         row.hash = event_hash(row)
+        case.last_event_hash, case.last_event_at = row.hash, at
         s.add(row)
-
-    @staticmethod
-    def _last_event(s: Session, case_id: int) -> tuple[datetime, str] | None:
-        row = s.exec(
-            select(EventRow.at, EventRow.hash).where(EventRow.case_id == case_id)
-            .order_by(EventRow.seq.desc()).limit(1)  # type: ignore[attr-defined]
-        ).first()
-        return (row[0], row[1]) if row is not None else None
 
     @staticmethod
     def _timers(s: Session, case_id: int) -> list[TimerRow]:
@@ -546,7 +538,7 @@ class Engine:
             started = self._start_timers(ctx, defn.initial, None)
             self._append_event(s, case, "open", when, actor, {"data": data, "responsible": owner.id,
                                                                  "started": started, "workflow_version": defn.version},
-                               trigger=None, from_state=None, to_state=case.state, previous=None)
+                               trigger=None, from_state=None, to_state=case.state)
             s.flush()
             view = self._view(defn, case, timers)
             if key:
@@ -1047,11 +1039,9 @@ class Engine:
                                               "message": f"due moved from {_iso(before[0])} to {_iso(row.due_at)} : "
                                                          f"{source}"})
                         if moved:
-                            last = self._last_event(s, case_id)
                             self._append_event(s, case, "recompute", max(now, case.updated_at), actor,
                                                {"moved": moved, "source": source}, trigger=None,
-                                               from_state=case.state, to_state=case.state,
-                                               previous=last[1] if last else None)
+                                               from_state=case.state, to_state=case.state)
                             changes.extend({"case": case_id, **m} for m in moved)
                     break
                 except (StaleDataError, sa.exc.IntegrityError):
@@ -1065,16 +1055,16 @@ class Engine:
         """Check every case's hash chain; name each edited, inserted or deleted event."""
         problems: list[AuditProblem] = []
         with self.store.session() as s:
-            cases = sa.select(CaseRow.__table__.c.id, CaseRow.__table__.c.version).order_by(  # type: ignore[attr-defined]
-                CaseRow.__table__.c.id)  # type: ignore[attr-defined]
+            table = CaseRow.__table__  # type: ignore[attr-defined]
+            cases = sa.select(table.c.id, table.c.version, table.c.last_event_hash).order_by(table.c.id)
             if case_id is not None:
-                cases = cases.where(CaseRow.__table__.c.id == case_id)  # type: ignore[attr-defined]
-            for cid, version in s.execute(cases):
-                problems.extend(self._verify_case(s, int(cid), int(version)))
+                cases = cases.where(table.c.id == case_id)
+            for cid, version, head in s.execute(cases):
+                problems.extend(self._verify_case(s, int(cid), int(version), head))
         return problems
 
     @staticmethod
-    def _verify_case(s: Session, case_id: int, version: int) -> Iterator[AuditProblem]:
+    def _verify_case(s: Session, case_id: int, version: int, head: str | None) -> Iterator[AuditProblem]:
         rows = s.exec(select(EventRow).where(EventRow.case_id == case_id)
                       .order_by(EventRow.seq))  # type: ignore[arg-type]
         expected_seq, previous = 1, GENESIS_HASH
@@ -1092,6 +1082,9 @@ class Engine:
         if expected_seq - 1 != version:
             yield AuditProblem(case_id, None, None,
                                f"the case is at version {version} but its history ends at event #{expected_seq - 1}")
+        elif head is not None and head != previous:
+            yield AuditProblem(case_id, expected_seq - 1, None,
+                               "the chain's last hash is not the one the case recorded: its history was rewritten")
 
     def assert_audit(self) -> None:
         """Raise :class:`AuditError` naming the first problem, if any."""

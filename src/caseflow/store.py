@@ -142,6 +142,10 @@ class CaseRow(CaseflowBase, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     close_reason: str | None = None
+    #: The head of the case's event chain, kept beside the version so a command needs no extra read
+    #: and the audit can tell a history cut short at its end.
+    last_event_hash: str | None = Field(default=None, max_length=64)
+    last_event_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     data: str = "{}"  # JSON
 
     def data_dict(self) -> dict[str, Any]:
