@@ -423,7 +423,8 @@ def test_time_left_counts_working_days_late(engine: Engine, clock: FixedClock) -
     engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": "1"})
     clock.set(at(2026, 10, 14, 9))  # verification's last day was Sat 10-10 (make-up day)
     item = next(i for i in engine.queue("p1") if i.timer == "verification")
-    assert item.overdue and item.time_left == "逾期 2 个工作日"  # 10-12, 10-13 have passed
+    # 10-12 and 10-13 have passed and 10-14 has begun: as the leaders' digest counts it
+    assert item.overdue and item.time_left == "逾期 3 个工作日"
 
 
 def test_two_engines_opening_the_first_case_of_a_version_at_once(db_url: str) -> None:  # noqa: F811

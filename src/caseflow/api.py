@@ -772,7 +772,7 @@ def deadline_payload(calendar: WorkCalendar, start: datetime, limit: TimeLimit, 
     try:
         due, steps = explain_due(start, limit, excluded=excluded, calendar=calendar)
     except CaseflowError:
-        raise
+        raise  # already a clear, typed refusal; the clause below must not rewrap it
     except (ValueError, OverflowError, ArithmeticError) as exc:
         # e.g. a month limit reaching past the year 9999: bad input, not a server fault
         raise TimeLimitError(f"{limit} from {start.isoformat()} cannot be computed: {exc}") from None
@@ -824,33 +824,6 @@ def _level(timer: TimerRow, now: datetime) -> str:
     if timer.warn_at is not None and now >= timer.warn_at:
         return "yellow"
     return "green"
-
-
-def time_text(engine: Engine, timer: TimerRow, now: datetime) -> str:
-    """Time left or how late: ``还剩 2 个工作日``, ``逾期 3 个工作日``, ``逾期 5 小时 10 分``.
-
-    The engine's :meth:`~caseflow.engine.Engine.time_left` gives hours for every overdue clock; a leader
-    asks how many working days (or days) a day-limit is late, so those are counted on the calendar here.
-    """
-    text = engine.time_left(timer, now)
-    if timer.status != "running" or timer.due_at is None or timer.last_day is None or now < timer.due_at:
-        return text
-    unit = json.loads(timer.limit_spec).get("unit")
-    today = now.astimezone(ZONE).date()
-    try:
-        if unit == "working_days":
-            late = engine.calendar.working_days_between(timer.last_day, today)
-            if late >= 1:
-                return f"逾期 {late} 个工作日"
-        elif unit in ("days", "months"):
-            days = (today - timer.last_day).days
-            if days >= 1:
-                return f"逾期 {days} 天"
-    except CaseflowError:
-        pass
-    minutes = int((now - timer.due_at).total_seconds()) // 60
-    hours, minutes = divmod(minutes, 60)
-    return f"逾期 {hours} 小时 {minutes} 分" if hours else f"逾期 {minutes} 分"
 
 
 def monthly_rates(store: Store, units: frozenset[str] | None, now: datetime, months: int = 12) -> list[dict[str, Any]]:
@@ -927,7 +900,7 @@ def board_data(engine: Engine, actor: Actor, now: datetime) -> dict[str, Any]:
                 overdue.append({
                     "case": cid, "workflow": case.workflow_key, "workflow_title": defn.title,
                     "state_label": state_label, "timer": timer.name, "label": label,
-                    "due_at": timer.due_at.astimezone(ZONE).isoformat(), "late": time_text(engine, timer, now),
+                    "due_at": timer.due_at.astimezone(ZONE).isoformat(), "late": engine.time_left(timer, now),
                     "responsible": case.responsible_id, "responsible_name": names.get(case.responsible_id, ""),
                     "unit": case.unit, "_due": timer.due_at,
                 })
@@ -1745,7 +1718,7 @@ def queue_context(engine: Engine, actor: Actor) -> dict[str, Any]:
                 TimerRow.case_id.in_({i.case_id for i in items}),  # type: ignore[attr-defined]
                 TimerRow.status.in_(ACTIVE))))  # type: ignore[attr-defined]
         levels = {(r.case_id, r.name): _level(r, now) for r in rows}
-        texts = {(r.case_id, r.name): time_text(engine, r, now) for r in rows}
+        texts = {(r.case_id, r.name): engine.time_left(r, now) for r in rows}
     titles = {d.key: d.title for d in engine.registry}
     people = {q.id: q.name for q in engine.people()}
 
@@ -1782,7 +1755,7 @@ def case_context(engine: Engine, actor: Actor, case_id: int) -> dict[str, Any]:
             label, pauses, extendable = row.name, [], False
         timers.append({"row": row, "label": label, "pauses": pauses, "extendable": extendable,
                        "level": _level(row, now) if row.status in ACTIVE else row.status,
-                       "time_left": time_text(engine, row, now) if row.status in ACTIVE else "",
+                       "time_left": engine.time_left(row, now) if row.status in ACTIVE else "",
                        "limit": _limit_text(row)})
     kinds = {"open": "立案", "pause": "暂停计时", "resume": "恢复计时", "extend": "批准延期", "hand_over": "移交",
              "reassign": "改派", "close": "结案", "recompute": "重算期限"}

@@ -37,7 +37,6 @@ from caseflow.errors import (
     ConflictError,
     PermissionDeniedError,
     PersonNotFoundError,
-    TimeLimitError,
     TimerError,
     TransitionError,
     WorkflowNotFoundError,
@@ -583,12 +582,12 @@ class Engine:
                 what = f"{trigger!r} cannot be fired in state {case.state} ({state_label})" if known else \
                     f"{defn.key} has no trigger {trigger!r}"
                 raise TransitionError(f"{what}; triggers allowed there: {', '.join(allowed) or 'none'}")
-            if transition.roles and not (ctx.actor.role_set & set(transition.roles)) and not ctx.actor.admin:
+            if not ctx.actor.admin and not transition.allows(ctx.actor.role_set):
                 raise PermissionDeniedError(
                     f"{ctx.actor.id!r} (roles: {', '.join(sorted(ctx.actor.role_set)) or 'none'}) may not fire "
                     f"{trigger!r}; it needs one of: {', '.join(transition.roles)}"
                 )
-            missing = [f for f in transition.requires if f not in fields or fields[f] in (None, "")]
+            missing = transition.missing_fields(fields)
             if missing:
                 raise CommandError(
                     f"{trigger!r} needs the data field(s) {', '.join(missing)} (e.g. --data {missing[0]}=…)"
@@ -619,7 +618,7 @@ class Engine:
             row, tdef = self._active_timer(ctx, timer)
             policy = tdef.pause_policy(reason)
             if policy is None:
-                admitted = ", ".join(p for p, _ in _pause_items(tdef)) or "none"
+                admitted = ", ".join(tdef.pauses) or "none"
                 raise TimerError(f"timer {timer!r} does not admit the pause reason {reason!r}; it admits: {admitted}")
             if row.status != "running":
                 raise TimerError(f"timer {timer!r} is {row.status}, not running; only a running timer can pause")
@@ -682,7 +681,7 @@ class Engine:
             if policy.max_times is not None and len(previous) >= policy.max_times:
                 raise TimerError(f"timer {timer!r} may be extended {policy.max_times} time(s); it has been already")
             total = sum(int(e["amount"]) for e in previous) + amount.amount
-            tiers = [t for t in policy.tiers if not t.grounds or any(g in grounds for g in t.grounds)]
+            tiers = [t for t in policy.tiers if t.covers(grounds)]
             if not tiers:
                 all_grounds = sorted({g for t in policy.tiers for g in t.grounds})
                 raise TimerError(f"grounds {grounds!r} are not among those allowed: {', '.join(all_grounds)}")
@@ -894,7 +893,7 @@ class Engine:
             result = []
             for trig in defn.allowed_triggers(case.state):
                 t = defn.find_transition(trig, case.state)
-                if t is not None and (not t.roles or person.admin or person.role_set & set(t.roles)):
+                if t is not None and (person.admin or t.allows(person.role_set)):
                     result.append(trig)
             return result
 
@@ -935,33 +934,34 @@ class Engine:
         return items
 
     def time_left(self, timer: TimerRow, now: datetime) -> str:
-        """``还剩 2 个工作日`` / ``逾期 3 小时`` — in working days for working-day limits, else days or hours."""
+        """``还剩 2 个工作日`` / ``逾期 3 个工作日`` / ``逾期 5 小时 10 分``.
+
+        Day limits count working days (or days) on the calendar; lateness counts each day past the last
+        day that has begun, as the leaders' digest does. Clock limits, and anything under a day, in hours.
+        """
         if timer.status == "paused":
             return "暂停中"
         if timer.due_at is None or timer.last_day is None:
             return ""
         limit = _limit_from_spec(timer.limit_spec)
-        if limit.is_clock or abs(timer.due_at - now) < timedelta(days=1):
-            seconds = (timer.due_at - now).total_seconds()
-            hours, minutes = divmod(int(abs(seconds)) // 60, 60)
-            text = f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分"
-            return f"还剩 {text}" if seconds > 0 else f"逾期 {text}"
         today = now.astimezone(ZONE).date()
-        if timer.last_day == today:
-            return "今日到期"
-        # Counted from yesterday: "还剩" includes today, "逾期" counts the whole days already lost.
+        unit = "个工作日" if limit.unit == "working_days" else "天"
+        if now >= timer.due_at:
+            late = 0
+            if limit.unit == "working_days":
+                late = self.calendar.working_days_between(timer.last_day, today)
+            elif not limit.is_clock:
+                late = (today - timer.last_day).days
+            return f"逾期 {late} {unit}" if late >= 1 else f"逾期 {_clock_text(now - timer.due_at)}"
+        if limit.is_clock or timer.due_at - now < timedelta(days=1):
+            return f"还剩 {_clock_text(timer.due_at - now)}"
+        # "还剩" includes today.
         yesterday = today - timedelta(days=1)
         if limit.unit == "working_days":
             left = self.calendar.working_days_between(yesterday, timer.last_day)
-            unit = "个工作日"
         else:
             left = (timer.last_day - yesterday).days
-            unit = "天"
-        if timer.last_day > today:
-            return f"还剩 {left} {unit}"
-        if left == 0:  # late over rest days only: no working day lost yet
-            return f"逾期 {(today - timer.last_day).days} 天"
-        return f"逾期 {-left} {unit}"
+        return f"还剩 {left} {unit}"
 
     def cases(self, *, unit: str | None = None, open_only: bool = True, limit: int = 1000) -> list[CaseView]:
         """Cases, newest first, optionally of one unit."""
@@ -1107,13 +1107,13 @@ def _limit_from_spec(spec: str) -> TimeLimit:
                      start_day=data["start_day"], hour_start=data["hour_start"])
 
 
+def _clock_text(span: timedelta) -> str:
+    hours, minutes = divmod(int(span.total_seconds()) // 60, 60)
+    return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分"
+
+
 def _local(value: datetime | None) -> datetime | None:
     return value.astimezone(ZONE) if value is not None else None
-
-
-def _pause_items(tdef: TimerDef) -> list[tuple[str, Any]]:
-    pauses = tdef.pauses
-    return list(pauses.items()) if isinstance(pauses, Mapping) else list(pauses)
 
 
 def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | None:
@@ -1145,10 +1145,7 @@ def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | No
             last = end.astimezone(ZONE).date() - timedelta(days=1)
             if last >= first:
                 excluded.append((first, last, pause["reason"]))
-    try:
-        return compute_due(row.started_at, limit, excluded=excluded, calendar=calendar)
-    except TimeLimitError:
-        raise
+    return compute_due(row.started_at, limit, excluded=excluded, calendar=calendar)
 
 
 def warn_instant(due: Due, tdef: TimerDef, calendar: WorkCalendar, started_at: datetime) -> datetime | None:

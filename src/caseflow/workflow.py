@@ -266,8 +266,12 @@ class ExtensionTier:
             _check_name(role, "an approver role", "approver_roles")
 
     def covers(self, ground: str | None) -> bool:
-        """True when this tier admits an extension on ``ground`` (any ground if the tier names none)."""
-        return not self.grounds or ground in self.grounds
+        """True when this tier admits an extension on ``ground`` (any ground if the tier names none).
+
+        Grounds are free text told to the applicant ("流窜作案：跨三县连续作案"); they cover a tier when
+        they state one of its grounds.
+        """
+        return not self.grounds or (ground is not None and any(g in ground for g in self.grounds))
 
 
 @dataclass(frozen=True)
