@@ -454,3 +454,14 @@ def test_audit_finds_a_history_rewritten_after_its_last_event(engine: Engine, st
         conn.execute(sa.text("UPDATE caseflow_cases SET last_event_hash = :h WHERE id = :c"),
                      {"h": "f" * 64, "c": case.id})
     assert any("rewritten" in p.problem for p in engine.verify_audit())
+
+
+def test_when_the_whole_substitute_chain_is_absent_the_leader_answers(engine: Engine) -> None:
+    case = engine.open("hukou_transfer", actor="p1")
+    engine.add_person("p2", name="李社区", unit="城关派出所", roles=["community_police"], leader="l1",
+                      substitute="p1", replace=True)
+    engine.mark_absent("p1", start=date(2026, 9, 30), end=date(2026, 10, 9))
+    engine.mark_absent("p2", start=date(2026, 9, 30), end=date(2026, 10, 9))
+    assert engine.queue("p2") == []
+    items = engine.queue("l1")
+    assert items and all(i.case_id == case.id and i.via_substitute_for == "p1" for i in items)

@@ -372,22 +372,20 @@ class Engine:
             s.add(Absence(person_id=person_id, from_date=start, to_date=end))
 
     def stand_in(self, session: Session, person_id: str, day: date) -> str:
-        """Who acts for ``person_id`` on ``day``: their substitute while they are absent (AB岗)."""
-        seen = {person_id}
-        current = person_id
-        while True:
-            absent = session.exec(
-                select(Absence.id).where(
-                    Absence.person_id == current, Absence.from_date <= day, Absence.to_date >= day
-                )
-            ).first()
-            if absent is None:
-                return current
-            person = session.get(Person, current)
-            if person is None or not person.substitute_id or person.substitute_id in seen:
-                return current
-            current = person.substitute_id
-            seen.add(current)
+        """Who acts for ``person_id`` on ``day`` (AB岗): see :func:`resolve_stand_in`."""
+
+        def is_absent(pid: str) -> bool:
+            return session.exec(
+                select(Absence.id).where(Absence.person_id == pid, Absence.from_date <= day, Absence.to_date >= day)
+            ).first() is not None
+
+        def field_of(pid: str, name: str) -> str | None:
+            person = session.get(Person, pid)
+            return getattr(person, name) if person is not None else None
+
+        return resolve_stand_in(person_id, is_absent=is_absent,
+                                substitute_of=lambda pid: field_of(pid, "substitute_id"),
+                                leader_of=lambda pid: field_of(pid, "leader_id"))
 
     # ------------------------------------------------------------------ commands
 
@@ -906,8 +904,11 @@ class Engine:
         today = now.astimezone(ZONE).date()
         with self.store.session() as s:
             self._person(s, person_id)
-            absent_for = [p.id for p in s.exec(select(Person).where(Person.substitute_id == person_id))
-                          if self.stand_in(s, p.id, today) == person_id]
+            # Whoever is absent today and resolves to this person (over any number of hops, or as leader).
+            absent_today = set(s.exec(select(Absence.person_id).where(
+                Absence.from_date <= today, Absence.to_date >= today)))
+            absent_for = [pid for pid in sorted(absent_today - {person_id})
+                          if self.stand_in(s, pid, today) == person_id]
             whose = [person_id, *absent_for] if self.stand_in(s, person_id, today) == person_id else absent_for
             if not whose:
                 return []
@@ -1105,6 +1106,37 @@ def _limit_from_spec(spec: str) -> TimeLimit:
     data = json.loads(spec)
     return TimeLimit(data["amount"], data["unit"], roll_forward=data["roll_forward"], month_end=data["month_end"],
                      start_day=data["start_day"], hour_start=data["hour_start"])
+
+
+def resolve_stand_in(
+    person_id: str,
+    *,
+    is_absent: Callable[[str], bool],
+    substitute_of: Callable[[str], str | None],
+    leader_of: Callable[[str], str | None],
+    hops: int = 5,
+) -> str:
+    """AB岗: ``person_id`` if present, else their substitute (followed while absent), else their leader.
+
+    The one rule for queues (engine) and alerts (scheduler); the lookups are theirs (a query each, or a
+    sweep's prefetched directory). When nobody on the substitute chain is present the leader answers,
+    rather than nobody.
+    """
+    current, seen = person_id, {person_id}
+    for _ in range(hops):
+        if not is_absent(current):
+            return current
+        nxt = substitute_of(current)
+        if not nxt or nxt in seen:
+            break
+        seen.add(nxt)
+        current = nxt
+    if not is_absent(current):
+        return current
+    leader = leader_of(person_id)
+    if leader and not is_absent(leader):
+        return leader
+    return person_id
 
 
 def _clock_text(span: timedelta) -> str:

@@ -41,6 +41,7 @@ from caseflow.abc import Clock, Notifier
 from caseflow.alerts import ABSENCES, ALERT_LEVELS, ALERTS, CASES, JOB_RUNS, PEOPLE, TIMERS, bulk_insert, bulk_update
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import SystemClock
+from caseflow.engine import resolve_stand_in
 from caseflow.errors import CalendarError
 from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
 from caseflow.store import Store
@@ -263,24 +264,14 @@ class _Directory:
         """``pid`` if present on the day, else their substitute (followed while absent), else their leader."""
         if pid not in self.absent:
             return pid
-        current = pid
-        seen = {pid}
-        for _ in range(_ABSENCE_HOPS):
-            if current not in self.absent:
-                return current
-            person = self.get(current)
-            nxt = person.substitute_id if person is not None else None
-            if not nxt or nxt in seen:
-                break
-            seen.add(nxt)
-            current = nxt
-        if current not in self.absent:
-            return current
-        # Nobody on the substitute chain is present: the leader hears of it rather than nobody.
-        person = self.get(pid)
-        if person is not None and person.leader_id and person.leader_id not in self.absent:
-            return person.leader_id
-        return pid
+
+        def field_of(p: str, name: str) -> str | None:
+            person = self.get(p)
+            return getattr(person, name) if person is not None else None
+
+        return resolve_stand_in(pid, is_absent=self.absent.__contains__,
+                                substitute_of=lambda p: field_of(p, "substitute_id"),
+                                leader_of=lambda p: field_of(p, "leader_id"), hops=_ABSENCE_HOPS)
 
     def recipient(self, responsible_id: str, level: str) -> tuple[str, str]:
         """(to_person, for_person) of an alert: the responsible person, or their leader for escalations."""
