@@ -22,6 +22,7 @@ from caseflow.timelimits import TimeLimit
 from caseflow.workflow import (
     ExtensionPolicy,
     ExtensionTier,
+    FieldDef,
     FrozenMap,
     PausePolicy,
     StateDef,
@@ -368,6 +369,18 @@ REFUSALS = [
     pytest.param(MINI + "    extension: {tiers: [{max_total: 2 working_days, min_each: 3 working_days}]}\n", 16,
                  "timers[0].extension.tiers[0].min_each", ["min_each 3 exceeds max_total 2"],
                  id="extension-min-exceeds-max"),
+    pytest.param(MINI.replace("roles: [clerk]}", "roles: [clerk], requires: [slip_no]}"), 8,
+                 "transitions[0].requires[0]",
+                 ["requires 'slip_no', which the 'fields' block does not declare"], id="requires-undeclared"),
+    pytest.param(MINI.replace("roles: {clerk", "fields: {phone: {kind: phone}}\nroles: {clerk"), 3, "fields.phone",
+                 ["'phone' needs a Chinese label"], id="field-without-label"),
+    pytest.param(MINI.replace("roles: {clerk", "fields:\n  phone: {label: 电话, kind: mobile}\nroles: {clerk"), 4,
+                 "fields.phone.kind", ["kind 'mobile'", "'name', 'id_number', 'phone'"], id="field-bad-kind"),
+    pytest.param(MINI.replace("roles: {clerk", "fields:\n  phone: {label: 电话, mask: true}\nroles: {clerk"), 4,
+                 "fields.phone.mask", ["unknown key 'mask' in the entry for 'phone'", "'label', 'kind'"],
+                 id="field-unknown-key"),
+    pytest.param(MINI.replace("roles: {clerk", "fields: [phone]\nroles: {clerk"), 3, "fields",
+                 ["fields must map each key to"], id="fields-not-a-mapping"),
     pytest.param("- key: mini\n", 1, "", ["a workflow file must be a mapping, got a list"], id="not-a-mapping"),
     pytest.param(MINI.replace("roles: {clerk: 窗口工作人员}", "roles: {clerk: [窗口]"), 4, "",
                  ["not valid YAML"], id="yaml-syntax"),
@@ -385,6 +398,39 @@ def test_a_bad_definition_is_refused_naming_file_line_and_field(
     assert str(error).count("field ") <= 1, str(error)  # file, line and field are said once, up front
     for fragment in fragments:
         assert fragment in str(error)
+
+
+def test_every_field_a_shipped_workflow_uses_has_a_label_and_kind(shipped: dict[str, WorkflowDef]) -> None:
+    for defn in shipped.values():
+        used = {name for t in defn.transitions for name in t.requires} | {"applicant", "phone", "no"}
+        assert used <= set(defn.fields), (defn.key, used - set(defn.fields))
+        for key, fdef in defn.fields.items():
+            assert fdef.key == key and defn.field_label(key) == fdef.label
+            assert not fdef.label.isascii(), (defn.key, key, fdef.label)  # a Chinese label, not the key again
+    hukou = shipped["hukou_transfer"]
+    assert hukou.fields["phone"].kind == "phone" and hukou.fields["phone"].personal
+    assert hukou.fields["applicant"].kind == "name" and not hukou.fields["slip_no"].personal
+    assert hukou.field_label("slip_no") == "受理户口交办单编号"
+    assert hukou.field_label("备注") == "备注"  # free data a clerk typed keeps the clerk's own words
+
+
+def test_a_fields_block_parses_label_and_kind(tmp_path: Path) -> None:
+    text = MINI.replace("roles: {clerk", "fields:\n  phone: {label: 联系电话, kind: phone}\n  no: {label: 编号}\n"
+                        "roles: {clerk").replace("roles: [clerk]}", 'roles: [clerk], requires: ["no"]}')
+    defn = load_workflow(_write(tmp_path, text))
+    assert defn.fields["phone"] == FieldDef("phone", "联系电话", "phone")
+    assert defn.fields["no"].kind == "text"  # kind defaults to text
+    assert defn.version != load_workflow(_write(tmp_path, text.replace("联系电话", "电话"), "b.yaml")).version
+
+
+def test_hand_built_definitions_check_required_fields_too() -> None:
+    base = load_workflows()["hukou_transfer"]
+    with pytest.raises(WorkflowError, match="requires 'slip_no'"):
+        WorkflowDef(base.key, base.title, version="x", roles=base.roles, states=base.states, initial=base.initial,
+                    transitions=base.transitions, timers=base.timers,
+                    fields={k: v for k, v in base.fields.items() if k != "slip_no"})
+    with pytest.raises(WorkflowError, match="kind 'mobile'"):
+        FieldDef("phone", "电话", "mobile")  # type: ignore[arg-type]
 
 
 def test_a_timer_that_can_never_stop_is_refused(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from caseflow.errors import (
 from caseflow.store import Store
 from caseflow.timelimits import Due, ExcludedPeriod, TimeLimit, compute_due, explain_due
 from caseflow.workflow import (
+    FieldDef,
     TimerDef,
     TransitionDef,
     WorkflowDef,
@@ -60,6 +61,7 @@ __all__ = [
     "Engine",
     "EventView",
     "ExcludedPeriod",
+    "FieldDef",
     "FixedClock",
     "HolidayFileError",
     "NotFoundError",

@@ -35,7 +35,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
-            key = str(key)
+            # A key is a name: `no:` or `on:` (YAML 1.1 booleans) and `1:` keep the text written.
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key)
         if key in result:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark

@@ -10,6 +10,9 @@ The file format (see the shipped ``workflows/*.yaml`` for complete, commented ex
     key: hukou_transfer                       # lower-case identifier, unique among the loaded files
     title: 户口迁移(派出所户籍窗口)
     basis: 派出所户籍窗口优质服务操作规范 六、户籍窗口办理时限   # optional, the procedure's source
+    fields:                                   # case data: Chinese label + kind (masking follows the kind)
+      applicant: {label: 申请人, kind: name}    # kinds: name, id_number, phone, text, date, number, bool,
+      slip_no: {label: 受理户口交办单编号}        # address; kind defaults to text
     roles: {household_police: 户籍民警, station_leader: 所领导}
     states:                                   # exactly one initial state, at least one final state
       - {name: accepted, label: 已受理, initial: true}
@@ -45,6 +48,9 @@ How timers run (the contract with the engine):
 - Extension tiers are alternatives, not steps: the total extension granted on a timer may not exceed
   the ``max_total`` of the tier whose grounds were stated (:meth:`ExtensionPolicy.tier_for`).
 
+Every field a transition ``requires`` must be declared under ``fields``: a field without a label would
+reach people as its key, so the definition is refused (not merely warned about) naming the transition.
+
 Every refusal is a :class:`~caseflow.errors.WorkflowError` naming the file, the line and the field.
 """
 
@@ -71,6 +77,8 @@ __all__ = [
     "ChargedTo",
     "ExtensionPolicy",
     "ExtensionTier",
+    "FieldDef",
+    "FieldKind",
     "FrozenMap",
     "PausePolicy",
     "StateDef",
@@ -88,6 +96,9 @@ __all__ = [
 ]
 
 TimerKind = Literal["statutory", "promised"]
+#: What a case-data field holds; the kind decides how it is masked where people read it.
+FieldKind = Literal["name", "id_number", "phone", "text", "date", "number", "bool", "address"]
+FIELD_KINDS: tuple[FieldKind, ...] = get_args(FieldKind)
 ChargedTo = Literal["applicant", "law", "unit"]
 TIMER_KINDS: tuple[TimerKind, ...] = get_args(TimerKind)
 CHARGED_TO: tuple[ChargedTo, ...] = get_args(ChargedTo)
@@ -152,6 +163,30 @@ def _check_label(value: object, what: str, fld: str) -> None:
 def _quoted(names: Iterable[str]) -> str:
     items = [repr(n) for n in names]
     return ", ".join(items) if items else "(none)"
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """One field of case data: its ``key`` (identifier), Chinese ``label`` and ``kind``.
+
+    The kind says what the value is (``name``, ``id_number``, ``phone``, ``address`` are personal data,
+    masked wherever someone reads them who does not need them; see :mod:`caseflow.narrate`).
+    """
+
+    key: str
+    label: str
+    kind: FieldKind = "text"
+
+    def __post_init__(self) -> None:
+        _check_name(self.key, "a field key", "key")
+        _check_label(self.label, f"the label of field {self.key!r}", "label")
+        if self.kind not in FIELD_KINDS:
+            _fail(f"field {self.key!r} has kind {self.kind!r}; allowed: {_quoted(FIELD_KINDS)}", "kind")
+
+    @property
+    def personal(self) -> bool:
+        """True for the kinds that identify a person (masked for viewers who do not need them)."""
+        return self.kind in ("name", "id_number", "phone", "address")
 
 
 @dataclass(frozen=True)
@@ -554,6 +589,7 @@ class WorkflowDef:
     source: str = field(default="<string>", kw_only=True)
     text: str = field(default="", kw_only=True, repr=False)
     basis: str = field(default="", kw_only=True)
+    fields: Mapping[str, FieldDef] = field(default_factory=FrozenMap, kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not _KEY.match(self.key):
@@ -561,6 +597,16 @@ class WorkflowDef:
         _check_label(self.title, "title", "title")
         if not isinstance(self.roles, FrozenMap):
             object.__setattr__(self, "roles", FrozenMap(self.roles))
+        if not isinstance(self.fields, FrozenMap):
+            object.__setattr__(self, "fields", FrozenMap(self.fields))
+        for key, fdef in self.fields.items():
+            if not isinstance(fdef, FieldDef) or fdef.key != key:
+                _fail(f"fields[{key!r}] must be a FieldDef with key {key!r}, got {fdef!r}", "fields")
+        for t in self.transitions:
+            undeclared = [name for name in t.requires if name not in self.fields]
+            if undeclared:
+                _fail(f"transition {t.trigger!r} requires {_quoted(undeclared)}, which the 'fields' block does "
+                      f"not declare; declared fields are {_quoted(self.fields)}", "transitions")
         names = [s.name for s in self.states]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -603,6 +649,14 @@ class WorkflowDef:
     @cached_property
     def _timers(self) -> dict[str, TimerDef]:
         return {timer.name: timer for timer in self.timers}
+
+    def field_label(self, key: str) -> str:
+        """The Chinese label of case-data field ``key``; ``key`` itself for data the workflow does not declare.
+
+        Free data a clerk typed under a name of their own is their own words, so it is shown as given.
+        """
+        fdef = self.fields.get(key)
+        return fdef.label if fdef is not None else key
 
     def state(self, name: str) -> StateDef:
         """The state called ``name``; :class:`WorkflowNotFoundError` naming the states otherwise."""
@@ -683,7 +737,8 @@ class WorkflowDef:
 
 # --- parsing -------------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("key", "title", "basis", "description", "roles", "states", "transitions", "timers")
+_TOP_KEYS = ("key", "title", "basis", "description", "fields", "roles", "states", "transitions", "timers")
+_FIELD_KEYS = ("label", "kind")
 _STATE_KEYS = ("name", "label", "initial", "final")
 _TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label")
 _TIMER_KEYS = ("name", "label", "limit", "basis", "start", "stop", "kind", "pauses", "extension",
@@ -754,7 +809,9 @@ class _Parser:
     def name(self, value: Any, fld: str, what: str, *, pattern: re.Pattern[str] = _NAME) -> str:
         if not isinstance(value, str) or not pattern.match(value):
             shape = "a lower-case identifier" if pattern is _KEY else "an identifier"
-            self.fail(f"{what} must be {shape} (letters, digits, _), got {value!r}", fld)
+            hint = " (YAML reads no/yes/on/off as true or false: quote the name, e.g. \"no\")" \
+                if isinstance(value, bool) else ""
+            self.fail(f"{what} must be {shape} (letters, digits, _), got {value!r}{hint}", fld)
         return value
 
     def names(self, value: Any, fld: str, what: str) -> list[str]:
@@ -804,9 +861,10 @@ class _Parser:
         basis = self.text(top, "basis", "basis", required=False)
         if "description" in top and not isinstance(top["description"], str):
             self.fail(f"description must be a text, got {top['description']!r}", "description")
+        fields = self.fields(top.get("fields"))
         roles = self.roles(top.get("roles"))
         states, initial = self.states(top)
-        transitions = self.transitions(top.get("transitions"), states, roles)
+        transitions = self.transitions(top.get("transitions"), states, roles, fields)
         self.graph(states, initial, transitions)
         timers = self.timers(top.get("timers"), states, transitions, roles)
         canonical = json.dumps(self.doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -816,10 +874,30 @@ class _Parser:
                 version=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
                 roles=FrozenMap(roles), states=tuple(states), initial=initial,
                 transitions=tuple(transitions), timers=tuple(timers),
-                source=self.path, text=text, basis=basis,
+                source=self.path, text=text, basis=basis, fields=FrozenMap(fields),
             )
         except WorkflowError as exc:  # pragma: no cover - the checks above come first, with lines
             self.rewrap(exc, "")
+
+    def fields(self, value: Any) -> dict[str, FieldDef]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(f"fields must map each key to {{label: ..., kind: ...}}, got {_kind(value)} {value!r}",
+                      "fields")
+        result: dict[str, FieldDef] = {}
+        for key, item in value.items():
+            fld = f"fields.{key}"
+            self.name(key, fld, "a field key")
+            node = self.mapping(item, fld, _FIELD_KEYS, f"the entry for {key!r}")
+            if "label" not in node:
+                self.fail(f"{key!r} needs a Chinese label, e.g. '{{label: 联系电话, kind: phone}}'", fld)
+            label = self.text(node, "label", f"{fld}.label")
+            kind = node.get("kind", "text")
+            if kind not in FIELD_KINDS:
+                self.fail(f"{key!r} has kind {kind!r}; allowed: {_quoted(FIELD_KINDS)}", f"{fld}.kind")
+            result[key] = FieldDef(key, label, cast(FieldKind, kind))
+        return result
 
     def roles(self, value: Any) -> dict[str, str]:
         if value is None:
@@ -861,7 +939,8 @@ class _Parser:
                       initials[1][1])
         return states, initials[0][0]
 
-    def transitions(self, value: Any, states: list[StateDef], roles: Mapping[str, str]) -> list[TransitionDef]:
+    def transitions(self, value: Any, states: list[StateDef], roles: Mapping[str, str],
+                    fields: Mapping[str, FieldDef]) -> list[TransitionDef]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -912,6 +991,12 @@ class _Parser:
                     self.fail(f"unknown role {role!r} in transition {trigger!r}; declared roles are "
                               f"{_quoted(roles)}", f"{fld}.roles[{j}]")
             requires = tuple(self.names(node.get("requires"), f"{fld}.requires", "requires"))
+            for j, name in enumerate(requires):
+                # Refused, not warned: a required field without a label would reach people as its key.
+                if name not in fields:
+                    self.fail(f"transition {trigger!r} requires {name!r}, which the 'fields' block does "
+                              f"not declare; add e.g. 'fields: {{{name}: {{label: …, kind: text}}}}' (declared: "
+                              f"{_quoted(fields)})", f"{fld}.requires[{j}]")
             label = self.text(node, "label", f"{fld}.label", required=False)
             # An internal transition is one per source state, so its target is always where it stays.
             groups = [(source,) for source in sources] if internal else [tuple(sources)]
