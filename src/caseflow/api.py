@@ -233,6 +233,7 @@ class PauseIn(_In):
 
     timer: Ident
     reason: Reason
+    data: CaseData = Field(default_factory=dict, description="Fields the pause records (the written notice …)")
     at: Instant | None = _AT
 
 
@@ -250,6 +251,7 @@ class ExtendIn(_In):
     by: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=_SAFE)] = Field(
         description='e.g. "10 working_days", "4 days"')
     grounds: Reason
+    data: CaseData = Field(default_factory=dict, description="Fields the extension records (applicant told …)")
     at: Instant | None = _AT
 
 
@@ -1217,7 +1219,7 @@ def _add_api_routes(app: FastAPI) -> None:
         engine = _engine(request)
         return run_command(engine, actor, request, case_id, if_match=if_match, key=idempotency_key,
                            command=lambda v, k: engine.pause(
-            case_id, body.timer, reason=body.reason, actor=actor.id, at=local_instant(body.at),
+            case_id, body.timer, reason=body.reason, actor=actor.id, at=local_instant(body.at), data=body.data,
             expected_version=v, key=k))
 
     @app.post(f"{p}/cases/{{case_id}}/resume", tags=["commands"], response_model=CaseOut,
@@ -1239,7 +1241,7 @@ def _add_api_routes(app: FastAPI) -> None:
         return run_command(engine, actor, request, case_id, if_match=if_match, key=idempotency_key,
                            command=lambda v, k: engine.extend(
             case_id, body.timer, by=body.by, grounds=body.grounds, actor=actor.id, at=local_instant(body.at),
-            expected_version=v, key=k))
+            data=body.data, expected_version=v, key=k))
 
     @app.post(f"{p}/cases/{{case_id}}/hand-over", tags=["commands"], response_model=CaseOut,
               responses={**case_ok, **_ON_CASE})

@@ -519,20 +519,23 @@ def case_fire(case_id: int, trigger: str, actor: str, data: tuple[str, ...], exp
 @click.option("--timer", required=True)
 @click.option("--reason", required=True)
 @click.option("--actor", required=True, metavar="ID")
+@click.option("--data", "data", multiple=True, metavar="NAME=VALUE",
+              help="Fields the pause records (e.g. the written notice: notice_no=…).")
 @click.option("--key", default=None)
 @at_option
 @db_option
 @json_option
 @handle_errors
-def case_pause(case_id: int, timer: str, reason: str, actor: str, key: str | None, at: str | None,  # noqa: PLR0917
-               db: str | None, as_json: bool) -> None:
+def case_pause(case_id: int, timer: str, reason: str, actor: str, data: tuple[str, ...],  # noqa: PLR0917
+               key: str | None, at: str | None, db: str | None, as_json: bool) -> None:
     """Pause a timer for a reason it admits (函调, 鉴定, 补正 …).
 
     \b
     Example:
         caseflow case pause 1 --timer verification --reason 函调 --actor p2
     """
-    _print_case(_engine(db).pause(case_id, timer, reason=reason, actor=actor, at=_at(at), key=key), as_json)
+    _print_case(_engine(db).pause(case_id, timer, reason=reason, actor=actor, at=_at(at), data=_data(data),
+                                  key=key), as_json)
 
 
 @case_group.command("resume")
@@ -561,21 +564,23 @@ def case_resume(case_id: int, timer: str, actor: str, key: str | None, at: str |
 @click.option("--by", "by", required=True, metavar="LIMIT", help='e.g. "10 working_days", "4 days".')
 @click.option("--grounds", required=True, help="延期理由 (told to the applicant).")
 @click.option("--actor", required=True, metavar="ID", help="The approver.")
+@click.option("--data", "data", multiple=True, metavar="NAME=VALUE",
+              help="Fields the extension records (e.g. applicant_told_on=2026-10-09).")
 @click.option("--key", default=None)
 @at_option
 @db_option
 @json_option
 @handle_errors
-def case_extend(case_id: int, timer: str, by: str, grounds: str, actor: str, key: str | None,  # noqa: PLR0917
-                at: str | None, db: str | None, as_json: bool) -> None:
+def case_extend(case_id: int, timer: str, by: str, grounds: str, actor: str,  # noqa: PLR0917
+                data: tuple[str, ...], key: str | None, at: str | None, db: str | None, as_json: bool) -> None:
     """Extend a timer within its policy, approved by ACTOR.
 
     \b
     Example:
         caseflow case extend 3 --timer arrest_request --by "4 days" --grounds 特殊情况 --actor l1
     """
-    _print_case(_engine(db).extend(case_id, timer, by=by, grounds=grounds, actor=actor, at=_at(at), key=key),
-                as_json)
+    _print_case(_engine(db).extend(case_id, timer, by=by, grounds=grounds, actor=actor, at=_at(at),
+                                   data=_data(data), key=key), as_json)
 
 
 @case_group.command("hand-over")

@@ -609,8 +609,14 @@ class Engine:
                          apply=apply)
 
     def pause(self, case_id: int, timer: str, *, reason: str, actor: str, at: datetime | None = None,
-              expected_version: int | None = None, key: str | None = None) -> CaseView:
-        """Stop a timer's clock for a reason its definition admits (函调, 鉴定, 补正 …)."""
+              data: Mapping[str, Any] | None = None, expected_version: int | None = None,
+              key: str | None = None) -> CaseView:
+        """Stop a timer's clock for a reason its definition admits (函调, 鉴定, 补正 …).
+
+        ``data`` carries the fields the reason's policy requires (e.g. the written notice to the
+        applicant, 行政许可法 第四十五条); they are kept with the pause and in the event.
+        """
+        fields = dict(data or {})
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             row, tdef = self._active_timer(ctx, timer)
@@ -618,17 +624,29 @@ class Engine:
             if policy is None:
                 admitted = ", ".join(tdef.pauses) or "none"
                 raise TimerError(f"timer {timer!r} does not admit the pause reason {reason!r}; it admits: {admitted}")
+            missing = policy.missing_fields(fields)
+            if missing:
+                raise CommandError(
+                    f"a pause of {timer!r} for {reason} must record {', '.join(missing)} "
+                    f"(e.g. --data {missing[0]}=…)"
+                )
             if row.status != "running":
                 raise TimerError(f"timer {timer!r} is {row.status}, not running; only a running timer can pause")
             if row.due_at is not None and ctx.at >= row.due_at:
                 raise TimerError(f"timer {timer!r} ran out at {_iso(row.due_at)}; it can no longer be paused")
             pauses = json.loads(row.pauses)
-            pauses.append({"reason": reason, "from": ctx.at.astimezone(UTC).isoformat(), "to": None,
-                           "charged_to": policy.charged_to, "actor": ctx.actor.id})
+            entry: dict[str, Any] = {"reason": reason, "from": ctx.at.astimezone(UTC).isoformat(), "to": None,
+                                     "charged_to": policy.charged_to, "actor": ctx.actor.id}
+            if fields:
+                entry["data"] = fields
+            pauses.append(entry)
             row.pauses = _canonical(pauses)
             row.status = "paused"
             self._recompute(ctx, row)
-            return {"timer": timer, "reason": reason, "charged_to": policy.charged_to}
+            result: dict[str, Any] = {"timer": timer, "reason": reason, "charged_to": policy.charged_to}
+            if fields:
+                result["data"] = fields
+            return result
 
         return self._run("pause", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
                          apply=apply)
@@ -654,9 +672,15 @@ class Engine:
                          apply=apply)
 
     def extend(self, case_id: int, timer: str, *, by: TimeLimit | str, grounds: str, actor: str,
-               at: datetime | None = None, expected_version: int | None = None, key: str | None = None) -> CaseView:
-        """Extend a timer within its policy; the actor is the approver and needs an approving role."""
+               at: datetime | None = None, data: Mapping[str, Any] | None = None,
+               expected_version: int | None = None, key: str | None = None) -> CaseView:
+        """Extend a timer within its policy; the actor is the approver and needs an approving role.
+
+        ``data`` carries the fields the extension policy requires (e.g. when the applicant was told
+        the reason, 行政许可法 第四十二条); they are kept with the extension and in the event.
+        """
         amount = TimeLimit.parse(by) if isinstance(by, str) else by
+        fields = dict(data or {})
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             row, tdef = self._active_timer(ctx, timer)
@@ -676,6 +700,11 @@ class Engine:
                 )
             previous = json.loads(row.extensions)
             policy = tdef.extension
+            missing = policy.missing_fields(fields)
+            if missing:
+                raise CommandError(
+                    f"an extension of {timer!r} must record {', '.join(missing)} (e.g. --data {missing[0]}=…)"
+                )
             if policy.max_times is not None and len(previous) >= policy.max_times:
                 raise TimerError(f"timer {timer!r} may be extended {policy.max_times} time(s); it has been already")
             total = sum(int(e["amount"]) for e in previous) + amount.amount
@@ -697,13 +726,20 @@ class Engine:
                     f"extending {timer!r} by {amount} makes {total} {limit.unit} of extension in all; "
                     f"the policy allows at most {best} {limit.unit} on these grounds"
                 )
-            previous.append({"amount": amount.amount, "grounds": grounds, "approver": ctx.actor.id,
-                             "at": ctx.at.astimezone(UTC).isoformat()})
+            grant: dict[str, Any] = {"amount": amount.amount, "grounds": grounds, "approver": ctx.actor.id,
+                                     "at": ctx.at.astimezone(UTC).isoformat()}
+            if fields:
+                grant["data"] = fields
+            previous.append(grant)
             row.extensions = _canonical(previous)
             before = row.due_at
             self._recompute(ctx, row)
-            return {"timer": timer, "by": str(amount), "grounds": grounds, "approver": ctx.actor.id,
-                    "due_at": _iso(row.due_at), "was_due_at": _iso(before)}
+            result: dict[str, Any] = {"timer": timer, "by": str(amount), "grounds": grounds,
+                                      "approver": ctx.actor.id, "due_at": _iso(row.due_at),
+                                      "was_due_at": _iso(before)}
+            if fields:
+                result["data"] = fields
+            return result
 
         return self._run("extend", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
                          apply=apply)

@@ -30,9 +30,10 @@ The file format (see the shipped ``workflows/*.yaml`` for complete, commented ex
         start: {state: verifying}             # or {trigger: some_trigger}; exactly one
         stop: {states: [reporting], triggers: []}
         kind: statutory                       # statutory (law) or promised (a service commitment)
-        pauses: {函调: {cap: 30 days, charged_to: law}}
+        pauses: {函调: {cap: 30 days, charged_to: law},
+                 鉴定: {charged_to: law, requires: [notice_no]}}   # fields the pause must record
         extension: {tiers: [{grounds: [], max_total: 10 working_days, approver_roles: [head]}],
-                    max_times: 1}
+                    max_times: 1, requires: [applicant_told_on]}  # fields every extension records
         warn_before: 1 working_days           # optional; see default_warn_before()
         options: {roll_forward: false}        # TimeLimit options: roll_forward, month_end, start_day,
                                               # hour_start
@@ -243,7 +244,11 @@ class TransitionDef:
 
     def missing_fields(self, data: Mapping[str, object]) -> list[str]:
         """The required fields absent from (or empty in) a command's ``data``."""
-        return [name for name in self.requires if data.get(name) in (None, "", [], {})]
+        return _missing(self.requires, data)
+
+
+def _missing(required: Iterable[str], data: Mapping[str, object]) -> list[str]:
+    return [name for name in required if data.get(name) in (None, "", [], {})]
 
 
 @dataclass(frozen=True)
@@ -257,9 +262,14 @@ class PausePolicy:
     reason: str
     cap: TimeLimit | None = field(default=None, kw_only=True)
     charged_to: ChargedTo = field(default="law", kw_only=True)
+    #: Data fields a pause on this reason must record, e.g. the number and date of the written notice
+    #: to the applicant (行政许可法 第四十五条 "行政机关应当将所需时间书面告知申请人").
+    requires: tuple[str, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         _check_label(self.reason, "a pause reason", "pauses")
+        for name in self.requires:
+            _check_name(name, f"a required field of pause {self.reason!r}", "requires")
         if self.cap is not None:
             if not isinstance(self.cap, TimeLimit):
                 _fail(f"the cap of pause {self.reason!r} must be a TimeLimit, got {self.cap!r}", "cap")
@@ -269,6 +279,10 @@ class PausePolicy:
         if self.charged_to not in CHARGED_TO:
             _fail(f"charged_to of pause {self.reason!r} is {self.charged_to!r}; "
                   f"allowed: {_quoted(CHARGED_TO)}", "charged_to")
+
+    def missing_fields(self, data: Mapping[str, object]) -> list[str]:
+        """The fields a pause on this reason must record that are absent from (or empty in) ``data``."""
+        return _missing(self.requires, data)
 
 
 @dataclass(frozen=True)
@@ -315,8 +329,13 @@ class ExtensionPolicy:
 
     tiers: tuple[ExtensionTier, ...]
     max_times: int | None = field(default=None, kw_only=True)
+    #: Data fields every extension must record, e.g. when the applicant was told the reason
+    #: (行政许可法 第四十二条 "并应当将延长期限的理由告知申请人").
+    requires: tuple[str, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
+        for name in self.requires:
+            _check_name(name, "a required field of an extension", "requires")
         if not isinstance(self.tiers, tuple) or not self.tiers:
             _fail("an extension needs at least one tier", "tiers")
         units = {tier.max_total.unit for tier in self.tiers}
@@ -327,6 +346,10 @@ class ExtensionPolicy:
         ):
             _fail(f"max_times must be a whole number of at least 1 (or left out), got {self.max_times!r}",
                   "max_times")
+
+    def missing_fields(self, data: Mapping[str, object]) -> list[str]:
+        """The fields every extension must record that are absent from (or empty in) ``data``."""
+        return _missing(self.requires, data)
 
     def tier_for(self, ground: str | None) -> ExtensionTier | None:
         """The most generous tier that admits ``ground``, or None when no tier does."""
@@ -745,8 +768,8 @@ _TIMER_KEYS = ("name", "label", "limit", "basis", "start", "stop", "kind", "paus
                "warn_before", "options")
 _START_KEYS = ("state", "trigger", "deemed_from")
 _STOP_KEYS = ("states", "triggers")
-_PAUSE_KEYS = ("cap", "charged_to")
-_EXTENSION_KEYS = ("tiers", "max_times")
+_PAUSE_KEYS = ("cap", "charged_to", "requires")
+_EXTENSION_KEYS = ("tiers", "max_times", "requires")
 _TIER_KEYS = ("grounds", "max_total", "min_each", "approver_roles")
 _OPTION_KEYS = ("roll_forward", "month_end", "start_day", "hour_start")
 _FIELD_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -1101,6 +1124,7 @@ class _Parser:
             sub = f"{fld}.{reason}"
             node = self.mapping(policy if policy is not None else _as_linedict({}), sub, _PAUSE_KEYS,
                                 f"pause {reason!r}")
+            requires = self.names(node.get("requires"), f"{sub}.requires", "required fields")
             cap = None
             if node.get("cap") is not None:
                 cap = self.limit(node["cap"], f"{sub}.cap", {}, f"cap of pause {reason!r}")
@@ -1112,7 +1136,7 @@ class _Parser:
                 self.fail(f"charged_to of pause {reason!r} is {charged!r}; allowed: {_quoted(CHARGED_TO)}",
                           f"{sub}.charged_to")
             try:
-                result[reason] = PausePolicy(reason, cap=cap, charged_to=charged)
+                result[reason] = PausePolicy(reason, cap=cap, charged_to=charged, requires=tuple(requires))
             except WorkflowError as exc:
                 self.rewrap(exc, sub)
         return result
@@ -1153,7 +1177,9 @@ class _Parser:
             except WorkflowError as exc:
                 self.rewrap(exc, sub)
         try:
-            return ExtensionPolicy(tuple(tiers), max_times=node.get("max_times"))
+            return ExtensionPolicy(tuple(tiers), max_times=node.get("max_times"),
+                                   requires=tuple(self.names(node.get("requires"), f"{fld}.requires",
+                                                             "required fields")))
         except WorkflowError as exc:
             self.rewrap(exc, fld)
 
