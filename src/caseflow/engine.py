@@ -6,9 +6,12 @@ fired through the one ``transitions.Machine`` built for its definition version (
 Machine per case costs 56 KiB; ``add_model`` on SQLModel rows fails), so memory does not grow with
 the number of cases.
 
-Concurrency is optimistic: the case row carries a version; a command whose read went stale loses
-(``ConflictError`` when the caller gave ``expected_version``; otherwise it is retried on fresh
-state). Idempotency keys make retries safe: a repeated key returns the first result.
+Commands on one case queue: each holds the case (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's row
+lock) before it takes its instant, so concurrent commands succeed one after another in order. Only a
+caller's explicit ``expected_version`` that went stale (``ConflictError``), or an explicit instant
+earlier than the case's last event (``BackdatingError``), is refused. The case row also carries a
+version, so a write that still went stale is retried on fresh state. Idempotency keys make retries
+safe: a repeated key returns the first result.
 """
 
 from __future__ import annotations
@@ -393,6 +396,10 @@ class Engine:
         now = require_aware(self.clock.now(), "clock")
         if at is None:
             return now
+        return self._check_instant(at, now)
+
+    def _check_instant(self, at: datetime, now: datetime) -> datetime:
+        """An explicitly given instant, if it lies within the back-dating window and not in the future."""
         at = require_aware(at, "command instant")
         if at < now - self.backdate_window:
             raise BackdatingError(
@@ -402,6 +409,25 @@ class Engine:
         if at > now + timedelta(minutes=5):
             raise BackdatingError(f"{at.isoformat()} lies in the future (now is {now.isoformat()})")
         return at
+
+    def _instant_holding(self, case: CaseRow, at: datetime | None) -> datetime:
+        """A command's instant, taken while it holds the case.
+
+        Without an explicit instant it is now, or the case's last event if this process's clock lags
+        behind the one that wrote it (events stay in order). An explicit instant earlier than the last
+        event is refused: commands are recorded in order.
+        """
+        now = require_aware(self.clock.now(), "clock")
+        last_at = case.last_event_at
+        if at is None:
+            return max(now, last_at) if last_at is not None else now
+        when = self._check_instant(at, now)
+        if last_at is not None and when < last_at:
+            raise BackdatingError(
+                f"{when.isoformat()} is before the case's last event ({_iso(last_at)}); "
+                "commands are recorded in order"
+            )
+        return when
 
     def _replay(self, session: Session, key: str | None, command: str) -> CaseView | None:
         if not key:
@@ -426,16 +452,21 @@ class Engine:
         expected_version: int | None,
         apply: Callable[[_Ctx], dict[str, Any]],
     ) -> CaseView:
-        when = self._now(at)
+        if at is not None:
+            self._now(at)  # refuse an instant outside the window before waiting for the case
         for _attempt in range(_RETRIES):
             try:
                 with self.store.session(write=True) as s:
+                    # Hold the case first (SQLite: BEGIN IMMEDIATE on this first statement; PostgreSQL: the
+                    # row lock), then take the instant: concurrent commands queue and each one's instant
+                    # follows the last event, rather than being refused as back-dated (issue 9).
+                    case = s.get(CaseRow, case_id, with_for_update=True)
                     replay = self._replay(s, key, command)
                     if replay is not None:
                         return replay
-                    case = s.get(CaseRow, case_id)
                     if case is None:
                         raise CaseNotFoundError(f"no case has the id {case_id}")
+                    when = self._instant_holding(case, at)
                     if expected_version is not None and case.version != expected_version:
                         raise ConflictError(
                             f"case {case_id} is at version {case.version}, not {expected_version}: "
@@ -443,12 +474,6 @@ class Engine:
                         )
                     if case.closed_at is not None:
                         raise CommandError(f"case {case_id} is closed ({case.state}); it takes no more commands")
-                    last_at = case.last_event_at
-                    if last_at is not None and when < last_at:
-                        raise BackdatingError(
-                            f"{when.isoformat()} is before the case's last event ({_iso(last_at)}); "
-                            "commands are recorded in order"
-                        )
                     ctx = _Ctx(s, case, self.definition(case.workflow_version, s), self._person(s, actor), when,
                                self._timers(s, case_id))
                     from_state = case.state
