@@ -63,6 +63,7 @@ from caseflow.abc import Clock, Notifier
 from caseflow.alerts import OUTBOX, OutboxRow, bulk_insert
 from caseflow.clock import SystemClock
 from caseflow.errors import CaseflowError, TimeLimitError
+from caseflow.narrate import mask_text  # one masking rule for the package; re-exported for callers
 from caseflow.store import Store
 from caseflow.timelimits import TimeLimit
 
@@ -112,20 +113,6 @@ class DeliveryError(CaseflowError):
 
 
 # ------------------------------------------------------------------------------------------ masking
-
-# 18-character resident ID numbers (身份证号): 17 digits and a digit or X check character.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{14})(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-# Mainland mobile numbers: 11 digits starting 13–19, optionally written +86 / 86 first.
-_MOBILE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?)1[3-9]\d{5}(\d{4})(?!\d)")
-
-
-def mask_text(text: str) -> str:
-    """Mask ID numbers and mobile numbers in ``text``: only their last four characters stay readable."""
-    if not text:
-        return text
-    text = _ID_NUMBER.sub(lambda m: "*" * 14 + m.group(2), text)
-    return _MOBILE.sub(lambda m: m.group(1) + "*" * 7 + m.group(2), text)
-
 
 # ------------------------------------------------------------------------------------------- config
 
