@@ -26,6 +26,9 @@ from storefixtures import db_url  # noqa: F401 - fixture
 WORKFLOW = """
 key: notice_demo
 title: 书面告知示例
+fields:
+  notice_no: {label: 书面告知书编号}
+  applicant_told_on: {label: 告知申请人日期, kind: date}
 roles: {clerk: 窗口工作人员, head: 负责人}
 states:
   - {name: reviewing, label: 审查中, initial: true}

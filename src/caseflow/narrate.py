@@ -437,12 +437,12 @@ def describe_event(event: EventLike, labels: Labels, key: str, *, version: str |
     if kind == "pause":
         text = f"{head} 暂停「{timer}」计时：{_plain(d.get('reason'))}"
         charged = CHARGED_ZH.get(str(d.get("charged_to")))
-        return text + (f"（{charged}）" if charged else "")
+        return text + (f"（{charged}）" if charged else "") + data_phrase(d.get("data"))
     if kind == "resume":
         return f"{head} 恢复「{timer}」计时（{_plain(d.get('reason'))}结束），{_due_of(d.get('due_at'))}"
     if kind == "extend":
-        return (f"{head} 批准延长「{timer}」{limit_chinese(d.get('by'))}：{_plain(d.get('grounds'))}，"
-                f"{_due_of(d.get('due_at'))}")
+        return (f"{head} 批准延长「{timer}」{limit_chinese(d.get('by'))}：{_plain(d.get('grounds'))}"
+                f"{data_phrase(d.get('data'))}，{_due_of(d.get('due_at'))}")
     if kind == "hand_over":
         slip = f"（交办单 {_plain(d.get('slip'))}）" if d.get("slip") else ""
         return f"{head} 将案件交给 {labels.person(d.get('to'))}{slip}"

@@ -625,11 +625,11 @@ class WorkflowDef:
         for key, fdef in self.fields.items():
             if not isinstance(fdef, FieldDef) or fdef.key != key:
                 _fail(f"fields[{key!r}] must be a FieldDef with key {key!r}, got {fdef!r}", "fields")
-        for t in self.transitions:
-            undeclared = [name for name in t.requires if name not in self.fields]
+        for what, required, fld in self._required_fields():
+            undeclared = [name for name in required if name not in self.fields]
             if undeclared:
-                _fail(f"transition {t.trigger!r} requires {_quoted(undeclared)}, which the 'fields' block does "
-                      f"not declare; declared fields are {_quoted(self.fields)}", "transitions")
+                _fail(f"{what} requires {_quoted(undeclared)}, which the 'fields' block does not declare; "
+                      f"declared fields are {_quoted(self.fields)}", fld)
         names = [s.name for s in self.states]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -672,6 +672,17 @@ class WorkflowDef:
     @cached_property
     def _timers(self) -> dict[str, TimerDef]:
         return {timer.name: timer for timer in self.timers}
+
+    def _required_fields(self) -> Iterator[tuple[str, tuple[str, ...], str]]:
+        """Every list of data fields a command must carry: transitions', pauses' and extensions'."""
+        for t in self.transitions:
+            yield f"transition {t.trigger!r}", tuple(t.requires), "transitions"
+        for timer in self.timers:
+            for reason, policy in timer.pauses.items():
+                yield f"pause {reason!r} of timer {timer.name!r}", policy.requires, f"timers.{timer.name}.pauses"
+            if timer.extension is not None:
+                yield (f"the extension of timer {timer.name!r}", timer.extension.requires,
+                       f"timers.{timer.name}.extension")
 
     def field_label(self, key: str) -> str:
         """The Chinese label of case-data field ``key``; ``key`` itself for data the workflow does not declare.
@@ -890,6 +901,7 @@ class _Parser:
         transitions = self.transitions(top.get("transitions"), states, roles, fields)
         self.graph(states, initial, transitions)
         timers = self.timers(top.get("timers"), states, transitions, roles)
+        self.declared(timers, fields)
         canonical = json.dumps(self.doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
         try:
             return WorkflowDef(
@@ -921,6 +933,23 @@ class _Parser:
                 self.fail(f"{key!r} has kind {kind!r}; allowed: {_quoted(FIELD_KINDS)}", f"{fld}.kind")
             result[key] = FieldDef(key, label, cast(FieldKind, kind))
         return result
+
+    def declared(self, timers: list[TimerDef], fields: Mapping[str, FieldDef]) -> None:
+        """Pauses and extensions may require only declared fields (transitions are checked as they are read)."""
+        for i, timer in enumerate(timers):
+            for reason, policy in timer.pauses.items():
+                self.undeclared(policy.requires, fields, f"pause {reason!r}", f"timers[{i}].pauses.{reason}.requires")
+            if timer.extension is not None:
+                self.undeclared(timer.extension.requires, fields, f"the extension of {timer.name!r}",
+                                f"timers[{i}].extension.requires")
+
+    def undeclared(self, names: Iterable[str], fields: Mapping[str, FieldDef], what: str, fld: str) -> None:
+        # Refused, not warned: a required field without a label would reach people as its key.
+        for j, name in enumerate(names):
+            if name not in fields:
+                self.fail(f"{what} requires {name!r}, which the 'fields' block does not declare; add e.g. "
+                          f"'fields: {{{name}: {{label: …, kind: text}}}}' (declared: {_quoted(fields)})",
+                          f"{fld}[{j}]")
 
     def roles(self, value: Any) -> dict[str, str]:
         if value is None:
@@ -1014,12 +1043,7 @@ class _Parser:
                     self.fail(f"unknown role {role!r} in transition {trigger!r}; declared roles are "
                               f"{_quoted(roles)}", f"{fld}.roles[{j}]")
             requires = tuple(self.names(node.get("requires"), f"{fld}.requires", "requires"))
-            for j, name in enumerate(requires):
-                # Refused, not warned: a required field without a label would reach people as its key.
-                if name not in fields:
-                    self.fail(f"transition {trigger!r} requires {name!r}, which the 'fields' block does "
-                              f"not declare; add e.g. 'fields: {{{name}: {{label: …, kind: text}}}}' (declared: "
-                              f"{_quoted(fields)})", f"{fld}.requires[{j}]")
+            self.undeclared(requires, fields, f"transition {trigger!r}", f"{fld}.requires")
             label = self.text(node, "label", f"{fld}.label", required=False)
             # An internal transition is one per source state, so its target is always where it stays.
             groups = [(source,) for source in sources] if internal else [tuple(sources)]
