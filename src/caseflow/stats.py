@@ -418,9 +418,25 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
     for row_cells in sheet.iter_rows(min_row=3):
         for cell in row_cells:
             cell.alignment = wrap
+    for row_cells in sheet.iter_rows():
+        for cell in row_cells:
+            _as_text_if_formula_like(cell)
     sheet.freeze_panes = "A3"
     workbook.save(path)
     return path
+
+
+#: What a spreadsheet reads as the start of a formula (or, typed again, turns into one): case data,
+#: names and units are typed by anyone, so a leader's 台账 must never run them (CSV/formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text_if_formula_like(cell: Any) -> None:
+    """Write a cell whose text starts like a formula as text, quote-prefixed as a person typing ``'=`` would."""
+    value = cell.value
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        cell.data_type = "s"  # openpyxl made it a formula ("f") on assignment
+        cell.quotePrefix = True  # and Excel keeps it text when someone edits the cell
 
 
 def previous_month(day: date) -> str:
