@@ -4,7 +4,7 @@ Run it as ``python benchmarks/bench_api.py`` (figures only, no assertions). It n
 ``$CASEFLOW_BENCH_PG_URL`` or ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; everything happens in a
 fresh schema, dropped at the end.
 
-1. HTTP: ``caseflow serve --workers 4`` (``caseflow.cli_server.run_server``) on 127.0.0.1, a subprocess, driven by
+1. HTTP: ``caseflow serve --workers 4`` (``caseflow.cli.server.run_server``) on 127.0.0.1, a subprocess, driven by
    httpx from ``--clients`` threads for ``--seconds`` per phase. Each request authenticates its bearer token,
    checks the unit's visibility and runs one engine command in one transaction.
    - *open*: ``POST /api/v1/cases`` (hukou_transfer);
@@ -204,8 +204,8 @@ def python_phase(engine: Engine, actor: str, clients: int, seconds: float) -> tu
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CASEFLOW_DB": url}
     env.pop("CASEFLOW_NOW", None)
-    # What `caseflow serve` runs (caseflow.cli_server.run_server), less the access log.
-    code = ("import sys; from caseflow.cli_server import run_server; "
+    # What `caseflow serve` runs (caseflow.cli.server.run_server), less the access log.
+    code = ("import sys; from caseflow.cli.server import run_server; "
             "run_server(sys.argv[1], port=int(sys.argv[2]), workers=int(sys.argv[3]), log_level='warning', "
             "access_log=False)")
     return subprocess.Popen(

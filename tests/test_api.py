@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's notice about httpx vs httpx2 in its test client
     from fastapi.testclient import TestClient
 
-    from caseflow.api import create_app
+    from caseflow.web import create_app
 
 T0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE)
 PROBLEM = "application/problem+json"

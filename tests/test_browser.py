@@ -117,7 +117,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from caseflow.api import create_app
+        from caseflow.web import create_app
 
     engine, tokens, overdue = build_demo(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'demo.db'}")
     port = free_port()

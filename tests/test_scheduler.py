@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 from caseflow.alerts import ALERTS, OUTBOX, TIMERS, AlertRow, OutboxRow
 from caseflow.calendar import default_calendar
-from caseflow.cli_ops import register
+from caseflow.cli import cli
 from caseflow.notify import NotifyConfig
 from caseflow.scheduler import Scheduler, WorkingDayTrigger, escalation_instant, plan_levels
 from caseflow.store import Absence, CaseRow, Person, Store, TimerRow, WorkflowVersion, normalize_url
@@ -609,12 +609,9 @@ def test_postgresql_sweep_skips_timers_locked_by_another_transaction(pg_stores: 
 
 
 def _ops_cli() -> click.Group:
-    @click.group()
-    def root() -> None:
-        """Test root."""
-
-    register(root)
-    return root
+    # The operations commands of the caseflow group: scheduler, alerts, digest, stats, report.
+    names = ("scheduler", "alerts", "digest", "stats", "report")
+    return click.Group("caseflow", commands={name: cli.commands[name] for name in names})
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

@@ -98,11 +98,8 @@ def test_cli_token_create_prints_the_token_alone_on_the_last_line(tmp_path: obje
     import click
 
     from caseflow.cli import cli
-    from caseflow.cli_server import register
 
     group = click.Group(commands=dict(cli.commands))
-    if "token" not in group.commands:
-        register(group)
     db = f"sqlite:///{tmp_path}/cli.db"
     runner = CliRunner()
     assert runner.invoke(group, ["people", "add", "p1", "--name", "张", "--unit", "U", "--db", db]).exit_code == 0

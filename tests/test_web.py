@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-    from caseflow.api import COOKIE_NAME, create_app
+    from caseflow.web import COOKIE_NAME, create_app
 
 T0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE)
 

@@ -1,0 +1,119 @@
+"""The leader board's figures: open cases by colour, the overdue list, the monthly on-time rate.
+
+A business query beside :mod:`caseflow.stats`; the HTTP API and the console only format it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from caseflow.calendar import ZONE
+from caseflow.engine import ACTIVE, Engine
+from caseflow.store import CaseRow, Person, Store, TimerRow
+
+
+def timer_level(timer: TimerRow, now: datetime) -> str:
+    """red (overdue), yellow (warned, not due), green; grey for a paused clock."""
+    if timer.status == "paused":
+        return "grey"
+    if timer.due_at is not None and now >= timer.due_at:
+        return "red"
+    if timer.warn_at is not None and now >= timer.warn_at:
+        return "yellow"
+    return "green"
+
+
+def monthly_rates(store: Store, units: frozenset[str] | None, now: datetime, months: int = 12) -> list[dict[str, Any]]:
+    """On-time rate of the clocks finished in each of the last ``months`` months (Beijing months)."""
+    local = now.astimezone(ZONE)
+    keys = []
+    y, m = local.year, local.month
+    for _ in range(months):
+        keys.append(f"{y:04d}-{m:02d}")
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    keys.reverse()
+    first = datetime(int(keys[0][:4]), int(keys[0][5:]), 1, tzinfo=ZONE)
+    figures: dict[str, tuple[int, int]] = {}
+    try:
+        from caseflow import stats  # the reporting module (optional): one definition of "on time"
+
+        groups = stats.compute_stats(store, by="month", units=units, now=now)
+        figures = {g.key: (g.finished, g.on_time) for g in groups}
+    except (ImportError, AttributeError, TypeError):
+        # Fallback with the same rule: met strictly before the due instant, counted in the month it stopped.
+        t, c = TimerRow.__table__.c, CaseRow.__table__.c  # type: ignore[attr-defined]
+        query = sa.select(t.stopped_at, t.due_at, t.status).join_from(
+            TimerRow.__table__, CaseRow.__table__, t.case_id == c.id  # type: ignore[attr-defined]
+        ).where(t.status.in_(("met", "breached")), t.stopped_at >= first)
+        if units is not None:
+            query = query.where(c.unit.in_(sorted(units)))
+        counts: dict[str, list[int]] = {}
+        with store.session() as s:
+            for stopped, due, status in s.execute(query):
+                key = f"{stopped.astimezone(ZONE):%Y-%m}"
+                entry = counts.setdefault(key, [0, 0])
+                entry[0] += 1
+                entry[1] += int(status == "met" and (due is None or stopped < due))
+        figures = {k: (v[0], v[1]) for k, v in counts.items()}
+    out = []
+    for key in keys:
+        finished, on_time = figures.get(key, (0, 0))
+        out.append({"month": key, "finished": finished, "on_time": on_time,
+                    "rate": round(on_time / finished, 4) if finished else None})
+    return out
+
+
+def board_data(engine: Engine, units: frozenset[str] | None, now: datetime) -> dict[str, Any]:
+    """The leader board of ``units`` (None: every unit): counts, overdue list, monthly on-time rate."""
+    with engine.store.session() as s:
+        counts_q = sa.select(CaseRow.unit, sa.func.count()).where(  # type: ignore[call-overload]
+            CaseRow.closed_at.is_(None)).group_by(CaseRow.unit)  # type: ignore[union-attr]
+        active_q = select(TimerRow, CaseRow).join(CaseRow, CaseRow.id == TimerRow.case_id).where(  # type: ignore[arg-type]
+            TimerRow.status.in_(ACTIVE), CaseRow.closed_at.is_(None))  # type: ignore[attr-defined, union-attr]
+        if units is not None:
+            counts_q = counts_q.where(CaseRow.unit.in_(sorted(units)))  # type: ignore[attr-defined]
+            active_q = active_q.where(CaseRow.unit.in_(sorted(units)))  # type: ignore[attr-defined]
+        open_counts = {unit: int(n) for unit, n in s.execute(counts_q)}
+        worst: dict[int, tuple[str, str]] = {}  # case id -> (unit, level)
+        overdue = []
+        names = {p.id: p.name for p in s.exec(select(Person))}
+        rank = {"red": 3, "yellow": 2, "green": 1, "grey": 0}
+        for timer, case in s.exec(active_q).all():
+            level = timer_level(timer, now)
+            cid = case.id or 0
+            if cid not in worst or rank[level] > rank[worst[cid][1]]:
+                worst[cid] = (case.unit, level)
+            if level == "red" and timer.due_at is not None:
+                defn = engine.definition(case.workflow_version, s)
+                try:
+                    label = defn.timer(timer.name).label
+                except (KeyError, LookupError):
+                    label = timer.name
+                try:
+                    state_label = defn.state(case.state).label
+                except (KeyError, LookupError):
+                    state_label = case.state
+                overdue.append({
+                    "case": cid, "workflow": case.workflow_key, "workflow_title": defn.title,
+                    "state_label": state_label, "timer": timer.name, "label": label,
+                    "due_at": timer.due_at.astimezone(ZONE).isoformat(), "late": engine.time_left(timer, now),
+                    "responsible": case.responsible_id, "responsible_name": names.get(case.responsible_id, ""),
+                    "unit": case.unit, "_due": timer.due_at,
+                })
+    all_units = set(open_counts) | (set(units) if units is not None else set())
+    table = []
+    for unit in sorted(all_units):
+        red = sum(1 for u, lv in worst.values() if u == unit and lv == "red")
+        yellow = sum(1 for u, lv in worst.values() if u == unit and lv == "yellow")
+        table.append({"unit": unit, "red": red, "yellow": yellow, "green": open_counts.get(unit, 0) - red - yellow})
+    overdue.sort(key=lambda o: (o["_due"], o["case"]))
+    for item in overdue:
+        del item["_due"]
+    return {"at": now.astimezone(ZONE).isoformat(), "units": table, "overdue": overdue,
+            "monthly": monthly_rates(engine.store, units, now)}
+
+

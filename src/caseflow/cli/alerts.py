@@ -1,0 +1,81 @@
+"""``caseflow alerts``: the alerts raised and the deliveries that failed."""
+
+from __future__ import annotations
+
+import click
+
+from caseflow.cli.common import emit, handle_errors, json_option, open_store, parse_at, store_db_option
+
+
+@click.group("alerts")
+def alerts_group() -> None:
+    """Alerts raised by the scheduler, and notifications given up on.
+
+    \b
+    Example:
+        caseflow alerts list --unit 城关派出所 --since 2026-11-01
+        caseflow alerts failed --json
+    """
+
+@alerts_group.command("list")
+@click.option("--unit", default=None, help="Only alerts of this unit.")
+@click.option("--since", default=None, metavar="T", help="Only alerts raised at or after T (Beijing time).")
+@click.option("--limit", default=1000, show_default=True, help="At most this many, newest first.")
+@store_db_option
+@json_option
+@handle_errors
+def alerts_list(unit: str | None, since: str | None, limit: int, db: str | None, as_json: bool) -> None:
+    """List raised alerts (warning, overdue, escalated), newest first.
+
+    \b
+    Example:
+        caseflow alerts list --unit 城关派出所 --since 2026-11-01 --json
+    """
+    import sqlalchemy as sa
+
+    from caseflow.alerts import ALERTS, TIMERS
+    from caseflow.calendar import ZONE
+
+    a = ALERTS.c
+    t = TIMERS.c
+    query = (sa.select(a.id, a.case_id, a.timer_id, t.name, a.level, a.raised_at, a.due_at, a.to_person, a.unit)
+             .join_from(ALERTS, TIMERS, a.timer_id == t.id)
+             .order_by(a.raised_at.desc(), a.id.desc()).limit(limit))
+    if unit:
+        query = query.where(a.unit == unit)
+    since_at = parse_at(since)
+    if since_at is not None:
+        query = query.where(a.raised_at >= since_at)
+    store = open_store(db)
+    with store.session() as session:
+        rows = session.execute(query).all()
+    items = [{"id": r.id, "case": r.case_id, "timer": r.timer_id, "timer_name": r.name, "level": r.level,
+              "raised_at": r.raised_at.astimezone(ZONE).isoformat(),
+              "due_at": r.due_at.astimezone(ZONE).isoformat(), "to": r.to_person, "unit": r.unit} for r in rows]
+    lines = [f"{r.raised_at.astimezone(ZONE):%Y-%m-%d %H:%M}  {r.level:<9}  案件#{r.case_id} {r.name}  "
+             f"期满 {r.due_at.astimezone(ZONE):%Y-%m-%d %H:%M}  → {r.to_person} ({r.unit})" for r in rows]
+    emit(as_json, items, "\n".join(lines) or "no alerts")
+
+@alerts_group.command("failed")
+@store_db_option
+@json_option
+@handle_errors
+def alerts_failed(db: str | None, as_json: bool) -> None:
+    """List notifications given up on after their last attempt, with the last error.
+
+    \b
+    Example:
+        caseflow alerts failed --json
+    """
+    from caseflow.calendar import ZONE
+    from caseflow.notify import Outbox
+
+    rows = Outbox(open_store(db)).failed()
+    items = [{"id": r.id, "kind": r.kind, "alert": r.alert_id, "to": r.recipient, "channel": r.channel,
+              "address": r.address, "subject": r.subject, "attempts": r.attempts, "last_error": r.last_error,
+              "created_at": r.created_at.astimezone(ZONE).isoformat()} for r in rows]
+    lines = [f"#{r.id} {r.kind} → {r.recipient} via {r.channel}: {r.attempts} attempts, {r.last_error}"
+             for r in rows]
+    emit(as_json, items, "\n".join(lines) or "no failed notifications")
+
+

@@ -1,0 +1,76 @@
+"""``caseflow workflows``: validate and show procedure definitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from caseflow.cli.common import emit, handle_errors, json_option
+
+
+@click.group("workflows")
+def workflows_group() -> None:
+    """Procedure definitions (workflows/*.yaml).
+
+    \b
+    Example:
+        caseflow workflows validate workflows/
+    """
+
+
+@workflows_group.command("validate")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@json_option
+@handle_errors
+def workflows_validate(directory: Path | None, as_json: bool) -> None:
+    """Load and check every definition in DIRECTORY (default: the shipped ones).
+
+    \b
+    Example:
+        caseflow workflows validate workflows/
+    """
+    from caseflow.workflow import load_workflows
+
+    found = load_workflows(directory)
+    payload = [{"key": d.key, "title": d.title, "version": d.version, "states": len(d.states),
+                "timers": len(d.timers), "source": d.source} for d in found.values()]
+    text = "\n".join(f"ok  {d.key:<22} {d.title}  ({len(d.states)} states, {len(d.timers)} timers) {d.version[:12]}"
+                     for d in found.values())
+    emit(as_json, payload, text)
+
+
+@workflows_group.command("show")
+@click.argument("key")
+@json_option
+@handle_errors
+def workflows_show(key: str, as_json: bool) -> None:
+    """Show a definition's states, transitions and timers, and a Mermaid diagram.
+
+    \b
+    Example:
+        caseflow workflows show hukou_transfer
+    """
+    from caseflow.workflow import WorkflowRegistry, mermaid
+
+    d = WorkflowRegistry.load().latest(key)
+    payload = {
+        "key": d.key, "title": d.title, "version": d.version,
+        "states": [{"name": s.name, "label": s.label, "final": s.final} for s in d.states],
+        "transitions": [{"trigger": t.trigger, "from": list(t.sources), "to": t.dest, "roles": list(t.roles),
+                         "requires": list(t.requires)} for t in d.transitions],
+        "timers": [{"name": t.name, "label": t.label, "limit": str(t.limit), "basis": t.basis, "kind": t.kind}
+                   for t in d.timers],
+        "mermaid": mermaid(d),
+    }
+    lines = [f"{d.key} — {d.title}  (version {d.version[:12]})", "states:"]
+    lines += [f"  {s.name:<20} {s.label}{'  [final]' if s.final else ''}" for s in d.states]
+    lines.append("transitions:")
+    lines += [f"  {t.trigger:<24} {','.join(t.sources)} → {t.dest}  roles: {','.join(t.roles) or 'any'}"
+              + (f"  needs: {','.join(t.requires)}" if t.requires else "") for t in d.transitions]
+    lines.append("timers:")
+    lines += [f"  {t.name:<28} {t.limit.chinese():<8} {t.label} — {t.basis}" for t in d.timers]
+    lines += ["", "```mermaid", mermaid(d), "```"]
+    emit(as_json, payload, "\n".join(lines))
+
+
