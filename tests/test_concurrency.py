@@ -206,7 +206,7 @@ def server(db_url: str) -> Iterator[tuple[str, dict[str, str], int]]:  # noqa: F
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from caseflow.api import create_app
+        from caseflow.web import create_app
 
     clock = RunningClock(time.time())
     case_id = setup_case(db_url, clock)
