@@ -6,6 +6,7 @@ procedures as state machines, and a scheduler that warns before a limit runs out
 
 from __future__ import annotations
 
+from caseflow.audit import Checkpoint, rebuild_case, write_checkpoint
 from caseflow.calendar import ZONE, DayInfo, WorkCalendar, YearArrangement, default_calendar
 from caseflow.clock import FixedClock, SystemClock, parse_instant
 from caseflow.engine import AuditProblem, CaseView, Engine, EventView, QueueItem, TimerView
@@ -54,6 +55,7 @@ __all__ = [
     "CaseNotFoundError",
     "CaseView",
     "CaseflowError",
+    "Checkpoint",
     "CommandError",
     "ConflictError",
     "DayInfo",
@@ -92,4 +94,6 @@ __all__ = [
     "load_workflows",
     "parse_instant",
     "parse_workflow",
+    "rebuild_case",
+    "write_checkpoint",
 ]

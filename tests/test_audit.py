@@ -1,0 +1,271 @@
+"""The audit as a contract on SQLite and PostgreSQL: the chain is the record, the tables its projection,
+and a signed checkpoint kept outside the database names what a rewrite of the whole chain hides.
+
+The tamper suite edits the database directly, as an attacker with write access would, and expects
+``audit verify`` to name each change: edit, delete, insert, reorder, recompute-after-edit, cut tail,
+delete case, edit state / unit / due instant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from caseflow.audit import (
+    create_key,
+    latest_checkpoint,
+    load_private_key,
+    public_key_of,
+    rebuild_case,
+    verify,
+    write_checkpoint,
+)
+from caseflow.calendar import ZONE
+from caseflow.clock import FixedClock
+from caseflow.engine import AuditProblem, Engine, event_hash
+from caseflow.errors import AuditError
+from caseflow.store import EventRow, Store
+from storefixtures import db_url  # noqa: F401 - fixture
+
+T0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE)
+RETURN: dict[str, Any] = {}
+
+
+class Office:
+    """A station with three cases that used every command, a key and a checkpoint file."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.clock = FixedClock(T0)
+        self.store = Store(url)
+        self.engine = e = Engine(self.store, clock=self.clock)
+        e.add_person("l1", name="王所长", unit="城关派出所", roles=["station_leader", "leader"])
+        e.add_person("p2", name="李社区", unit="城关派出所", roles=["community_police"], leader="l1")
+        e.add_person("p1", name="张户籍", unit="城关派出所", roles=["household_police"], leader="l1", substitute="p2")
+        e.add_person("i1", name="赵侦查", unit="刑侦大队", roles=["investigator"], leader="l1")
+        e.add_person("admin", name="管理员", unit="城关派出所", admin=True)
+        c1 = e.open("hukou_transfer", actor="p1", data={"applicant": "李四"})
+        e.fire(c1.id, "hand_over_verification", actor="p1", data={"slip_no": "JB-1"})
+        self.tick()
+        e.pause(c1.id, "verification", reason="函调", actor="p2")
+        self.tick(hours=30)
+        e.resume(c1.id, "verification", actor="p2")
+        e.hand_over(c1.id, to="p2", actor="p1", slip="交-7")
+        c2 = e.open("criminal_detention", actor="i1", data={"suspect": "某甲"})
+        self.tick()
+        e.extend(c2.id, "arrest_request", by="4 days", grounds="特殊情况", actor="l1")
+        e.reassign(c2.id, to="i1", actor="l1", reason="承办")
+        c3 = e.open("hukou_transfer", actor="p1")
+        self.tick()
+        e.close(c3.id, actor="p1", reason="申请人撤回")
+        self.ids = (c1.id, c2.id, c3.id)
+        self.key_path = tmp / "keys" / "audit.key"
+        create_key(self.key_path)
+        self.key = load_private_key(self.key_path)
+        self.checkpoints = tmp / "elsewhere" / "checkpoints.jsonl"
+
+    def tick(self, hours: int = 1) -> None:
+        self.clock.advance(timedelta(hours=hours))
+
+    def checkpoint(self) -> None:
+        write_checkpoint(self.engine, self.checkpoints, self.key)
+
+    def verify(self) -> list[AuditProblem]:
+        checkpoints = self.checkpoints if self.checkpoints.exists() else None
+        return verify(self.engine, checkpoints=checkpoints, public_key=public_key_of(self.key))
+
+    def sql(self, text: str, **params: Any) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(sa.text(text), params)
+
+    def rehash(self, case_id: int) -> None:
+        """What a careful forger does after an edit: recompute every hash of the case and its head."""
+        with self.store.session(write=True) as s:
+            rows = list(s.exec(select(EventRow).where(EventRow.case_id == case_id)
+                               .order_by(EventRow.seq)))  # type: ignore[arg-type]
+            previous = "0" * 64
+            for row in rows:
+                row.prev_hash = previous
+                row.hash = event_hash(row)
+                previous = row.hash
+        self.sql("UPDATE caseflow_cases SET last_event_hash = :h, version = :v WHERE id = :c",
+                 h=previous, v=len(rows), c=case_id)
+
+
+@pytest.fixture
+def office(db_url: str, tmp_path: Path) -> Iterator[Office]:  # noqa: F811
+    o = Office(db_url, tmp_path)
+    yield o
+    o.store.dispose()
+
+
+def named(problems: list[AuditProblem], *words: str, case: int | None = None) -> bool:
+    return any(all(w in str(p) for w in words) and (case is None or p.case_id == case) for p in problems)
+
+
+def test_an_honest_database_verifies_clean_against_its_checkpoint(office: Office) -> None:
+    office.checkpoint()
+    assert office.verify() == []
+    # the case goes on after the checkpoint: still clean
+    office.tick()
+    office.engine.fire(office.ids[0], "return_verification", actor="p2", data=RETURN)
+    assert office.verify() == []
+
+
+def test_edit_an_event(office: Office) -> None:
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_events SET data = :d WHERE case_id = :c AND seq = 2",
+               d=json.dumps({"data": {"slip_no": "forged"}}), c=c1)
+    problems = office.verify()
+    assert named(problems, "event #2", "edited", case=c1)
+
+
+def test_delete_an_event(office: Office) -> None:
+    c1 = office.ids[0]
+    office.sql("DELETE FROM caseflow_events WHERE case_id = :c AND seq = 3", c=c1)
+    assert named(office.verify(), "#3 is missing", "deleted", case=c1)
+
+
+def test_insert_an_event(office: Office) -> None:
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_events SET seq = seq + 100 WHERE case_id = :c AND seq >= 3", c=c1)
+    office.sql("INSERT INTO caseflow_events (case_id, seq, kind, at, recorded_at, actor, data, prev_hash, hash) "
+               "SELECT case_id, 3, 'hand_over', at, recorded_at, actor, :d, prev_hash, hash FROM caseflow_events "
+               "WHERE case_id = :c AND seq = 2", c=c1, d=json.dumps({"from": "p1", "to": "i1"}))
+    problems = office.verify()
+    assert named(problems, "event #3", case=c1)
+    assert named(problems, "missing", case=c1) or named(problems, "edited", case=c1)
+
+
+def test_reorder_events(office: Office) -> None:
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_events SET seq = -1 WHERE case_id = :c AND seq = 3", c=c1)
+    office.sql("UPDATE caseflow_events SET seq = 3 WHERE case_id = :c AND seq = 4", c=c1)
+    office.sql("UPDATE caseflow_events SET seq = 4 WHERE case_id = :c AND seq = -1", c=c1)
+    problems = office.verify()
+    assert named(problems, "predecessor's hash", case=c1)
+
+
+def test_recompute_the_hashes_after_an_edit(office: Office) -> None:
+    """The chain verifies against itself; only the signed checkpoint names the rewrite."""
+    office.checkpoint()
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_events SET actor = 'l1' WHERE case_id = :c AND seq = 2", c=c1)
+    office.rehash(c1)
+    problems = office.verify()
+    assert not [p for p in problems if p.kind == "chain"], "a recomputed chain verifies against itself"
+    assert named(problems, "not the one the checkpoint", "rewritten", case=c1)
+
+
+def test_cut_the_tail_and_fix_the_head(office: Office) -> None:
+    office.checkpoint()
+    c1 = office.ids[0]
+    office.sql("DELETE FROM caseflow_events WHERE case_id = :c AND seq >= 4", c=c1)
+    office.rehash(c1)
+    problems = office.verify()
+    assert named(problems, "ends at event #3", "tail was cut", case=c1)
+
+
+def test_delete_a_whole_case(office: Office) -> None:
+    office.checkpoint()
+    c3 = office.ids[2]
+    for table in ("caseflow_events", "caseflow_timers"):
+        office.sql(f"DELETE FROM {table} WHERE case_id = :c", c=c3)
+    office.sql("DELETE FROM caseflow_cases WHERE id = :c", c=c3)
+    assert named(office.verify(), "the case is gone", "deleted", case=c3)
+
+
+def test_insert_a_case_dated_before_the_checkpoint(office: Office) -> None:
+    office.checkpoint()
+    forger = Engine(office.store, clock=FixedClock(T0 + timedelta(hours=1)))
+    forged = forger.open("hukou_transfer", actor="p1")
+    problems = office.verify()
+    assert named(problems, "not in the checkpoint", "inserted", case=forged.id)
+    # a case opened honestly after the checkpoint is not named
+    office.clock.advance(timedelta(days=1))
+    honest = office.engine.open("hukou_transfer", actor="p1")
+    assert not [p for p in office.verify() if p.case_id == honest.id]
+
+
+def test_edit_the_state(office: Office) -> None:
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_cases SET state = 'done' WHERE id = :c", c=c1)
+    assert named(office.verify(), "state: the tables say 'done'", "'verifying'", case=c1)
+
+
+def test_edit_the_unit(office: Office) -> None:
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_cases SET unit = '东关派出所' WHERE id = :c", c=c1)
+    assert named(office.verify(), "unit: the tables say '东关派出所'", "'城关派出所'", case=c1)
+
+
+def test_edit_a_due_instant(office: Office) -> None:
+    c2 = office.ids[1]
+    office.sql("UPDATE caseflow_timers SET due_at = :d WHERE case_id = :c AND name = 'arrest_request'",
+               d=datetime(2026, 12, 1, tzinfo=UTC).replace(tzinfo=None) if office.store.is_sqlite
+               else datetime(2026, 12, 1, tzinfo=UTC), c=c2)
+    assert named(office.verify(), "timer arrest_request (round 1) due instant", case=c2)
+
+
+def test_edit_pauses_status_and_responsible(office: Office) -> None:
+    c1, c2 = office.ids[0], office.ids[1]
+    office.sql("UPDATE caseflow_timers SET pauses = '[]' WHERE case_id = :c AND name = 'verification'", c=c1)
+    office.sql("UPDATE caseflow_timers SET status = 'met' WHERE case_id = :c AND name = 'arrest_request'", c=c2)
+    office.sql("UPDATE caseflow_cases SET responsible_id = 'p1' WHERE id = :c", c=c2)
+    problems = office.verify()
+    assert named(problems, "timer verification (round 1) pauses", case=c1)
+    assert named(problems, "timer arrest_request (round 1) status: the tables say 'met'", case=c2)
+    assert named(problems, "responsible person: the tables say 'p1'", "'i1'", case=c2)
+
+
+def test_a_forged_checkpoint_line_is_named(office: Office, tmp_path: Path) -> None:
+    office.checkpoint()
+    other = tmp_path / "other.key"
+    create_key(other)
+    write_checkpoint(office.engine, office.checkpoints, load_private_key(other))
+    problems = office.verify()
+    assert named(problems, "line 2", "does not verify")
+    latest = latest_checkpoint(office.checkpoints, public_key_of(office.key))
+    assert latest is not None and latest.line == 1
+
+
+def test_rebuild_restores_the_tables_from_the_chain(office: Office) -> None:
+    c1, c2 = office.ids[0], office.ids[1]
+    before = office.engine.get(c1).to_dict()
+    office.sql("UPDATE caseflow_cases SET state = 'done', unit = 'x' WHERE id = :c", c=c1)
+    office.sql("UPDATE caseflow_timers SET pauses = '[]', due_at = NULL WHERE case_id = :c", c=c1)
+    office.sql("DELETE FROM caseflow_timers WHERE case_id = :c AND name = 'hand_over'", c=c1)
+    repaired = rebuild_case(office.engine, c1)
+    assert any("state" in r for r in repaired) and any("missing from the tables" in r for r in repaired)
+    assert office.verify() == []
+    after = office.engine.get(c1).to_dict()
+    assert {k: v for k, v in after.items() if k != "timers"} == {k: v for k, v in before.items() if k != "timers"}
+    def timers(view: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return sorted((t["name"], t["status"], t["due_at"] or "") for t in view["timers"])
+
+    assert timers(after) == timers(before)
+    assert rebuild_case(office.engine, c2) == []  # nothing to repair
+    # the case goes on after the rebuild
+    office.tick()
+    office.engine.fire(c1, "return_verification", actor="p2", data=RETURN)
+    assert office.verify() == []
+
+
+def test_rebuild_refuses_a_broken_chain(office: Office) -> None:
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_events SET actor = 'l1' WHERE case_id = :c AND seq = 2", c=c1)
+    with pytest.raises(AuditError, match="does not verify"):
+        rebuild_case(office.engine, c1)
+
+
+def test_no_checkpoint_is_signed_over_a_broken_chain(office: Office) -> None:
+    office.sql("DELETE FROM caseflow_events WHERE case_id = :c AND seq = 2", c=office.ids[0])
+    with pytest.raises(AuditError, match="no checkpoint was signed"):
+        office.checkpoint()
+    assert not office.checkpoints.exists()
