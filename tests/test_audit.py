@@ -74,7 +74,7 @@ class Office:
         self.clock.advance(timedelta(hours=hours))
 
     def checkpoint(self) -> None:
-        write_checkpoint(self.engine, self.checkpoints, self.key)
+        write_checkpoint(self.store, self.checkpoints, self.key, at=self.clock.now())
 
     def verify(self) -> list[AuditProblem]:
         checkpoints = self.checkpoints if self.checkpoints.exists() else None
@@ -228,7 +228,7 @@ def test_a_forged_checkpoint_line_is_named(office: Office, tmp_path: Path) -> No
     office.checkpoint()
     other = tmp_path / "other.key"
     create_key(other)
-    write_checkpoint(office.engine, office.checkpoints, load_private_key(other))
+    write_checkpoint(office.store, office.checkpoints, load_private_key(other), at=office.clock.now())
     problems = office.verify()
     assert named(problems, "line 2", "does not verify")
     latest = latest_checkpoint(office.checkpoints, public_key_of(office.key))
@@ -269,3 +269,118 @@ def test_no_checkpoint_is_signed_over_a_broken_chain(office: Office) -> None:
     with pytest.raises(AuditError, match="no checkpoint was signed"):
         office.checkpoint()
     assert not office.checkpoints.exists()
+
+
+# ------------------------------------------------------------------------------- command line, backup
+
+
+def run(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from caseflow.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_cli_checkpoint_verify_and_rebuild_with_the_key_named_in_caseflow_toml(office: Office,
+                                                                             tmp_path: Path) -> None:
+    config = tmp_path / "caseflow.toml"
+    config.write_text(f'[audit]\nkey_file = "{office.key_path}"\ncheckpoint_file = "{office.checkpoints}"\n',
+                      encoding="utf-8")
+    db = office.store.url
+    result = run("audit", "checkpoint", "--config", str(config), "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["cases"] == 3
+    result = run("audit", "verify", "--config", str(config), "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "audit ok" in result.output and str(office.checkpoints) in result.output
+
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_cases SET state = 'done' WHERE id = :c", c=c1)
+    result = run("audit", "verify", "--config", str(config), "--db", db, "--json")
+    assert result.exit_code == 1
+    problems = json.loads(result.output)["problems"]
+    assert [(p["case"], p["kind"]) for p in problems] == [(c1, "projection")]
+    result = run("audit", "rebuild", str(c1), "--db", db)
+    assert result.exit_code == 0 and "repaired: state" in result.output, result.output
+    assert run("audit", "verify", "--config", str(config), "--db", db).exit_code == 0
+
+
+def test_cli_checkpoint_without_a_key_says_how_to_get_one(office: Office, tmp_path: Path) -> None:
+    result = run("audit", "checkpoint", "--db", office.store.url, "--checkpoints", str(tmp_path / "c.jsonl"))
+    assert result.exit_code == 1 and "--key" in result.output and "[audit]" in result.output
+    result = run("audit", "checkpoint", "--db", office.store.url, "--key", str(tmp_path / "none.key"),
+                 "--checkpoints", str(tmp_path / "c.jsonl"))
+    assert result.exit_code == 1 and "keygen" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_restore_drill(tmp_path: Path) -> None:
+    """Back up a working SQLite database, lose it, restore the copy: the audit is clean and the checkpoint
+    taken before the backup still matches the restored chain exactly."""
+    from caseflow.audit import checkpoint_matches
+
+    office = Office(f"sqlite:///{tmp_path / 'live.db'}", tmp_path)
+    db = office.store.url
+    office.checkpoint()
+    backup = tmp_path / "backup" / "caseflow-2026-10-01.db"
+    backup.parent.mkdir()
+    result = run("db", "backup", str(backup), "--db", db)
+    assert result.exit_code == 0, result.output
+    assert run("db", "backup", str(backup), "--db", db).exit_code == 1  # never overwrites
+    # the live database is lost
+    office.tick()
+    office.engine.fire(office.ids[0], "return_verification", actor="p2", data=RETURN)
+    office.store.dispose()
+    (tmp_path / "live.db").unlink()
+    for extra in ("live.db-wal", "live.db-shm"):
+        (tmp_path / extra).unlink(missing_ok=True)
+    # restore: the backup in its place
+    (tmp_path / "live.db").write_bytes(backup.read_bytes())
+    restored = Engine(Store(db), clock=FixedClock(T0 + timedelta(days=1)))
+    assert verify(restored, checkpoints=office.checkpoints, public_key=public_key_of(office.key)) == []
+    latest = latest_checkpoint(office.checkpoints, public_key_of(office.key))
+    assert latest is not None and checkpoint_matches(restored.store, latest)
+    result = run("audit", "verify", "--db", db, "--key", str(office.key_path), "--checkpoints",
+                 str(office.checkpoints))
+    assert result.exit_code == 0, result.output
+    restored.store.dispose()
+
+
+def test_backup_of_postgresql_points_to_pg_dump(db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite backups are the restore drill above")
+    result = run("db", "backup", str(tmp_path / "b.db"), "--db", db_url)
+    assert result.exit_code == 1 and "pg_dump" in result.output
+
+
+def test_the_scheduler_writes_one_checkpoint_per_working_day(office: Office, tmp_path: Path) -> None:
+    from caseflow.notify import NotifyConfig
+    from caseflow.scheduler import Scheduler
+
+    config = NotifyConfig.from_dict({"audit": {"key_file": str(office.key_path),
+                                               "checkpoint_file": str(office.checkpoints),
+                                               "checkpoint_time": "20:00"}})
+    first = Scheduler(office.store, config, clock=office.clock)
+    second = Scheduler(office.store, config, clock=office.clock)
+    evening = datetime(2026, 10, 9, 20, 30, tzinfo=ZONE)  # a Friday, a working day after National Day
+    assert first.run_checkpoint(evening) == office.checkpoints
+    assert second.run_checkpoint(evening + timedelta(minutes=5)) is None  # the slot is taken
+    # Saturday 10-10 is a make-up working day (调休上班): it has a slot; Sunday has none
+    assert first.run_checkpoint(datetime(2026, 10, 10, 21, tzinfo=ZONE)) == office.checkpoints
+    assert first.run_checkpoint(datetime(2026, 10, 11, 21, tzinfo=ZONE)) is None
+    assert first.run_checkpoint(datetime(2026, 10, 12, 21, tzinfo=ZONE)) == office.checkpoints
+    lines = office.checkpoints.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    assert office.verify() == []
+    jobs = {job.id for job in first.build(background=True).get_jobs()}
+    assert "caseflow-audit-checkpoint" in jobs
+
+
+def test_bad_audit_configuration_is_named() -> None:
+    from caseflow.notify import ConfigError, NotifyConfig
+
+    with pytest.raises(ConfigError, match=r"audit\.key"):
+        NotifyConfig.from_dict({"audit": {"key": "x"}})
+    with pytest.raises(ConfigError, match=r"audit\.checkpoint_time"):
+        NotifyConfig.from_dict({"audit": {"checkpoint_time": "25:00"}})

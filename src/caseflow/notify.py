@@ -69,6 +69,7 @@ from caseflow.timelimits import TimeLimit
 
 __all__ = [
     "AppriseNotifier",
+    "AuditSettings",
     "ChannelConfig",
     "ClaimedDelivery",
     "ConfigError",
@@ -190,9 +191,24 @@ _SCHEDULER_KEYS: dict[str, type | tuple[type, ...]] = {
     "retry_seconds": (int, float), "retry_max_seconds": (int, float), "lease_seconds": (int, float),
     "digest_grace_seconds": int, "digest_empty": bool, "default_channel": str,
 }
+@dataclass(frozen=True)
+class AuditSettings:
+    """The ``[audit]`` table: the checkpoint key (never in the database) and the file checkpoints go to.
+
+    ``key_file`` is an Ed25519 private key (``caseflow audit keygen FILE``); ``checkpoint_file`` is the
+    JSON-lines file signed checkpoints are appended to, best on storage the database's administrators
+    cannot rewrite; the scheduler appends one each working day at ``checkpoint_time``.
+    """
+
+    key_file: Path | None = None
+    checkpoint_file: Path | None = None
+    checkpoint_time: time = time(20, 0)
+
+
+_AUDIT_KEYS = ("key_file", "checkpoint_file", "checkpoint_time")
 _CHANNEL_KEYS = ("url", "url_env", "type", "format", "timeout")
 _ROUTE_KEYS = ("channel", "address")
-_TOP_KEYS = ("scheduler", "channels", "people", "units")
+_TOP_KEYS = ("scheduler", "channels", "people", "units", "audit")
 
 
 @dataclass
@@ -204,6 +220,7 @@ class NotifyConfig:
     people: dict[str, Route] = field(default_factory=dict)
     units: dict[str, Route] = field(default_factory=dict)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def __post_init__(self) -> None:
         # The log channel always exists: a message with nowhere else to go is at least logged.
@@ -292,7 +309,8 @@ class NotifyConfig:
         people = routes("people")
         units = routes("units")
         settings = _scheduler_settings(_table(data, "scheduler", fail), channels, fail)
-        return cls(path=path, channels=channels, people=people, units=units, scheduler=settings)
+        return cls(path=path, channels=channels, people=people, units=units, scheduler=settings,
+                   audit=_audit_settings(_table(data, "audit", fail), fail))
 
     # ----------------------------------------------------------------- routing
 
@@ -399,6 +417,22 @@ def _scheduler_settings(table: Mapping[str, Any], channels: Mapping[str, Channel
                 raise fail(full, f"must be positive, got {value!r}")
             values[key] = value
     return SchedulerSettings(**values)
+
+
+def _audit_settings(table: Mapping[str, Any], fail: Callable[[str, str], ConfigError]) -> AuditSettings:
+    _check_keys(table, _AUDIT_KEYS, "audit", fail)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if not isinstance(value, str) or not value.strip():
+            raise fail(f"audit.{key}", f"must be a non-empty string, got {value!r}")
+        if key == "checkpoint_time":
+            try:
+                values[key] = _parse_clock_time(value)
+            except ValueError as exc:
+                raise fail(f"audit.{key}", str(exc)) from None
+        else:
+            values[key] = Path(value).expanduser()
+    return AuditSettings(**values)
 
 
 # ----------------------------------------------------------------------------------------- channels

@@ -362,6 +362,8 @@ class Scheduler:
         rt = self.settings.report_time
         self.digest_trigger = WorkingDayTrigger(dt.hour, dt.minute, self.calendar, SCHED_ZONE)
         self.report_trigger = WorkingDayTrigger(rt.hour, rt.minute, self.calendar, SCHED_ZONE, first_of_month=True)
+        ct = self.config.audit.checkpoint_time
+        self.checkpoint_trigger = WorkingDayTrigger(ct.hour, ct.minute, self.calendar, SCHED_ZONE)
         self._aps: Any = None
 
     # ----------------------------------------------------------------- sweep
@@ -563,6 +565,28 @@ class Scheduler:
             self.outbox.insert(session, queued)
         return written
 
+    def run_checkpoint(self, now: datetime | None = None, *, slot: datetime | None = None) -> Path | None:
+        """Append the working day's signed audit checkpoint (``[audit]`` in the configuration), once per slot.
+
+        None when no key and file are configured, or another process wrote this slot's checkpoint.
+        """
+        from caseflow.audit import load_private_key, write_checkpoint
+
+        audit = self.config.audit
+        if audit.key_file is None or audit.checkpoint_file is None:
+            return None
+        now = (now or self.clock.now()).astimezone(ZONE)
+        slot = slot or self.checkpoint_trigger.last_fire_time(now)
+        if slot is None:
+            return None
+        key = load_private_key(audit.key_file)
+        with self.store.session(write=True) as session:
+            if self._claim_job(session, "audit-checkpoint", slot, now) is None:
+                return None
+            # Written while the claim is uncommitted: a failure leaves the slot to the next run.
+            write_checkpoint(self.store, audit.checkpoint_file, key, at=now)
+        return audit.checkpoint_file
+
     # ----------------------------------------------------------------- once / forever
 
     def run_once(self, at: datetime | None = None, *, digests: bool = False) -> RunReport:
@@ -585,6 +609,10 @@ class Scheduler:
                 log.info("queued %s digest(s)", self.run_digests())
             elif name == "report":
                 log.info("monthly report: %s", [str(p) for p in self.run_monthly_report()])
+            elif name == "checkpoint":
+                path = self.run_checkpoint()
+                if path is not None:
+                    log.info("audit checkpoint appended to %s", path)
         except Exception:
             # One failed run must not stop the schedule; the next run retries.
             log.exception("scheduler job %s failed", name)
@@ -617,6 +645,10 @@ class Scheduler:
                     replace_existing=True, misfire_grace_time=s.digest_grace_seconds)
         aps.add_job(self._job, self.report_trigger, args=["report"], id="caseflow-monthly-report",
                     name="caseflow monthly report", replace_existing=True, misfire_grace_time=s.digest_grace_seconds)
+        if self.config.audit.key_file is not None and self.config.audit.checkpoint_file is not None:
+            aps.add_job(self._job, self.checkpoint_trigger, args=["checkpoint"], id="caseflow-audit-checkpoint",
+                        name="caseflow audit checkpoint", replace_existing=True,
+                        misfire_grace_time=s.digest_grace_seconds)
         self._aps = aps
         return aps
 

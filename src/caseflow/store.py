@@ -289,6 +289,38 @@ class Store:
                 session.rollback()
                 raise
 
+    def backup(self, path: str | os.PathLike[str]) -> Path:
+        """Copy a SQLite database to ``path`` with SQLite's online backup API (writers may go on meanwhile).
+
+        PostgreSQL is backed up with its own tool: ``pg_dump --format=custom``; this refuses it, saying so.
+        """
+        target = Path(path).expanduser()
+        if not self.is_sqlite:
+            raise StoreError(f"{self._safe_url()} is PostgreSQL: back it up with pg_dump, e.g. "
+                             f"`pg_dump --format=custom --file {target} DBNAME` (README: backup and restore)")
+        if target.exists():
+            raise StoreError(f"{target} exists already; name a new file (a backup never overwrites one)")
+        if not target.parent.is_dir():
+            raise StoreError(f"cannot write the backup {target}: the folder {target.parent} does not exist")
+        import sqlite3
+
+        raw = self.engine.raw_connection()
+        try:
+            try:
+                dest = sqlite3.connect(str(target))
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write the backup {target}: {exc}") from None
+            try:
+                raw.driver_connection.backup(dest)  # type: ignore[union-attr]
+            except sqlite3.Error as exc:
+                dest.close()
+                target.unlink(missing_ok=True)
+                raise StoreError(f"cannot write the backup {target}: {exc}") from None
+            dest.close()
+        finally:
+            raw.close()
+        return target
+
     # ----------------------------------------------------------------------------- schema
 
     def current_revision(self) -> str | None:
