@@ -60,8 +60,9 @@ def audit_verify(case_id: int | None, key_path: Path | None, checkpoint_path: Pa
     key_file, checkpoints = _settings(config_path, key_path, checkpoint_path)
     public = public_key_of(load_private_key(key_file)) if key_file is not None and checkpoints is not None else None
     problems = verify(open_engine(db), case_id=case_id, checkpoints=checkpoints, public_key=public)
-    payload = {"ok": not problems, "checkpoints": str(checkpoints) if checkpoints else None,
-               "problems": [p.to_dict() for p in problems]}
+    payload: dict[str, Any] = {"ok": not problems, "problems": [p.to_dict() for p in problems]}
+    if checkpoints:
+        payload["checkpoints"] = str(checkpoints)
     against = f" and the checkpoint file {checkpoints}" if checkpoints else ""
     emit(as_json, payload, "\n".join(str(p) for p in problems)
          or f"audit ok: every event chain verifies, the tables match it{against}")
