@@ -128,7 +128,13 @@ def test_extend_hand_over_reassign_and_close(world: World) -> None:
     cid = case["id"]
     timers = {t["name"] for t in case["timers"]}
     assert timers, case
-    r = c.post(f"/api/v1/cases/{cid}/hand-over", json={"to": "p1", "slip": "JB-9"}, headers=world.h("i1"))
+    # i1 does not lead 城关派出所: its people answer as missing ones do (issue 9)
+    other = c.post(f"/api/v1/cases/{cid}/hand-over", json={"to": "p1", "slip": "JB-9"}, headers=world.h("i1"))
+    nobody = c.post(f"/api/v1/cases/{cid}/hand-over", json={"to": "p9", "slip": "JB-9"}, headers=world.h("i1"))
+    a, b = assert_problem(other, 404), assert_problem(nobody, 404)
+    assert a["detail"].replace("p1", "?") == b["detail"].replace("p9", "?") and "城关" not in other.text
+    # l1 leads both 刑侦大队 (i1) and 城关派出所
+    r = c.post(f"/api/v1/cases/{cid}/hand-over", json={"to": "p1", "slip": "JB-9"}, headers=world.h("l1"))
     assert r.status_code == 200 and r.json()["responsible"] == "p1" and r.json()["unit"] == "城关派出所"
     r = c.post(f"/api/v1/cases/{cid}/reassign", json={"to": "i1", "reason": "退回"}, headers=world.h("l1"))
     assert r.status_code == 200 and r.json()["responsible"] == "i1", r.text

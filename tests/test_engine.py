@@ -23,6 +23,7 @@ from caseflow.errors import (
     CommandError,
     ConflictError,
     PermissionDeniedError,
+    PersonNotFoundError,
     TimerError,
     TransitionError,
 )
@@ -465,3 +466,36 @@ def test_when_the_whole_substitute_chain_is_absent_the_leader_answers(engine: En
     assert engine.queue("p2") == []
     items = engine.queue("l1")
     assert items and all(i.case_id == case.id and i.via_substitute_for == "p1" for i in items)
+
+
+# ------------------------------------------------------------------------------ across units, admins
+
+
+def test_a_case_crosses_units_only_by_someone_who_leads_both(engine: Engine) -> None:
+    engine.add_person("xl", name="东关所长", unit="东关派出所", roles=["station_leader"])
+    engine.add_person("x1", name="陈户籍", unit="东关派出所", roles=["household_police"], leader="xl")
+    case = engine.open("hukou_transfer", actor="p1")
+    with pytest.raises(PersonNotFoundError) as other:
+        engine.hand_over(case.id, to="x1", actor="p1")
+    with pytest.raises(PersonNotFoundError) as missing:
+        engine.hand_over(case.id, to="x9", actor="p1")
+    assert str(other.value).replace("x1", "?") == str(missing.value).replace("x9", "?")
+    with pytest.raises(PersonNotFoundError):  # l1 leads 城关 and 刑侦大队, not 东关
+        engine.reassign(case.id, to="x1", actor="l1")
+    moved = engine.reassign(case.id, to="i1", actor="l1", reason="转刑侦")  # l1 leads both
+    assert moved.unit == "刑侦大队"
+    back = engine.hand_over(case.id, to="p1", actor="admin")  # an administrator may
+    assert back.unit == "城关派出所"
+    assert engine.hand_over(case.id, to="p2", actor="p1").responsible == "p2"  # within the unit: anyone
+    assert engine.verify_audit() == []
+
+
+def test_the_last_administrator_cannot_be_demoted(engine: Engine) -> None:
+    with pytest.raises(CommandError, match="last administrator"):
+        engine.add_person("admin", name="管理员", unit="城关派出所", admin=False, replace=True)
+    assert engine.person("admin").admin
+    engine.add_person("admin2", name="副管理员", unit="城关派出所", admin=True)
+    engine.add_person("admin", name="管理员", unit="城关派出所", admin=False, replace=True)
+    assert not engine.person("admin").admin
+    with pytest.raises(CommandError, match="last administrator"):
+        engine.add_person("admin2", name="副管理员", unit="城关派出所", replace=True)

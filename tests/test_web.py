@@ -91,6 +91,20 @@ def test_a_clerk_lands_on_the_queue_and_logout_ends_the_session(console: Console
     assert console.client.get("/queue").status_code == 303
 
 
+def test_logout_revokes_the_token_the_console_was_opened_with(console: Console) -> None:
+    console.login("p2")
+    stolen = dict(console.client.cookies)
+    r = console.client.post("/logout")
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    # a copy of the cookie taken before logging out opens nothing afterwards
+    console.client.cookies.update(stolen)
+    assert console.client.get("/queue").status_code == 303
+    again = console.client.post("/login", data={"token": console.tokens["p2"]})
+    assert again.status_code == 401
+    api = console.client.get("/api/v1/queue", headers={"Authorization": f"Bearer {console.tokens['p2']}"})
+    assert api.status_code == 401
+
+
 def test_a_revoked_token_ends_the_console_session(console: Console) -> None:
     console.login("p1")
     assert console.client.get("/queue").status_code == 200

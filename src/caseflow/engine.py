@@ -352,6 +352,13 @@ class Engine:
             existing = s.get(Person, person_id)
             if existing is not None and not replace:
                 raise CommandError(f"person {person_id!r} exists already; use replace to update them")
+            if existing is not None and existing.admin and not admin:
+                # Someone must always be able to manage people, tokens and definitions.
+                others = s.exec(select(Person.id).where(Person.admin, Person.id != person_id)
+                                .limit(1)).first()
+                if others is None:
+                    raise CommandError(f"{person_id!r} is the last administrator; make someone else an "
+                                       "administrator before removing their rights")
             person = existing or Person(id=person_id, name=name, unit=unit)
             person.name, person.unit, person.roles = name, unit, " ".join(role_list)
             person.leader_id, person.substitute_id, person.admin, person.channel = leader, substitute, admin, channel
@@ -372,7 +379,7 @@ class Engine:
     def _person(session: Session, person_id: str) -> Person:
         person = session.get(Person, person_id)
         if person is None:
-            raise PersonNotFoundError(f"no person has the id {person_id!r}; add them with `caseflow people add`")
+            raise _missing_person(person_id)
         return person
 
     def mark_absent(self, person_id: str, *, start: date, end: date) -> None:
@@ -787,7 +794,7 @@ class Engine:
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             self._may_act_for(ctx, "hand over")
-            receiver = self._person(ctx.session, to)
+            receiver = self._receiver(ctx, to)
             before = ctx.case.responsible_id
             ctx.case.responsible_id, ctx.case.unit = receiver.id, receiver.unit
             return {"from": before, "to": receiver.id, "slip": slip, "unit": receiver.unit}
@@ -805,7 +812,7 @@ class Engine:
                 raise PermissionDeniedError(
                     f"{ctx.actor.id!r} is not the leader of {current.id!r} nor an administrator; ask them to reassign"
                 )
-            receiver = self._person(ctx.session, to)
+            receiver = self._receiver(ctx, to)
             ctx.case.responsible_id, ctx.case.unit = receiver.id, receiver.unit
             return {"from": current.id, "to": receiver.id, "reason": reason, "unit": receiver.unit}
 
@@ -831,6 +838,29 @@ class Engine:
 
         return self._run("close", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
                          apply=apply)
+
+    def _receiver(self, ctx: _Ctx, person_id: str) -> Person:
+        """The person a case is handed or reassigned to.
+
+        Within the case's unit anyone may receive it. Across units only an administrator, or someone who
+        leads both units (the leader of a person in each), may move it; to anyone else a person of another
+        unit answers exactly as a missing one does, so the command reveals neither that they exist nor
+        their unit.
+        """
+        receiver = ctx.session.get(Person, person_id)
+        if receiver is not None and receiver.unit != ctx.case.unit and not ctx.actor.admin and not (
+                self.leads(ctx.session, ctx.actor.id, ctx.case.unit)
+                and self.leads(ctx.session, ctx.actor.id, receiver.unit)):
+            receiver = None
+        if receiver is None:
+            raise _missing_person(person_id)
+        return receiver
+
+    @staticmethod
+    def leads(session: Session, person_id: str, unit: str) -> bool:
+        """Whether ``person_id`` leads ``unit``: they are the leader of someone in it."""
+        return session.exec(select(Person.id).where(Person.unit == unit, Person.leader_id == person_id)
+                            .limit(1)).first() is not None
 
     def _may_act_for(self, ctx: _Ctx, what: str) -> None:
         actor, case = ctx.actor, ctx.case
@@ -1153,6 +1183,11 @@ def _limit_from_spec(spec: str) -> TimeLimit:
     data = json.loads(spec)
     return TimeLimit(data["amount"], data["unit"], roll_forward=data["roll_forward"], month_end=data["month_end"],
                      start_day=data["start_day"], hour_start=data["hour_start"])
+
+
+def _missing_person(person_id: str) -> PersonNotFoundError:
+    """The one answer for a person who does not exist, or whom the actor may not see."""
+    return PersonNotFoundError(f"no person has the id {person_id!r}; add them with `caseflow people add`")
 
 
 def resolve_stand_in(

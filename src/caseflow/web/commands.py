@@ -15,6 +15,7 @@ from caseflow.clock import parse_instant
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import (
     ConflictError,
+    PersonNotFoundError,
     TimeLimitError,
 )
 from caseflow.store import CommandRecord
@@ -94,6 +95,10 @@ def run_command(engine: Engine, actor: Actor, request: Request, case_id: int, *,
     scoped = scoped_key(actor, request, key)
     try:
         view = command(expected, scoped)
+    except PersonNotFoundError as exc:
+        # A person the command names who does not exist, or whom the actor may not see (another unit's,
+        # on a hand-over or reassignment), answers one way: 404, revealing nothing (issue 9).
+        raise ApiError(404, "person-not-found", "Not found", str(exc)) from None
     except ConflictError as exc:
         if expected is not None and not _key_used_elsewhere(engine, scoped):
             raise ApiError(412, "precondition-failed", "Precondition failed", str(exc)) from None

@@ -24,7 +24,7 @@ from caseflow.errors import (
 )
 from caseflow.store import TimerRow
 from caseflow.timelimits import TimeLimit
-from caseflow.tokens import csrf_token
+from caseflow.tokens import csrf_token, revoke
 from caseflow.web.auth import COOKIE_NAME, Actor, WebActor, check_case, engine_of, resolve_actor
 from caseflow.web.commands import triggers_for
 from caseflow.web.formats import fmt_due, fmt_instant
@@ -117,6 +117,13 @@ def add_web_routes(app: FastAPI) -> None:
 
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
+        # Logging out ends the session everywhere: the token the console was opened with is revoked, so a
+        # copied cookie is worth nothing afterwards (log in to the console with a token of its own).
+        token = request.cookies.get(COOKIE_NAME)
+        if token:
+            engine = engine_of(request)
+            if await run_in_threadpool(resolve_actor, engine.store, token) is not None:
+                await run_in_threadpool(revoke, engine.store, token)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE_NAME, path="/")
         return response
