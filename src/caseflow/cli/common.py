@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import click
 
-from caseflow.clock import parse_instant
 from caseflow.errors import CaseflowError, TimeLimitError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +61,7 @@ def clock_from_env() -> Any:
     """The real clock, or the one fixed by ``CASEFLOW_NOW`` (simulations, tests)."""
     import os
 
-    from caseflow.clock import FixedClock, SystemClock
+    from caseflow.clock import FixedClock, SystemClock, parse_instant
 
     fixed = os.environ.get("CASEFLOW_NOW")
     return FixedClock(parse_instant(fixed)) if fixed else SystemClock()
@@ -76,6 +75,8 @@ def open_engine(db: str | None) -> Any:
 
 
 def parse_at(value: str | None) -> datetime | None:
+    from caseflow.clock import parse_instant
+
     return parse_instant(value) if value else None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from caseflow.cli.common import db_option, emit, handle_errors, json_option, open_engine
-from caseflow.clock import parse_date
 
 
 @click.group("people")
@@ -62,6 +61,8 @@ def people_absent(person_id: str, start: str, end: str, db: str | None, as_json:
     Example:
         caseflow people absent p1 --from 2026-10-12 --to 2026-10-16
     """
+    from caseflow.clock import parse_date
+
     open_engine(db).mark_absent(person_id, start=parse_date(start), end=parse_date(end))
     emit(as_json, {"id": person_id, "from": start, "to": end}, f"{person_id} absent {start} .. {end}")
 
