@@ -26,9 +26,13 @@ def calendar_group() -> None:
 
 
 def _month_grid(calendar: WorkCalendar, year: int, month: int) -> str:
+    from caseflow.textwidth import pad
+
+    # Cells of six columns by display width: the day (2), its mark (2: 休 and 班 are wide), two spaces;
+    # each weekday name sits over the day's digits.
     days = calendar.month(year, month)
-    lines = [f"{year}年{month}月", " 一    二    三    四    五    六    日"]
-    row = ["     "] * days[0].day.weekday()
+    lines = [f"{year}年{month}月", "".join(pad(name, 6) for name in "一二三四五六日").rstrip()]
+    row = [" " * 6] * days[0].day.weekday()
     legend: dict[str, str] = {}
     for info in days:
         if info.reason == "调休上班":
@@ -40,7 +44,7 @@ def _month_grid(calendar: WorkCalendar, year: int, month: int) -> str:
             legend[info.reason] = info.reason
         else:
             mark = " "
-        row.append(f"{info.day.day:>2}{mark}  ")
+        row.append(f"{info.day.day:>2}{pad(mark, 2)}  ")
         if len(row) == 7:
             lines.append("".join(row).rstrip())
             row = []
