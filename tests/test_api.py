@@ -283,7 +283,9 @@ def test_idempotency_key_replay_returns_the_same_body(world: World) -> None:
     first = c.post("/api/v1/cases", json={"workflow": "hukou_transfer", "data": {"n": 1}}, headers=headers)
     world.clock.advance(timedelta(minutes=5))
     again = c.post("/api/v1/cases", json={"workflow": "hukou_transfer", "data": {"n": 1}}, headers=headers)
-    assert first.status_code == again.status_code == 201
+    # A replay says so (issue 10): 200, not 201 Created, and Idempotent-Replayed: true.
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
     assert len(world.engine.cases()) == 1
     cid = first.json()["id"]
@@ -292,6 +294,7 @@ def test_idempotency_key_replay_returns_the_same_body(world: World) -> None:
     one = c.post(f"/api/v1/cases/{cid}/fire", json=fire, headers=key)
     two = c.post(f"/api/v1/cases/{cid}/fire", json=fire, headers=key)
     assert one.status_code == two.status_code == 200, two.text
+    assert "idempotent-replayed" not in one.headers and two.headers["idempotent-replayed"] == "true"
     assert one.json() == two.json() and two.headers["etag"] == '"2"'
     assert len(world.engine.history(cid)) == 2, "the replay did not fire again"
 
@@ -321,6 +324,10 @@ def test_bad_input_is_4xx_problem_json_never_500(world: World) -> None:
     assert_problem(c.get("/api/v1/cases/abc", headers=h), 422)
     assert_problem(c.post("/api/v1/cases", content=b"{not json", headers={**h, "Content-Type": "application/json"}),
                    422)
+    # curl -d without a Content-Type sends a form: the 422 says how to send JSON.
+    assert_problem(c.post("/api/v1/cases", content=b'{"workflow": "hukou_transfer"}',
+                          headers={**h, "Content-Type": "application/x-www-form-urlencoded"}),
+                   422, "Content-Type: application/json")
     assert_problem(c.post("/api/v1/cases", json={"workflow": "hukou_transfer", "extra": 1}, headers=h), 422)
     assert_problem(c.post("/api/v1/cases", json={"workflow": "hukou_transfer", "responsible": "a\x00b"},
                           headers=h), 422)

@@ -6,42 +6,114 @@ procedures as state machines, and a scheduler that warns before a limit runs out
 
 from __future__ import annotations
 
-from caseflow.audit import Checkpoint, rebuild_case, write_checkpoint
-from caseflow.calendar import ZONE, DayInfo, WorkCalendar, YearArrangement, default_calendar
-from caseflow.clock import FixedClock, SystemClock, parse_instant
-from caseflow.engine import AuditProblem, CaseView, Engine, EventView, QueueItem, TimerView
-from caseflow.errors import (
-    AuditError,
-    BackdatingError,
-    CalendarCoverageError,
-    CalendarError,
-    CaseflowError,
-    CaseNotFoundError,
-    CommandError,
-    ConflictError,
-    HolidayFileError,
-    NotFoundError,
-    PermissionDeniedError,
-    PersonNotFoundError,
-    StoreError,
-    TimeLimitError,
-    TimerError,
-    TransitionError,
-    WorkflowError,
-    WorkflowNotFoundError,
-)
-from caseflow.store import Store
-from caseflow.timelimits import Due, ExcludedPeriod, TimeLimit, compute_due, explain_due
-from caseflow.workflow import (
-    FieldDef,
-    TimerDef,
-    TransitionDef,
-    WorkflowDef,
-    WorkflowRegistry,
-    load_workflow,
-    load_workflows,
-    parse_workflow,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from caseflow.audit import Checkpoint, rebuild_case, write_checkpoint
+    from caseflow.calendar import ZONE, DayInfo, WorkCalendar, YearArrangement, default_calendar
+    from caseflow.clock import FixedClock, SystemClock, parse_instant
+    from caseflow.engine import AuditProblem, CaseView, Engine, EventView, QueueItem, TimerView
+    from caseflow.errors import (
+        AuditError,
+        BackdatingError,
+        CalendarCoverageError,
+        CalendarError,
+        CaseflowError,
+        CaseNotFoundError,
+        CommandError,
+        ConflictError,
+        HolidayFileError,
+        NotFoundError,
+        PermissionDeniedError,
+        PersonNotFoundError,
+        StoreError,
+        TimeLimitError,
+        TimerError,
+        TransitionError,
+        WorkflowError,
+        WorkflowNotFoundError,
+    )
+    from caseflow.store import Store
+    from caseflow.timelimits import Due, ExcludedPeriod, TimeLimit, compute_due, explain_due
+    from caseflow.workflow import (
+        FieldDef,
+        TimerDef,
+        TransitionDef,
+        WorkflowDef,
+        WorkflowRegistry,
+        load_workflow,
+        load_workflows,
+        parse_workflow,
+    )
+
+# Each public name and the module defining it. They are imported on first use (PEP 562), so
+# ``import caseflow`` (and ``caseflow deadline``) does not load SQLAlchemy, SQLModel or the scheduler.
+_EXPORTS: dict[str, str] = {
+    "Checkpoint": "caseflow.audit",
+    "rebuild_case": "caseflow.audit",
+    "write_checkpoint": "caseflow.audit",
+    "ZONE": "caseflow.calendar",
+    "DayInfo": "caseflow.calendar",
+    "WorkCalendar": "caseflow.calendar",
+    "YearArrangement": "caseflow.calendar",
+    "default_calendar": "caseflow.calendar",
+    "FixedClock": "caseflow.clock",
+    "SystemClock": "caseflow.clock",
+    "parse_instant": "caseflow.clock",
+    "AuditProblem": "caseflow.engine",
+    "CaseView": "caseflow.engine",
+    "Engine": "caseflow.engine",
+    "EventView": "caseflow.engine",
+    "QueueItem": "caseflow.engine",
+    "TimerView": "caseflow.engine",
+    "AuditError": "caseflow.errors",
+    "BackdatingError": "caseflow.errors",
+    "CalendarCoverageError": "caseflow.errors",
+    "CalendarError": "caseflow.errors",
+    "CaseflowError": "caseflow.errors",
+    "CaseNotFoundError": "caseflow.errors",
+    "CommandError": "caseflow.errors",
+    "ConflictError": "caseflow.errors",
+    "HolidayFileError": "caseflow.errors",
+    "NotFoundError": "caseflow.errors",
+    "PermissionDeniedError": "caseflow.errors",
+    "PersonNotFoundError": "caseflow.errors",
+    "StoreError": "caseflow.errors",
+    "TimeLimitError": "caseflow.errors",
+    "TimerError": "caseflow.errors",
+    "TransitionError": "caseflow.errors",
+    "WorkflowError": "caseflow.errors",
+    "WorkflowNotFoundError": "caseflow.errors",
+    "Store": "caseflow.store",
+    "Due": "caseflow.timelimits",
+    "ExcludedPeriod": "caseflow.timelimits",
+    "TimeLimit": "caseflow.timelimits",
+    "compute_due": "caseflow.timelimits",
+    "explain_due": "caseflow.timelimits",
+    "FieldDef": "caseflow.workflow",
+    "TimerDef": "caseflow.workflow",
+    "TransitionDef": "caseflow.workflow",
+    "WorkflowDef": "caseflow.workflow",
+    "WorkflowRegistry": "caseflow.workflow",
+    "load_workflow": "caseflow.workflow",
+    "load_workflows": "caseflow.workflow",
+    "parse_workflow": "caseflow.workflow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'caseflow' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,9 @@ Sunday is made up on the next working day after the holiday), and no make-up wor
 that reach a projected day are marked provisional.
 
 The calendar is held as arrays indexed by day ordinal (is-working flag, cumulative working-day rank,
-working day by rank), so adding N working days is two list look-ups, never a loop over days.
+working day by rank), so adding N working days is two list look-ups, never a loop over days. The arrays
+are built for the announced years first; the projected years (and python-holidays, slow to import and
+set up) are added only when a day past them is touched, so ``caseflow deadline`` starts at once.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-import numpy as np
-import numpy.typing as npt
-import pendulum
 import yaml
 
 from caseflow._yaml import LineDict, LineList, line_of, load_yaml, load_yaml_text
 from caseflow.errors import CalendarCoverageError, CalendarError, HolidayFileError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "FIRST_YEAR",
@@ -54,7 +58,7 @@ __all__ = [
 ]
 
 #: The zone every deadline is computed in.
-ZONE = pendulum.timezone("Asia/Shanghai")
+ZONE = ZoneInfo("Asia/Shanghai")
 FIRST_YEAR = 2004
 LAST_YEAR = 2099
 
@@ -127,12 +131,11 @@ class ChineseCalendarSource:
             by_year.setdefault(day.year, ({}, {}))[0][day] = _EN_TO_ZH.get(en, en)
         for day, en in constants.workdays.items():
             by_year.setdefault(day.year, ({}, {}))[1][day] = _EN_TO_ZH.get(en, en)
-        try:
-            from importlib.metadata import version
+        # The package's own __version__: importlib.metadata would cost more than the whole calendar.
+        import chinese_calendar
 
-            origin = f"chinese-calendar {version('chinese-calendar')}"
-        except Exception:  # pragma: no cover - metadata missing in odd installs
-            origin = "chinese-calendar"
+        release = getattr(chinese_calendar, "__version__", "")
+        origin = f"chinese-calendar {release}".strip()
         for year in sorted(by_year):
             rest, work = by_year[year]
             yield YearArrangement(year, "chinese-calendar", rest, work, origin=origin)
@@ -454,56 +457,90 @@ class WorkCalendar:
             if not FIRST_YEAR <= arrangement.year <= LAST_YEAR:
                 continue
             by_year[arrangement.year] = arrangement
-        missing = [y for y in range(FIRST_YEAR, LAST_YEAR + 1) if y not in by_year]
-        statutory = _statutory_days_of(missing) if missing else {}
-        for year in missing:
-            by_year[year] = projected_arrangement(year, statutory.get(year, {}))
-        self.years: dict[int, YearArrangement] = dict(sorted(by_year.items()))
+        # The years the sources give; the others are projected on first need (see _complete).
+        self._years: dict[int, YearArrangement] = dict(sorted(by_year.items()))
+        self._complete_done = False
 
         official_until = date(FIRST_YEAR - 1, 12, 31)
         for year in range(FIRST_YEAR, LAST_YEAR + 1):
-            if not self.years[year].official:
-                break
+            if year not in by_year or not by_year[year].official:
+                break  # a missing year is projected, hence not official
             official_until = date(year, 12, 31)
         #: The last day of the run of officially announced years; everything after is provisional.
         self.official_until: date = official_until
         self._official_until_index = official_until.toordinal() - _BASE
 
-        size = _LAST.toordinal() - _BASE + 1
-        work = bytearray(size)
-        rank = [0] * size
-        by_rank: list[date] = [_FIRST - timedelta(days=1)]  # rank 0: before the calendar
-        reasons: dict[int, str] = {}
-        count = 0
-        day = _FIRST
-        for i in range(size):
-            arrangement = self.years[day.year]
-            if day in arrangement.workdays:
-                working = True
-                reasons[i] = _MAKEUP
-            elif day in arrangement.rest_days:
-                working = False
-                reasons[i] = arrangement.rest_days[day]
-            else:
-                working = day.weekday() < 5
-                if not working:
-                    reasons[i] = _WEEKEND
-            if working:
-                work[i] = 1
-                count += 1
-                by_rank.append(day)
-            rank[i] = count
-            day += timedelta(days=1)
-        self._size = size
-        self._work = work
-        self._rank = rank
-        self._by_rank = by_rank
-        self._reasons = reasons
+        self._size = _LAST.toordinal() - _BASE + 1  # the days the calendar covers, built or not
+        self._built = 0  # the days whose entries the arrays hold so far (a prefix)
+        self._work = bytearray()
+        self._rank: list[int] = []
+        self._by_rank: list[date] = [_FIRST - timedelta(days=1)]  # rank 0: before the calendar
+        self._reasons: dict[int, str] = {}
+        self._total = 0
+        self._np: tuple[Any, Any, Any] | None = None  # numpy twins, built for the vectorised path
+        self._next_year = FIRST_YEAR  # the first year the arrays do not hold yet
+        # The run of years the sources give, from the first: no projection needed for those.
+        year = FIRST_YEAR
+        while year in by_year:
+            year += 1
+        self._append_years(range(FIRST_YEAR, year))
+        if year > LAST_YEAR:
+            self._complete_done = True
+
+    def _append_years(self, years: Iterable[int]) -> None:
+        """Extend the arrays by ``years`` (consecutive, right after the built prefix)."""
+        work, rank, by_rank, reasons = self._work, self._rank, self._by_rank, self._reasons
+        count = self._total
+        i = self._built
+        for year in years:
+            arrangement = self._years[year]
+            # Ordinals, not dates, in the loop: it runs for every day of every year built.
+            made_up = {d.toordinal() for d in arrangement.workdays}
+            rest = {d.toordinal(): name for d, name in arrangement.rest_days.items()}
+            first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
+            weekday = (first - 1) % 7  # date.fromordinal(1) is a Monday
+            for o in range(first, last + 1):
+                if o in made_up:
+                    working = True
+                    reasons[i] = _MAKEUP
+                elif o in rest:
+                    working = False
+                    reasons[i] = rest[o]
+                else:
+                    working = weekday < 5
+                    if not working:
+                        reasons[i] = _WEEKEND
+                if working:
+                    work.append(1)
+                    count += 1
+                    by_rank.append(date.fromordinal(o))
+                else:
+                    work.append(0)
+                rank.append(count)
+                weekday = weekday + 1 if weekday < 6 else 0
+                i += 1
+            self._next_year = year + 1
+        self._built = i
         self._total = count
-        # numpy twins for the vectorised path; by_rank holds days since 1970-01-01.
-        self._np_work = np.frombuffer(bytes(work), dtype=np.uint8).astype(np.int64)
-        self._np_rank = np.asarray(rank, dtype=np.int64)
-        self._np_by_rank = np.asarray([d.toordinal() - _EPOCH for d in by_rank], dtype=np.int64)
+
+    def _complete(self) -> bool:
+        """Project the years no source gives and build the arrays to the end; False if already done."""
+        if self._complete_done:
+            return False
+        missing = [y for y in range(FIRST_YEAR, LAST_YEAR + 1) if y not in self._years]
+        statutory = _statutory_days_of(missing) if missing else {}
+        for year in missing:
+            self._years[year] = projected_arrangement(year, statutory.get(year, {}))
+        self._years = dict(sorted(self._years.items()))
+        self._append_years(range(self._next_year, LAST_YEAR + 1))
+        self._complete_done = True
+        return True
+
+    @property
+    def years(self) -> dict[int, YearArrangement]:
+        """The arrangement of every year 2004–2099, projected years included (which projects them)."""
+        self._complete()
+        return self._years
 
     # ------------------------------------------------------------------ construction
 
@@ -546,6 +583,8 @@ class WorkCalendar:
             raise CalendarCoverageError(
                 f"{day} lies outside the calendar ({_FIRST} to {_LAST})"
             )
+        if i >= self._built:
+            self._complete()
         return i
 
     def _out_of_range(self, day: date, n: int) -> CalendarCoverageError:
@@ -585,17 +624,20 @@ class WorkCalendar:
         """
         if type(day) is date and type(n) is int and n > 0:
             i = day.toordinal() - _BASE
-            if 0 <= i < self._size:
+            if 0 <= i < self._built:
                 r = self._rank[i] + n
                 if r <= self._total:
                     return self._by_rank[r]
-                raise self._out_of_range(day, n)
+                if not self._complete():
+                    raise self._out_of_range(day, n)
         i = self._index(day)
         if not isinstance(n, int) or isinstance(n, bool):
             raise CalendarError(f"n must be a whole number of working days, got {n!r}")
         if n == 0:
             return day
         r = self._rank[i] + n if n > 0 else self._rank[i] - self._work[i] + n + 1
+        if r > self._total and self._complete():
+            r = self._rank[i] + n
         if not 1 <= r <= self._total:
             raise self._out_of_range(day, n)
         return self._by_rank[r]
@@ -610,7 +652,7 @@ class WorkCalendar:
     def next_workday(self, day: date) -> date:
         """The first working day strictly after ``day``."""
         r = self._rank[self._index(day)] + 1
-        if r > self._total:
+        if r > self._total and not self._complete():
             raise self._out_of_range(day, 1)
         return self._by_rank[r]
 
@@ -622,6 +664,9 @@ class WorkCalendar:
         self, days: npt.ArrayLike, ns: npt.ArrayLike
     ) -> npt.NDArray[np.datetime64]:
         """Vectorised :meth:`add_working_days` over ``datetime64[D]`` dates and integer counts."""
+        import numpy as np  # only this vectorised path needs numpy
+
+        np_work, np_rank, np_by_rank = self._numpy_arrays()
         d = np.asarray(days)
         if d.dtype.kind != "M":
             raise CalendarError(f"days must be a numpy datetime64 array, got dtype {d.dtype}")
@@ -632,17 +677,28 @@ class WorkCalendar:
         if idx.size and (idx.min() < 0 or idx.max() >= self._size):
             bad = d.reshape(-1)[np.flatnonzero((idx < 0) | (idx >= self._size))[0]]
             raise CalendarCoverageError(f"{bad} lies outside the calendar ({_FIRST} to {_LAST})")
-        ranks = self._np_rank[idx]
+        ranks = np_rank[idx]
         all_positive = bool(n.size and n.min() > 0)
         # The common case (every n > 0) skips the where() passes: two gathers and an add.
-        r = ranks + n if all_positive else np.where(n > 0, ranks + n, ranks - self._np_work[idx] + n + 1)
+        r = ranks + n if all_positive else np.where(n > 0, ranks + n, ranks - np_work[idx] + n + 1)
         if r.size and (r.min() < 1 or r.max() > self._total):
             raise CalendarCoverageError(f"a result leaves the calendar ({_FIRST} to {_LAST})")
-        out = self._np_by_rank[r]
+        out = np_by_rank[r]
         if not all_positive:
             out = np.where(n == 0, idx + (_BASE - _EPOCH), out)
         result: npt.NDArray[np.datetime64] = out.astype("datetime64[D]")
         return result
+
+    def _numpy_arrays(self) -> tuple[Any, Any, Any]:
+        """The arrays as numpy int64 (is-working, rank, working day by rank in days since 1970-01-01)."""
+        import numpy as np
+
+        if self._np is None:
+            self._complete()
+            self._np = (np.frombuffer(bytes(self._work), dtype=np.uint8).astype(np.int64),
+                        np.asarray(self._rank, dtype=np.int64),
+                        np.asarray([d.toordinal() - _EPOCH for d in self._by_rank], dtype=np.int64))
+        return self._np
 
     def month(self, year: int, month: int) -> list[DayInfo]:
         """Every day of a month, described."""

@@ -31,6 +31,7 @@ from caseflow.notify import LogNotifier, NotifyConfig
 from caseflow.scheduler import Scheduler
 from caseflow.stats import compute_stats
 from caseflow.store import CaseRow, Store, TimerRow
+from caseflow.textwidth import table
 from caseflow.workflow import WorkflowRegistry
 
 __all__ = ["DemoReport", "run_demo"]
@@ -345,12 +346,16 @@ def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
 
     say("")
     say("按期办结率 on-time rate by unit and month (time paused for 函调/补正 not charged to the unit):")
+    stat_rows: list[list[object]] = []
     for month in ("2026-09", "2026-10", "2026-11"):
         for g in compute_stats(store, month=month, by="unit", now=sim.clock.now(), calendar=calendar):
             rate = f"{g.on_time_rate * 100:5.1f}%" if g.on_time_rate is not None else "    —"
-            line = f"  {month} {g.key:<10} finished {g.finished:>4}  on time {rate}  overdue {g.overdue:>3}"
-            report.stats.append(line.strip())
-            say(line)
+            stat_rows.append([month, g.key, g.finished, rate, g.overdue])
+    # Laid out by display width (textwidth): unit names are Chinese, two columns a character.
+    lines = table(["month", "unit", "finished", "on time", "overdue"], stat_rows, "<<>>>", indent="  ").splitlines()
+    report.stats.extend(line.strip() for line in lines[1:])
+    for line in lines:
+        say(line)
     problems = sim.engine.verify_audit()
     say("")
     say(f"audit: {'every event chain verifies' if not problems else f'{len(problems)} problem(s)'}")

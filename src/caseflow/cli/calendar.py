@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from caseflow.calendar import WorkCalendar, default_calendar, load_holiday_file
 from caseflow.cli.common import db_option, emit, handle_errors, json_option, open_engine, weekday_zh
 from caseflow.errors import TimeLimitError
+
+if TYPE_CHECKING:
+    from caseflow.calendar import WorkCalendar
 
 
 @click.group("calendar")
@@ -23,9 +26,13 @@ def calendar_group() -> None:
 
 
 def _month_grid(calendar: WorkCalendar, year: int, month: int) -> str:
+    from caseflow.textwidth import pad
+
+    # Cells of six columns by display width: the day (2), its mark (2: 休 and 班 are wide), two spaces;
+    # each weekday name sits over the day's digits.
     days = calendar.month(year, month)
-    lines = [f"{year}年{month}月", " 一    二    三    四    五    六    日"]
-    row = ["     "] * days[0].day.weekday()
+    lines = [f"{year}年{month}月", "".join(pad(name, 6) for name in "一二三四五六日").rstrip()]
+    row = [" " * 6] * days[0].day.weekday()
     legend: dict[str, str] = {}
     for info in days:
         if info.reason == "调休上班":
@@ -37,7 +44,7 @@ def _month_grid(calendar: WorkCalendar, year: int, month: int) -> str:
             legend[info.reason] = info.reason
         else:
             mark = " "
-        row.append(f"{info.day.day:>2}{mark}  ")
+        row.append(f"{info.day.day:>2}{pad(mark, 2)}  ")
         if len(row) == 7:
             lines.append("".join(row).rstrip())
             row = []
@@ -67,6 +74,8 @@ def calendar_show(month: str, as_json: bool) -> None:
         date(year, mon, 1)
     except ValueError:
         raise TimeLimitError(f"expected a month like 2026-10, got {month!r}") from None
+    from caseflow.calendar import default_calendar
+
     calendar = default_calendar()
     days = calendar.month(year, mon)
     payload = [{"day": d.day.isoformat(), "workday": d.workday, "reason": d.reason, "official": d.official}
@@ -85,6 +94,8 @@ def calendar_check(path: Path, as_json: bool) -> None:
     Example:
         caseflow calendar check holidays/2026.yaml
     """
+    from caseflow.calendar import WorkCalendar, default_calendar, load_holiday_file
+
     arrangement = load_holiday_file(path)
     current = default_calendar()
     candidate = WorkCalendar([*current.years.values(), arrangement])
@@ -108,8 +119,6 @@ def calendar_check(path: Path, as_json: bool) -> None:
     emit(as_json, payload, "\n".join(lines))
 
 
-
-
 @calendar_group.command("reload")
 @click.option("--holidays", "dirs", multiple=True, type=click.Path(path_type=Path),
               help="Extra holiday directory (besides the shipped one and $CASEFLOW_HOLIDAYS_DIR).")
@@ -125,7 +134,7 @@ def calendar_reload(dirs: tuple[Path, ...], db: str | None, as_json: bool) -> No
     """
     import os
 
-    from caseflow.calendar import clear_calendar_cache
+    from caseflow.calendar import WorkCalendar, clear_calendar_cache
 
     clear_calendar_cache()
     env = [p for p in os.environ.get("CASEFLOW_HOLIDAYS_DIR", "").split(os.pathsep) if p]

@@ -13,6 +13,7 @@ from caseflow.cli.common import (
     emit,
     handle_errors,
     json_option,
+    key_was_used,
     open_engine,
     parse_at,
     parse_data,
@@ -48,9 +49,11 @@ def case_open(workflow: str, actor: str, responsible: str | None, data: tuple[st
     Example:
         caseflow case open hukou_transfer --actor p1 --data applicant=李四 --key intake-0001
     """
-    case = open_engine(db).open(workflow, actor=actor, at=parse_at(at), data=parse_data(data), responsible=responsible,
+    engine = open_engine(db)
+    replayed = key_was_used(engine, key)
+    case = engine.open(workflow, actor=actor, at=parse_at(at), data=parse_data(data), responsible=responsible,
                                 key=key)
-    print_case(case, as_json)
+    print_case(case, as_json, replayed=replayed)
 
 
 @case_group.command("fire")
@@ -72,9 +75,11 @@ def case_fire(case_id: int, trigger: str, actor: str, data: tuple[str, ...], exp
     Example:
         caseflow case fire 1 hand_over_verification --actor p1 --data slip_no=JB-2026-0001
     """
-    case = open_engine(db).fire(case_id, trigger, actor=actor, at=parse_at(at), data=parse_data(data),
+    engine = open_engine(db)
+    replayed = key_was_used(engine, key)
+    case = engine.fire(case_id, trigger, actor=actor, at=parse_at(at), data=parse_data(data),
                             expected_version=expect_version, key=key)
-    print_case(case, as_json)
+    print_case(case, as_json, replayed=replayed)
 
 
 @case_group.command("pause")
@@ -97,8 +102,10 @@ def case_pause(case_id: int, timer: str, reason: str, actor: str, data: tuple[st
     Example:
         caseflow case pause 1 --timer verification --reason 函调 --actor p2
     """
-    print_case(open_engine(db).pause(case_id, timer, reason=reason, actor=actor, at=parse_at(at), data=parse_data(data),
-                                     key=key), as_json)
+    engine = open_engine(db)
+    replayed = key_was_used(engine, key)
+    print_case(engine.pause(case_id, timer, reason=reason, actor=actor, at=parse_at(at), data=parse_data(data),
+                                     key=key), as_json, replayed=replayed)
 
 
 @case_group.command("resume")
@@ -118,7 +125,9 @@ def case_resume(case_id: int, timer: str, actor: str, key: str | None, at: str |
     Example:
         caseflow case resume 1 --timer verification --actor p2
     """
-    print_case(open_engine(db).resume(case_id, timer, actor=actor, at=parse_at(at), key=key), as_json)
+    engine = open_engine(db)
+    replayed = key_was_used(engine, key)
+    print_case(engine.resume(case_id, timer, actor=actor, at=parse_at(at), key=key), as_json, replayed=replayed)
 
 
 @case_group.command("extend")
@@ -142,8 +151,10 @@ def case_extend(case_id: int, timer: str, by: str, grounds: str, actor: str,  # 
     Example:
         caseflow case extend 3 --timer arrest_request --by "4 days" --grounds 特殊情况 --actor l1
     """
-    print_case(open_engine(db).extend(case_id, timer, by=by, grounds=grounds, actor=actor, at=parse_at(at),
-                                      data=parse_data(data), key=key), as_json)
+    engine = open_engine(db)
+    replayed = key_was_used(engine, key)
+    print_case(engine.extend(case_id, timer, by=by, grounds=grounds, actor=actor, at=parse_at(at),
+                                      data=parse_data(data), key=key), as_json, replayed=replayed)
 
 
 @case_group.command("hand-over")
@@ -164,7 +175,10 @@ def case_hand_over(case_id: int, to: str, actor: str, slip: str | None, key: str
     Example:
         caseflow case hand-over 1 --to p2 --actor p1 --slip JB-2026-0001
     """
-    print_case(open_engine(db).hand_over(case_id, to=to, actor=actor, slip=slip, at=parse_at(at), key=key), as_json)
+    engine = open_engine(db)
+    replayed = key_was_used(engine, key)
+    print_case(engine.hand_over(case_id, to=to, actor=actor, slip=slip, at=parse_at(at), key=key), as_json,
+               replayed=replayed)
 
 
 @case_group.command("reassign")

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import click
 
-from caseflow.clock import parse_instant
 from caseflow.errors import CaseflowError, TimeLimitError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +61,7 @@ def clock_from_env() -> Any:
     """The real clock, or the one fixed by ``CASEFLOW_NOW`` (simulations, tests)."""
     import os
 
-    from caseflow.clock import FixedClock, SystemClock
+    from caseflow.clock import FixedClock, SystemClock, parse_instant
 
     fixed = os.environ.get("CASEFLOW_NOW")
     return FixedClock(parse_instant(fixed)) if fixed else SystemClock()
@@ -76,6 +75,8 @@ def open_engine(db: str | None) -> Any:
 
 
 def parse_at(value: str | None) -> datetime | None:
+    from caseflow.clock import parse_instant
+
     return parse_instant(value) if value else None
 
 
@@ -101,7 +102,23 @@ def case_text(case: Any) -> str:
     return "\n".join(lines)
 
 
-def print_case(case: Any, as_json: bool) -> None:
+REPLAYED = "重复提交，返回首次结果"
+
+
+def key_was_used(engine: Any, key: str | None) -> bool:
+    """Was the idempotency key recorded already (the command will replay, not run again)?"""
+    if not key:
+        return False
+    from caseflow.store import CommandRecord
+
+    with engine.store.session() as s:
+        return s.get(CommandRecord, key) is not None
+
+
+def print_case(case: Any, as_json: bool, *, replayed: bool = False) -> None:
+    if replayed:
+        # Said first (on stderr with --json, so the JSON stays the first result's): nothing was done again.
+        click.echo(f"{REPLAYED} (--key was used before; nothing was done again)", err=as_json)
     emit(as_json, case.to_dict(), case_text(case))
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from caseflow.calendar import WorkCalendar, default_calendar
 from caseflow.cli.common import emit, handle_errors, json_option, weekday_zh
-from caseflow.clock import parse_instant
-from caseflow.timelimits import ExcludedPeriod, Step, TimeLimit, explain_due
+
+if TYPE_CHECKING:
+    from caseflow.calendar import WorkCalendar
+    from caseflow.timelimits import ExcludedPeriod, Step, TimeLimit
 
 
 def format_steps(steps: list[Step]) -> str:
@@ -33,6 +34,8 @@ def _step_dict(step: Step) -> dict[str, Any]:
 def describe_due(start: datetime, limit: TimeLimit, excluded: list[ExcludedPeriod], explain: bool,
                  calendar: WorkCalendar) -> tuple[dict[str, Any], str]:
     """A deadline as JSON and as text for a clerk."""
+    from caseflow.timelimits import explain_due
+
     due, steps = explain_due(start, limit, excluded=excluded, calendar=calendar)
     payload: dict[str, Any] = due.to_dict()
     if explain:
@@ -81,6 +84,11 @@ def deadline(  # noqa: PLR0917 - click passes options positionally
         caseflow deadline 2025-06-09T10:00 "20 working_days" --exclude 鉴定=2025-06-16..2025-06-27
         caseflow deadline 2026-09-28T15:00 "7 days" --no-roll --json
     """
+    # Imported here: `caseflow --help` and the other commands need none of it.
+    from caseflow.calendar import default_calendar
+    from caseflow.clock import parse_instant
+    from caseflow.timelimits import ExcludedPeriod, TimeLimit
+
     rule = TimeLimit.parse(limit)
     rule = TimeLimit(
         rule.amount, rule.unit,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from caseflow.cli.common import db_option, emit, handle_errors, json_option, open_engine
-from caseflow.clock import parse_date
 
 
 @click.group("people")
@@ -15,7 +14,36 @@ def people_group() -> None:
     \b
     Example:
         caseflow people add p1 --name 张警官 --unit 城关派出所 --role household_police
+        caseflow people list --unit 城关派出所
     """
+
+
+@people_group.command("list")
+@click.option("--unit", default=None, help="Only the people of this unit.")
+@db_option
+@json_option
+@handle_errors
+def people_list(unit: str | None, db: str | None, as_json: bool) -> None:
+    """Everyone (or one unit's people): roles, leader, AB岗 substitute, administrators marked.
+
+    \b
+    Example:
+        caseflow people list
+        caseflow people list --unit 城关派出所 --json
+    """
+    from caseflow.textwidth import table
+
+    people = [p for p in open_engine(db).people() if unit is None or p.unit == unit]
+    names = {p.id: p.name for p in people}
+    payload = [{"id": p.id, "name": p.name, "unit": p.unit, "roles": sorted(p.role_set), "leader": p.leader_id,
+                "substitute": p.substitute_id, "admin": bool(p.admin)} for p in people]
+    rows = [[p.id, p.name, p.unit, " ".join(sorted(p.role_set)),
+             f"{names.get(p.leader_id, '')} ({p.leader_id})" if p.leader_id else "",
+             f"{names.get(p.substitute_id, '')} ({p.substitute_id})" if p.substitute_id else "",
+             "管理员" if p.admin else ""] for p in people]
+    text = table(["编号", "姓名", "单位", "角色", "领导", "AB岗", ""], rows) if people else \
+        "nobody yet: add people with `caseflow people add`"
+    emit(as_json, payload, text)
 
 
 @people_group.command("add")
@@ -62,6 +90,8 @@ def people_absent(person_id: str, start: str, end: str, db: str | None, as_json:
     Example:
         caseflow people absent p1 --from 2026-10-12 --to 2026-10-16
     """
+    from caseflow.clock import parse_date
+
     open_engine(db).mark_absent(person_id, start=parse_date(start), end=parse_date(end))
     emit(as_json, {"id": person_id, "from": start, "to": end}, f"{person_id} absent {start} .. {end}")
 

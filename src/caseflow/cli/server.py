@@ -44,9 +44,16 @@ def serve(db: str | None, host: str, port: int, workers: int, as_json: bool) -> 
         caseflow serve --db caseflow.db
         caseflow serve --db postgresql://caseflow@127.0.0.1/caseflow --host 0.0.0.0 --port 8000 --workers 4
     """
+    import importlib.util
+
     from caseflow.errors import StoreError
     from caseflow.store import Store
 
+    # Before anything is printed: a missing extra is one line naming it, never "serving …" then a traceback.
+    missing = [name for name in ("fastapi", "uvicorn", "jinja2") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(f"the server needs {', '.join(missing)}, which the [server] extra installs: "
+                                   'pip install "caseflow[server]"')
     store = Store(db)
     safe = store._safe_url()
     if workers > 1 and store.is_sqlite:

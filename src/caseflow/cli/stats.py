@@ -30,12 +30,14 @@ def stats_cmd(month: str | None, by: str, units: tuple[str, ...], db: str | None
 
     groups = compute_stats(open_store(db), month=month, by=by, units=list(units) or None)
     payload = [g.to_dict() for g in groups]
-    header = f"{by:<20} {'finished':>8} {'on time':>8} {'rate':>7} {'overdue':>8} {'avg wd':>7}"
-    lines = [header]
+    from caseflow.textwidth import table
+
+    rows = []
     for g in groups:
         rate = f"{g.on_time_rate * 100:.1f}%" if g.on_time_rate is not None else "—"
         avg = f"{g.avg_working_days:.1f}" if g.avg_working_days is not None else "—"
-        lines.append(f"{g.key:<20} {g.finished:>8} {g.on_time:>8} {rate:>7} {g.overdue:>8} {avg:>7}")
-    emit(as_json, payload, "\n".join(lines) if groups else "no timers in that period")
+        rows.append([g.key, g.finished, g.on_time, rate, g.overdue, avg])
+    text = table([by, "finished", "on time", "rate", "overdue", "avg wd"], rows, "<>>>>>")
+    emit(as_json, payload, text if groups else "no timers in that period")
 
 

@@ -16,7 +16,32 @@ def workflows_group() -> None:
     \b
     Example:
         caseflow workflows validate workflows/
+        caseflow workflows list
     """
+
+
+@workflows_group.command("list")
+@json_option
+@handle_errors
+def workflows_list(as_json: bool) -> None:
+    """The procedures cases can be opened under: key, title, version, states and time limits.
+
+    \b
+    Example:
+        caseflow workflows list
+        caseflow workflows list --json
+    """
+    from caseflow.textwidth import table
+    from caseflow.workflow import WorkflowRegistry
+
+    found = list(WorkflowRegistry.load())
+    payload = [{"key": d.key, "title": d.title, "version": d.version, "states": len(d.states),
+                "timers": [{"name": t.name, "label": t.label, "limit": str(t.limit)} for t in d.timers]}
+               for d in found]
+    rows = [[d.key, d.title, d.version[:12], len(d.states),
+             "、".join(f"{t.label} {t.limit.chinese()}" for t in d.timers[:3]) + ("…" if len(d.timers) > 3 else "")]
+            for d in found]
+    emit(as_json, payload, table(["程序", "名称", "版本", "环节", "时限"], rows, "<<<><"))
 
 
 @workflows_group.command("validate")

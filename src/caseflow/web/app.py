@@ -167,6 +167,10 @@ def install_error_handlers(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err.get("loc", ()))
             errors.append(f"{where}: {err.get('msg', 'invalid')}")
         detail = "; ".join(errors) or "the request is invalid"
+        if request.method in ("POST", "PUT", "PATCH") and "json" not in request.headers.get("content-type", ""):
+            # curl -d sends application/x-www-form-urlencoded: the JSON body then reads as missing.
+            detail += ("; the body was not read as JSON: send it with the header `Content-Type: application/json` "
+                       f"(got {request.headers.get('content-type') or 'no Content-Type'})")
         if not is_api(request):
             return error_page(request, 422, detail)
         return problem(422, "validation-error", detail, instance=request.url.path)

@@ -79,9 +79,20 @@ def scoped_key(actor: Actor, request: Request, key: str | None) -> str | None:
     return f"api:{digest}"
 
 
-def case_response(view: CaseView, status: int = 200, location: bool = False) -> JSONResponse:
-    """A case in the CLI's JSON shape, its version as the ETag."""
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def case_response(view: CaseView, status: int = 200, location: bool = False, *,
+                  replayed: bool = False) -> JSONResponse:
+    """A case in the CLI's JSON shape, its version as the ETag.
+
+    A replay (an ``Idempotency-Key`` already used) answers 200 with ``Idempotent-Replayed: true``, so a
+    client knows nothing was done again.
+    """
     headers = {"ETag": _etag(view)}
+    if replayed:
+        headers[REPLAYED_HEADER] = "true"
+        status = 200
     if location:
         headers["Location"] = f"{API_PREFIX}/cases/{view.id}"
     return JSONResponse(view.to_dict(), status_code=status, headers=headers)
@@ -93,6 +104,7 @@ def run_command(engine: Engine, actor: Actor, request: Request, case_id: int, *,
     check_case(engine, actor, case_id)
     expected = parse_if_match(if_match)
     scoped = scoped_key(actor, request, key)
+    replayed = key_was_used(engine, scoped)
     try:
         view = command(expected, scoped)
     except PersonNotFoundError as exc:
@@ -100,13 +112,13 @@ def run_command(engine: Engine, actor: Actor, request: Request, case_id: int, *,
         # on a hand-over or reassignment), answers one way: 404, revealing nothing (issue 9).
         raise ApiError(404, "person-not-found", "Not found", str(exc)) from None
     except ConflictError as exc:
-        if expected is not None and not _key_used_elsewhere(engine, scoped):
+        if expected is not None and not key_was_used(engine, scoped):
             raise ApiError(412, "precondition-failed", "Precondition failed", str(exc)) from None
         raise
-    return case_response(view)
+    return case_response(view, replayed=replayed)
 
 
-def _key_used_elsewhere(engine: Engine, key: str | None) -> bool:
+def key_was_used(engine: Engine, key: str | None) -> bool:
     """Was the (scoped) idempotency key recorded already? Then a conflict is about the key, not the version."""
     if key is None:
         return False

@@ -30,6 +30,7 @@ from caseflow.web.auth import ActorDep, check_case, check_person_visible, engine
 from caseflow.web.commands import (
     API_PREFIX,
     case_response,
+    key_was_used,
     local_instant,
     read_instant,
     run_command,
@@ -140,6 +141,8 @@ def add_api_routes(app: FastAPI) -> None:
 
     @app.post(f"{p}/cases", tags=["cases"], status_code=201, response_model=CaseOut,
               responses={201: {"headers": {**_ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
+                         200: {"model": CaseOut, "description": "A replay of an Idempotency-Key already used",
+                               "headers": {**_ETAG_HEADER, "Idempotent-Replayed": {"schema": {"type": "string"}}}},
                          **_problems(400, 401, 403, 404, 409, 422, 503)})
     def open_case(body: OpenCase, request: Request, actor: ActorDep, idempotency_key: IdemKey = None) -> Response:
         """Open a case of ``workflow``; the requesting person opens it (首问负责 unless ``responsible`` is given)."""
@@ -147,6 +150,7 @@ def add_api_routes(app: FastAPI) -> None:
         if body.responsible and body.responsible != actor.id:
             check_person_visible(engine, actor, body.responsible)
         key = scoped_key(actor, request, idempotency_key)
+        replayed = key_was_used(engine, key)
         for attempt in range(3):
             try:
                 view = engine.open(body.workflow, actor=actor.id, at=local_instant(body.at), data=body.data,
@@ -158,7 +162,7 @@ def add_api_routes(app: FastAPI) -> None:
                 # under an idempotency key).
                 if attempt == 2:
                     raise
-        return case_response(view, 201, location=True)
+        return case_response(view, 201, location=True, replayed=replayed)
 
     @app.get(f"{p}/cases", tags=["cases"], response_model=list[CaseOut], responses=_COMMON)
     def list_cases(request: Request, actor: ActorDep,

@@ -1,0 +1,101 @@
+"""How long the ``caseflow`` command takes at the prompt, next to ``python -c "import chinese_calendar"``.
+
+Run it as ``python benchmarks/bench_cli.py [--repeat N] [--db DEMO.db]`` (figures only, no assertions).
+
+Method: every command is a fresh process (``python -m caseflow.cli …``, what the ``caseflow`` console
+script runs), timed by wall clock from spawn to exit, output discarded, byte-code cached as after
+``pip install`` (one untimed warm-up run of each command writes the caches). The commands are run in
+interleaved rounds (round 1: every command once, round 2: every command once, …) so that a burst of
+load on the machine hits all of them alike, and each is reported by its minimum (the machine's best)
+and median. The references run in the same rounds: ``python -c pass`` (the interpreter alone) and
+``python -c "import chinese_calendar"`` (the library caseflow's calendar starts from), and the floors
+of the two kinds of command: click (every command) and SQLModel with SQLAlchemy's ORM (every database
+command). Targets (issue
+10): the prompt commands under 0.15 s, the database commands under 0.5 s, on a quiet machine; the
+ratio to ``import chinese_calendar`` is the figure that carries over between machines.
+
+The database commands read the demo database (``caseflow demo``, built once into a temporary directory
+unless ``--db`` names one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROMPT_TARGET = 0.15
+DB_TARGET = 0.5
+
+
+def run(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--db", default=None, help="a demo database (default: build one in a temp directory)")
+    args = parser.parse_args()
+
+    py = sys.executable
+    cf = [py, "-m", "caseflow.cli"]
+    env = dict(os.environ)
+    env["CASEFLOW_NOW"] = "2026-11-04T08:30"  # the demo's last morning: its queues and digests are full
+    # As installed: byte-code cached (pip compiles on install). The warm-up round writes the caches.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db
+        if db is None:
+            db = str(Path(tmp) / "demo.db")
+            print(f"building the demo database {db} (once, not timed) …", flush=True)
+            subprocess.run([*cf, "demo", "--db", db, "--json"], env=env, stdout=subprocess.DEVNULL, check=True)
+        cases: list[tuple[str, str, list[str]]] = [
+            ("ref", 'python -c "pass"', [py, "-c", "pass"]),
+            ("ref", 'python -c "import chinese_calendar"', [py, "-c", "import chinese_calendar"]),
+            ("ref", 'python -c "import click"', [py, "-c", "import click"]),
+            ("ref", 'python -c "import sqlmodel, sqlalchemy.orm"', [py, "-c", "import sqlmodel, sqlalchemy.orm"]),
+            ("prompt", "caseflow --help", [*cf, "--help"]),
+            ("prompt", 'caseflow deadline 2026-10-03T14:00 "20 working_days"',
+             [*cf, "deadline", "2026-10-03T14:00", "20 working_days"]),
+            ("prompt", "caseflow calendar show 2026-10", [*cf, "calendar", "show", "2026-10"]),
+            ("db", "caseflow queue --person liu", [*cf, "queue", "--person", "liu", "--db", db]),
+            ("db", "caseflow case show 1", [*cf, "case", "show", "1", "--db", db]),
+            ("db", "caseflow alerts list", [*cf, "alerts", "list", "--db", db]),
+            ("db", "caseflow stats", [*cf, "stats", "--db", db]),
+            ("db", "caseflow digest --leader wang", [*cf, "digest", "--leader", "wang", "--db", db]),
+        ]
+        for _kind, _label, argv in cases:  # warm the file cache and .pyc files; not counted
+            run(argv, env)
+        times: dict[str, list[float]] = {label: [] for _kind, label, _argv in cases}
+        for _ in range(args.repeat):
+            for _kind, label, argv in cases:
+                times[label].append(run(argv, env))
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {load:.2f} at the end; {args.repeat} interleaved rounds, a fresh process each run")
+    cc = min(times['python -c "import chinese_calendar"'])
+    width = max(len(label) for label in times)
+    print(f"{'command':<{width}}  {'min s':>7}  {'median s':>8}  {'× cc':>6}  target")
+    for kind, label, _argv in cases:
+        values = times[label]
+        target = {"prompt": f"< {PROMPT_TARGET} s", "db": f"< {DB_TARGET} s"}.get(kind, "reference")
+        print(f"{label:<{width}}  {min(values):>7.3f}  {statistics.median(values):>8.3f}  "
+              f"{min(values) / cc:>6.2f}  {target}")
+    print("× cc: the minimum over the minimum of `python -c \"import chinese_calendar\"` in the same rounds.")
+
+
+if __name__ == "__main__":
+    main()

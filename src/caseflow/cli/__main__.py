@@ -1,0 +1,7 @@
+"""``python -m caseflow.cli``: the ``caseflow`` command."""
+
+from __future__ import annotations
+
+from caseflow.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""The prompt commands load only what they use; the lazily built calendar answers as the eager one.
+
+Timings are shown by ``benchmarks/bench_cli.py``; these tests pin down the causes of slowness instead:
+which libraries a command imports, and that the deferred parts give the very same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date, timedelta
+
+from caseflow.calendar import WorkCalendar
+from caseflow.store import shipped_head_revision
+
+HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "numpy", "holidays", "alembic", "fastapi", "apscheduler")
+
+
+def modules_after(code: str) -> set[str]:
+    """The top-level modules a fresh interpreter holds after running ``code``."""
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run_cli(*args: str) -> str:
+    return ("from click.testing import CliRunner\nfrom caseflow.cli import cli\n"
+            f"result = CliRunner().invoke(cli, {list(args)!r})\n"
+            "assert result.exit_code == 0, result.output\n")
+
+
+def test_help_deadline_and_calendar_show_import_no_database_or_projection_library() -> None:
+    for args in (["--help"], ["deadline", "2026-10-03T14:00", "20 working_days"], ["calendar", "show", "2026-10"]):
+        loaded = modules_after(run_cli(*args))
+        assert not loaded & set(HEAVY), (args, sorted(loaded & set(HEAVY)))
+
+
+def test_import_caseflow_is_light_and_its_names_load_on_use() -> None:
+    assert not modules_after("import caseflow") & set(HEAVY)
+    assert "sqlalchemy" in modules_after("import caseflow\ncaseflow.Engine")
+
+
+def test_a_projected_year_loads_the_projection_library_when_touched() -> None:
+    code = ("from datetime import date\nfrom caseflow.calendar import default_calendar\n"
+            "cal = default_calendar()\nassert cal.add_working_days(date(2026, 10, 9), 20)\n")
+    assert "holidays" not in modules_after(code)
+    assert "holidays" in modules_after(code + "cal.add_working_days(date(2026, 12, 1), 40)\n")
+
+
+def test_lazy_calendar_answers_as_the_fully_built_one() -> None:
+    eager = WorkCalendar.load()
+    eager.years  # noqa: B018 - builds every year now
+    day = date(2004, 1, 20)
+    lazy = WorkCalendar.load()
+    samples = []
+    while day <= date(2099, 11, 30):
+        samples.append(day)
+        day += timedelta(days=53)
+    # Touch the announced years first, then cross into the projected ones from inside them.
+    assert [lazy.add_working_days(date(2026, 12, 20), n) for n in (1, 5, 30, 400)] == \
+        [eager.add_working_days(date(2026, 12, 20), n) for n in (1, 5, 30, 400)]
+    for d in samples:
+        assert lazy.describe(d) == eager.describe(d)
+        assert lazy.add_working_days(d, 7) == eager.add_working_days(d, 7)
+        assert lazy.add_working_days(d, -3) == eager.add_working_days(d, -3)
+    assert lazy.official_until == eager.official_until
+
+
+def test_shipped_head_revision_is_alembics_head() -> None:
+    from pathlib import Path
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    import caseflow.store
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(caseflow.store.__file__).parent / "migrations"))
+    assert shipped_head_revision() == ScriptDirectory.from_config(config).get_current_head()
