@@ -178,6 +178,17 @@ def status_text(status: str) -> str:
 # -------------------------------------------------------------------------------------------- labels
 
 
+#: Undeclared data under these keys is the case's title: shown first, without a label.
+_TITLE_KEYS = frozenset({"title", "subject", "summary", "标题", "事由", "案由"})
+_TITLE = "标题"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def _unlabelled(name: str | None, fallback: str) -> str:
+    """A name no definition labels: shown when it is already words (``今日到期``), never when it is a key."""
+    return name if name and not _IDENTIFIER.match(name) else fallback
+
+
 @lru_cache(maxsize=256)
 def _parse_stored(text: str, version: str) -> WorkflowDef | None:
     try:
@@ -202,6 +213,7 @@ class Labels:
     by_version: dict[str, WorkflowDef] = field(default_factory=dict)
     by_key: dict[str, WorkflowDef] = field(default_factory=dict)
     people: dict[str, str] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, definitions: Iterable[WorkflowDef], people: Mapping[str, str] | None = None) -> Labels:
@@ -223,9 +235,11 @@ class Labels:
             labels.add(defn)
         with store.session() as session:
             wv, people = WorkflowVersion.__table__, Person.__table__  # type: ignore[attr-defined]
-            versions = session.execute(sa.select(wv.c.version, wv.c.text).order_by(wv.c.loaded_at)).all()
+            versions = session.execute(sa.select(wv.c.version, wv.c.text, wv.c.key, wv.c.title)
+                                       .order_by(wv.c.loaded_at)).all()
             labels.people.update({pid: name for pid, name in session.execute(sa.select(people.c.id, people.c.name))})
-        for version, text in versions:
+        for version, text, key, title in versions:
+            labels.titles.setdefault(key, title)
             parsed = _parse_stored(text, version)
             if parsed is not None:
                 labels.by_version[version] = parsed
@@ -255,7 +269,7 @@ class Labels:
     def workflow(self, key: str | None, version: str | None = None) -> str:
         """The procedure's title (``户口迁移(派出所户籍窗口)``)."""
         defn = self.definition(key, version)
-        return defn.title if defn is not None else "其他程序"
+        return defn.title if defn is not None else self.titles.get(key or "", _unlabelled(key, "其他程序"))
 
     def state(self, key: str | None, state: str | None, version: str | None = None) -> str:
         """A state's label (``社区民警调查核实``)."""
@@ -264,7 +278,7 @@ class Labels:
             for s in defn.states:
                 if s.name == state:
                     return s.label
-        return "其他状态"
+        return _unlabelled(state, "其他状态")
 
     def timer(self, key: str | None, name: str | None, version: str | None = None) -> str:
         """A timer's label (``社区民警调查核实``)."""
@@ -273,7 +287,7 @@ class Labels:
             for t in defn.timers:
                 if t.name == name:
                     return t.label
-        return "其他环节"
+        return _unlabelled(name, "其他环节")
 
     def transition(self, key: str | None, trigger: str | None, version: str | None = None) -> str:
         """A trigger's label; the target state's label when the transition has none."""
@@ -298,7 +312,11 @@ class Labels:
     def field_label(self, key: str | None, name: str, version: str | None = None) -> str:
         """A field's label; the clerk's own words for data the workflow does not declare."""
         defn = self.definition(key, version)
-        return defn.field_label(name) if defn is not None else name
+        if defn is not None and name in defn.fields:
+            return defn.fields[name].label
+        if name in _TITLE_KEYS:
+            return _TITLE
+        return _unlabelled(name, "其他信息")
 
     def field_kind(self, key: str | None, name: str, version: str | None = None) -> str:
         """A field's kind (``text`` for undeclared data)."""
@@ -343,7 +361,9 @@ def case_data_items(labels: Labels, key: str | None, data: Mapping[str, Any] | s
 def case_summary(labels: Labels, key: str | None, data: Mapping[str, Any] | str | None, *,
                  version: str | None = None, limit: int = 60) -> str:
     """A short, masked description of a case: ``申请人 李** · 联系电话 *******5678 · 受理编号 HU-2026-00012``."""
-    text = " · ".join(f"{label} {value}" for label, value in case_data_items(labels, key, data, version=version))
+    items = case_data_items(labels, key, data, version=version)
+    titles = [value for label, value in items if label == _TITLE]
+    text = " · ".join(titles + [f"{label} {value}" for label, value in items if label != _TITLE])
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

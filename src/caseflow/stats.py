@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from caseflow.alerts import CASES, PEOPLE, TIMERS
+from caseflow.asof import timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.errors import CaseflowError
 from caseflow.notify import mask_text
@@ -169,11 +170,13 @@ def _group_key(by: str, unit: str, person: str, workflow: str, instant: datetime
 
 def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
                   units: Collection[str] | None = None, until: datetime | None = None,
-                  now: datetime | None = None, calendar: WorkCalendar | None = None) -> list[GroupStats]:
-    """Figures per group for ``month`` (``2026-10``; every month when None), sorted by key.
+                  now: datetime | None = None, calendar: WorkCalendar | None = None,
+                  kind: str | None = None) -> list[GroupStats]:
+    """Figures of steps (one timer = one step) per group for ``month`` (``2026-10``; every month when None).
 
     ``units`` limits the cases counted; ``until`` ignores timers finished after it (a month so far);
-    ``now`` is the instant "still running past due" is judged at (default: the end of the month).
+    ``now`` is the instant "still running past due" is judged at, as things stood then (default: the end
+    of the month, or now); ``kind`` keeps ``statutory`` or ``promised`` timers only. Sorted by key.
     """
     if by not in GROUP_BY:
         raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
@@ -201,15 +204,8 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
     if units is not None:
         finished = finished.where(c.unit.in_(list(units)))
 
-    judged_at = now or until or end
-    overdue = sa.select(t.due_at, c.unit, c.responsible_id, c.workflow_key).join_from(
-        TIMERS, CASES, t.case_id == c.id).where(t.status == "running", t.due_at.is_not(None))
-    if judged_at is not None:
-        overdue = overdue.where(t.due_at <= judged_at)
-    if end is not None:
-        overdue = overdue.where(t.due_at < end)
-    if units is not None:
-        overdue = overdue.where(c.unit.in_(list(units)))
+    if kind is not None:
+        finished = finished.where(t.kind == kind)
 
     with store.session() as session:
         for started, stopped, due, status, pauses, unit, person, workflow in session.execute(finished):
@@ -223,8 +219,16 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
             g.excluded_days += excl_days
             g.working_days += max(0, cal.working_days_between(_local_date(started), _local_date(stopped)) - excl_days)
             g.hours += max(0.0, (stopped - started).total_seconds() / 3600 - excl_hours)
-        for due, unit, person, workflow in session.execute(overdue):
-            group(_group_key(by, unit, person, workflow, due)).open_overdue += 1
+    # Still running past due, judged as things stood at that instant (rebuilt from recorded instants).
+    judged_at = now or until or end or datetime.now(ZONE)
+    if end is not None:
+        judged_at = min(judged_at, end)
+    for r in timers_as_of(store, judged_at, units=units, open_only=True, due_before=judged_at, calendar=cal):
+        if r.status != "running" or r.due_at is None or (kind is not None and r.kind != kind):
+            continue
+        if end is not None and r.due_at >= end:  # due at 24:00 of the month's last day: not late in it
+            continue
+        group(_group_key(by, r.unit, r.responsible_id, r.workflow_key, r.due_at)).open_overdue += 1
     return [groups[k] for k in sorted(groups)]
 
 
