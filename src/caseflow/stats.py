@@ -27,7 +27,8 @@ from caseflow.alerts import CASES, PEOPLE, TIMERS
 from caseflow.asof import timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.errors import CaseflowError
-from caseflow.notify import mask_text
+from caseflow.narrate import Labels, due_text, mask_text, status_text
+from caseflow.narrate import case_summary as narrate_summary
 from caseflow.store import Person, Store
 
 __all__ = [
@@ -322,8 +323,8 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
     t = TIMERS.c
     with store.session() as session:
         cases = session.execute(
-            sa.select(c.id, c.workflow_key, c.state, c.responsible_id, c.unit, c.opened_at, c.closed_at,
-                      c.close_reason, c.data)
+            sa.select(c.id, c.workflow_key, c.workflow_version, c.state, c.responsible_id, c.unit, c.opened_at,
+                      c.closed_at, c.close_reason, c.data)
             .where(c.unit == unit, c.opened_at < end, sa.or_(c.closed_at.is_(None), c.closed_at >= start))
             .order_by(c.opened_at, c.id)
         ).all()
@@ -345,8 +346,10 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
             people.update({p.id: p for p in session.execute(
                 sa.select(Person).where(PEOPLE.c.id.in_(list(leader_ids)))).scalars()})
 
+    labels = Labels.from_store(store)
     rows = []
     for number, case in enumerate(cases, 1):
+        key, version = case.workflow_key, case.workflow_version
         person = people.get(case.responsible_id)
         leader = people.get(person.leader_id) if person is not None and person.leader_id else None
         details = []
@@ -364,14 +367,15 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
             overdue = overdue or late
             stopped = timer.stopped_at or judged_at
             excluded += excluded_pauses(timer.pauses, timer.started_at, max(stopped, timer.started_at), cal)[0]
-            name = timer.name + (f" (第{timer.round}轮)" if timer.round and timer.round > 1 else "")
-            details.append(f"{name} {limit_text(timer.limit_spec)} → {_fmt(due) or '未定'} "
-                           f"({_STATUS_ZH.get(timer.status, timer.status)}{', 超期' if late else ''})")
+            name = labels.timer(key, timer.name, version) + (f"（第{timer.round}轮）" if timer.round and timer.round > 1
+                                                           else "")
+            details.append(f"{name} {limit_text(timer.limit_spec)} → {due_text(due)}"
+                           f"（{status_text(timer.status)}{'，超期' if late else ''}）")
         rows.append({
             "序号": number,
             "案件编号": case.id,
-            "程序": case.workflow_key,
-            "当前状态": case.state,
+            "程序": labels.workflow(key, version),
+            "当前状态": labels.state(key, case.state, version),
             "承办人": person.name if person is not None else case.responsible_id,
             "承办人编号": case.responsible_id,
             "分管领导": leader.name if leader is not None else ((person.leader_id or "") if person is not None else ""),
@@ -380,15 +384,14 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
             "办结时间": _fmt(case.closed_at),
             "办结原因": case.close_reason or "",
             "时限明细": "\n".join(details),
-            "最早期满": _fmt(min(dues)) if dues else "",
+            "最早期满": due_text(min(dues), prefix="") if dues else "",
             "是否超期": "是" if overdue else "否",
             "不计入时限的暂停(工作日)": excluded,
-            "案情摘要": case_summary(case.data, limit=200),
+            "案情摘要": narrate_summary(labels, key, case.data, version=version, limit=200),
         })
     return rows
 
 
-_STATUS_ZH = {"running": "计时中", "paused": "暂停", "met": "按时办结", "breached": "超期", "stopped": "终止"}
 
 
 def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str, month: str) -> Path:
