@@ -48,7 +48,8 @@ def _open(engine: Engine, clock: FixedClock, when: str, no: str) -> int:
                        data={"applicant": "李四", "phone": "13812345678", "no": no}).id
 
 
-def _fire(engine: Engine, clock: FixedClock, when: str, case: int, trigger: str, actor: str, **data: str) -> None:
+def _fire(engine: Engine, clock: FixedClock, when: str, case: int, trigger: str, actor: str,  # noqa: PLR0917
+          **data: str) -> None:
     clock.set(bj(when))
     engine.fire(case, trigger, actor=actor, data=data)
 

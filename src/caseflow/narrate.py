@@ -36,6 +36,7 @@ __all__ = [
     "case_data_items",
     "case_summary",
     "describe_event",
+    "display_width",
     "due_text",
     "instant_text",
     "limit_chinese",
@@ -43,6 +44,7 @@ __all__ = [
     "mask_value",
     "overdue_from_text",
     "status_text",
+    "text_table",
     "weekday_text",
 ]
 
@@ -414,16 +416,22 @@ def _due_of(iso: object) -> str:
 
 
 def describe_event(event: EventLike, labels: Labels, key: str, *, version: str | None = None,
-                   full: bool = False) -> str:
+                   full: bool = False, head: bool = True) -> str:
     """One event of a case as a sentence, e.g.
     ``2026-10-24 20:11 社区民警 李军 暂停「社区民警调查核实」计时：函调``.
 
     ``key``/``version`` name the case's workflow (labels come from it); data fields are masked by kind
-    unless ``full``.
+    unless ``full``; ``head=False`` leaves out the instant and the person (a table shows them apart).
     """
-    d = event.data or {}
     who = labels.person(event.actor)
-    head = f"{instant_text(event.at)} {who}"
+    text = describe_event_parts(event, labels, key, version=version, full=full)
+    return f"{instant_text(event.at)} {who} {text}" if head else text
+
+
+def describe_event_parts(event: EventLike, labels: Labels, key: str, *, version: str | None = None,
+                         full: bool = False) -> str:
+    """What :func:`describe_event` says after the instant and the person (``暂停「…」计时：函调``)."""
+    d = event.data or {}
     timer = labels.timer(key, d.get("timer"), version) if d.get("timer") else ""
 
     def data_phrase(values: object) -> str:
@@ -433,7 +441,7 @@ def describe_event(event: EventLike, labels: Labels, key: str, *, version: str |
 
     kind = event.kind
     if kind == "open":
-        text = f"{head} 受理「{labels.workflow(key, version)}」，状态「{labels.state(key, event.to_state, version)}」"
+        text = f"受理「{labels.workflow(key, version)}」，状态「{labels.state(key, event.to_state, version)}」"
         text += data_phrase(d.get("data"))
         responsible = d.get("responsible")
         if responsible and responsible != event.actor:
@@ -443,7 +451,7 @@ def describe_event(event: EventLike, labels: Labels, key: str, *, version: str |
         return text
     if kind == "fire":
         action = labels.transition(key, event.trigger, version)
-        text = f"{head} {action}"
+        text = f"{action}"
         text += data_phrase(d.get("data"))
         if event.to_state and event.to_state != event.from_state:
             before, after = labels.state(key, event.from_state, version), labels.state(key, event.to_state, version)
@@ -455,31 +463,57 @@ def describe_event(event: EventLike, labels: Labels, key: str, *, version: str |
             text += f"；开始计时{_timers_phrase(labels, key, version, d['started'])}"
         return text
     if kind == "pause":
-        text = f"{head} 暂停「{timer}」计时：{_plain(d.get('reason'))}"
+        text = f"暂停「{timer}」计时：{_plain(d.get('reason'))}"
         charged = CHARGED_ZH.get(str(d.get("charged_to")))
         return text + (f"（{charged}）" if charged else "") + data_phrase(d.get("data"))
     if kind == "resume":
-        return f"{head} 恢复「{timer}」计时（{_plain(d.get('reason'))}结束），{_due_of(d.get('due_at'))}"
+        return f"恢复「{timer}」计时（{_plain(d.get('reason'))}结束），{_due_of(d.get('due_at'))}"
     if kind == "extend":
-        return (f"{head} 批准延长「{timer}」{limit_chinese(d.get('by'))}：{_plain(d.get('grounds'))}"
+        return (f"批准延长「{timer}」{limit_chinese(d.get('by'))}：{_plain(d.get('grounds'))}"
                 f"{data_phrase(d.get('data'))}，{_due_of(d.get('due_at'))}")
     if kind == "hand_over":
         slip = f"（交办单 {_plain(d.get('slip'))}）" if d.get("slip") else ""
-        return f"{head} 将案件交给 {labels.person(d.get('to'))}{slip}"
+        return f"将案件交给 {labels.person(d.get('to'))}{slip}"
     if kind in ("hand_over_step", "hand_over_timer"):
         reason = f"：{_plain(d.get('reason'))}" if d.get("reason") else ""
-        return f"{head} 将「{timer}」转交 {labels.person(d.get('to'))}{reason}"
+        return f"将「{timer}」转交 {labels.person(d.get('to'))}{reason}"
     if kind == "reassign":
         reason = f"：{_plain(d.get('reason'))}" if d.get("reason") else ""
-        return f"{head} 将案件改派给 {labels.person(d.get('to'))}{reason}"
+        return f"将案件改派给 {labels.person(d.get('to'))}{reason}"
     if kind == "close":
-        text = f"{head} 在流程外结案：{_plain(d.get('reason'))}"
+        text = f"在流程外结案：{_plain(d.get('reason'))}"
         ended = d.get("stopped") or ()
         return text + (f"；终止计时{_timers_phrase(labels, key, version, ended)}" if ended else "")
     if kind == "recompute":
         moved = [f"「{labels.timer(key, m.get('timer'), version)}」{_due_of(m.get('to'))}"
                  for m in d.get("moved") or () if isinstance(m, Mapping)]
-        return f"{head} 因节假日安排变更重算期限：" + "、".join(moved)
+        return "因节假日安排变更重算期限：" + "、".join(moved)
     if kind == "assign":
-        return f"{head} 指定 {labels.person(d.get('to') or d.get('assignee'))} 负责「{timer}」"
-    return f"{head} 记录了一项操作"
+        return f"指定 {labels.person(d.get('to') or d.get('assignee'))} 负责「{timer}」"
+    return "记录了一项操作"
+
+
+# -------------------------------------------------------------------------------------------- tables
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: East Asian wide and full-width characters take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 0 if unicodedata.combining(ch) else 1
+               for ch in text)
+
+
+def text_table(headers: tuple[str, ...] | list[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    """Lines of a table aligned by display width: the first column left, the others right."""
+    body = [list(map(str, row)) for row in rows]
+    widths = [max(display_width(str(cell)) for cell in column) for column in zip(headers, *body, strict=False)]
+
+    def line(cells: Iterable[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            pad = " " * (widths[i] - display_width(cell))
+            out.append(cell + pad if i == 0 else pad + cell)
+        return "  ".join(out).rstrip()
+
+    return [line(list(headers))] + [line(row) for row in body]
