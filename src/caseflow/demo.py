@@ -127,6 +127,7 @@ class _Simulation:
         self.unit_of: dict[str, str] = {}
         self.report = DemoReport(str(store.url))
         self.extended: set[int] = set()
+        self.end = END
 
     # ---------------------------------------------------------------- setup
 
@@ -144,7 +145,7 @@ class _Simulation:
 
     def plan_openings(self) -> None:
         day = START
-        while day <= END:
+        while day <= self.end:
             working = self.calendar.is_workday(day)
             plan: list[str] = []
             if working:
@@ -276,7 +277,7 @@ class _Simulation:
         day = START
         week_alerts: Counter[str] = Counter()
         week_cases = 0
-        while day <= END:
+        while day <= self.end:
             morning = datetime.combine(day, time(8, 30), tzinfo=ZONE)
             evening = datetime.combine(day, time(18, 0), tzinfo=ZONE)
             before = Counter(self.report.alerts)
@@ -288,7 +289,7 @@ class _Simulation:
                                - timedelta(minutes=1))
             week_alerts.update(self.report.alerts - before)
             week_cases += self.report.cases - cases_before
-            if day.weekday() == 6 or day == END:
+            if day.weekday() == 6 or day == self.end:
                 self.say(f"  {day - timedelta(days=day.weekday()):%m-%d}…{day:%m-%d}  受理 {week_cases:>3}  "
                          f"临期预警 {week_alerts['warning']:>3}  超期 {week_alerts['overdue']:>3}  "
                          f"超期督办 {week_alerts['escalated']:>3}")
@@ -314,8 +315,8 @@ class _Postponed(Exception):
 
 
 def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
-             say: Callable[[str], None] = print) -> DemoReport:
-    """Build ``db`` afresh and simulate 2026-09-01 … 2026-11-20; ``say`` receives the story line by line."""
+             say: Callable[[str], None] = print, until: date = END) -> DemoReport:
+    """Build ``db`` afresh and simulate 2026-09-01 … 2026-11-20 (or ``until``); ``say`` receives the story."""
     import time as _time
 
     started = _time.perf_counter()
@@ -325,7 +326,8 @@ def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
     store = Store(path)
     calendar = default_calendar()
     sim = _Simulation(store, random.Random(seed), calendar, say)
-    say(f"caseflow 演示 — {path}：某县公安局 {START} 至 {END}（国庆 10-01…10-07，调休上班 09-20、10-10）")
+    sim.end = min(until, END)
+    say(f"caseflow 演示 — {path}：某县公安局 {START} 至 {sim.end}（国庆 10-01…10-07，调休上班 09-20、10-10）")
     say("  周            受理  调度器发出的提醒")
     sim.run()
     report = sim.report

@@ -496,6 +496,9 @@ def describe_event_parts(event: EventLike, labels: Labels, key: str, *, version:
 # -------------------------------------------------------------------------------------------- tables
 
 
+_FIGURE = re.compile(r"^(—|-?[\d.,]+%?)$")
+
+
 def display_width(text: str) -> int:
     """Columns ``text`` takes in a terminal: East Asian wide and full-width characters take two."""
     import unicodedata
@@ -505,15 +508,17 @@ def display_width(text: str) -> int:
 
 
 def text_table(headers: tuple[str, ...] | list[str], rows: Iterable[Iterable[str]]) -> list[str]:
-    """Lines of a table aligned by display width: the first column left, the others right."""
+    """Lines of a table aligned by display width: columns of figures to the right, words to the left."""
     body = [list(map(str, row)) for row in rows]
-    widths = [max(display_width(str(cell)) for cell in column) for column in zip(headers, *body, strict=False)]
+    columns = list(zip(headers, *body, strict=False))
+    widths = [max(display_width(str(cell)) for cell in column) for column in columns]
+    figures = [bool(body) and all(_FIGURE.match(cell) for cell in column[1:]) for column in columns]
 
     def line(cells: Iterable[str]) -> str:
         out = []
         for i, cell in enumerate(cells):
             pad = " " * (widths[i] - display_width(cell))
-            out.append(cell + pad if i == 0 else pad + cell)
+            out.append(pad + cell if figures[i] else cell + pad)
         return "  ".join(out).rstrip()
 
     return [line(list(headers))] + [line(row) for row in body]
