@@ -126,7 +126,8 @@ def test_cli_stats_and_ledger(store: Store, october: dict[str, int], tmp_path: P
     payload: list[dict[str, Any]] = json.loads(result.output)
     assert [g["key"] for g in payload] == sorted([UNIT, EAST])
     text = runner.invoke(_ops_cli(), ["stats", "--month", "2026-10", "--by", "person", "--db", store.url])
-    assert "zhang" in text.output and "50.0%" in text.output
+    # People by name, not by id (issue 10).
+    assert "张警官" in text.output and "50.0%" in text.output and "zhang" not in text.output
     bad = runner.invoke(_ops_cli(), ["stats", "--month", "10/2026", "--db", store.url, "--json"])
     assert bad.exit_code == 1 and "2026-10" in json.loads(bad.output)["error"]["message"]
 

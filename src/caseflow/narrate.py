@@ -166,7 +166,8 @@ def limit_chinese(spec: object) -> str:
         if isinstance(value, Mapping) and "amount" in value and "unit" in value:
             return TimeLimit(int(value["amount"]), value["unit"]).chinese()
         if isinstance(value, (str, int)):
-            return TimeLimit.parse(str(value)).chinese()
+            # str(TimeLimit) may carry its options: "15 days (no roll-forward)".
+            return TimeLimit.parse(str(value).split("(")[0].strip()).chinese()
     except (CaseflowError, TypeError, ValueError):
         pass
     return _plain(value)
