@@ -16,6 +16,7 @@ import pytest
 
 from caseflow import ZONE, Engine, FixedClock, Store
 from caseflow.asof import timers_as_of
+from caseflow.board import board_data
 from caseflow.digest import build_digest, render_digest
 from caseflow.notify import LogNotifier, NotifyConfig
 from caseflow.scheduler import Scheduler
@@ -80,6 +81,8 @@ def test_digest_and_stats_as_of_t_equal_what_a_sweep_at_t_showed(
     live_texts = {fmt: render_digest(live, fmt) for fmt in ("text", "markdown", "html")}
     live_stats = [g.to_dict() for g in compute_stats(store, month="2026-10", by="unit", until=T, now=T)]
     live_open = {(r.id, r.status, r.due_at) for r in timers_as_of(store, T, open_only=True)}
+    live_board = board_data(engine, None, T)
+    assert [o["case"] for o in live_board["overdue"]] == [a, b]
     assert [i.case_id for i in live.overdue] == [a, b]  # b: 办结通知 due 10-22 24:00
     assert d in [i.case_id for i in live.due_next]
 
@@ -97,6 +100,7 @@ def test_digest_and_stats_as_of_t_equal_what_a_sweep_at_t_showed(
     assert {fmt: render_digest(later, fmt) for fmt in live_texts} == live_texts
     assert [g.to_dict() for g in compute_stats(store, month="2026-10", by="unit", until=T, now=T)] == live_stats
     assert {(r.id, r.status, r.due_at) for r in timers_as_of(store, T, open_only=True)} == live_open
+    assert board_data(engine, None, T) == live_board
     # And today's digest is a different one: a is no longer overdue, d's clock is held by 函调.
     today = build_digest(store, "wang", bj("2026-10-28T18:00"))
     assert [i.case_id for i in today.overdue] == [] and d not in [i.case_id for i in today.due_next]
