@@ -134,8 +134,10 @@ def test_demo_simulates_three_months_and_ends_with_the_console_command(runner: C
     db = tmp_path / "demo.db"
     result = runner.invoke(cli, ["demo", "--db", str(db)])
     assert result.exit_code == 0, result.output
-    assert "escalated" in result.output and "日报" in result.output and "按期办结率" in result.output
-    assert "every event chain verifies" in result.output
+    # A station leader reads it: Chinese, labels, cases and steps apart (issue 10).
+    assert "超期督办" in result.output and "日报" in result.output and "按期办结率" in result.output
+    assert "案件（法定时限）" in result.output and "办理环节（承诺时限）" in result.output
+    assert "每个案件的事件链均校验通过" in result.output
     assert result.output.rstrip().splitlines()[-1].strip().startswith(f"caseflow serve --db {db}")
     again = runner.invoke(cli, ["demo", "--db", str(db), "--json"])
     payload = json.loads(again.output)

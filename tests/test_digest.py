@@ -107,7 +107,8 @@ def test_digest_renders_masked_in_every_format(store: Store, scene: dict[str, in
     text = render_digest(build_digest(store, "wang", AT), fmt)
     assert ID_NUMBER not in text and MOBILE not in text
     assert "**************1234" in text.replace("\\*", "*") and "*******5678" in text.replace("\\*", "*")
-    for words in ("逾期 3 个工作日", "逾期 6.5 小时", "今日到期", "明日到期", "50.0%", "张警官", "2026-10-30 24:00"):
+    for words in ("逾期 3 个工作日", "逾期 6.5 小时", "今日到期", "明日到期", "50.0%", "张警官",
+                  "2026-10-30（周五）24:00"):
         assert words in text, (fmt, words)
     assert "西城的" not in text
     assert text.index("逾期 3 个工作日") < text.index("逾期 1 个工作日") < text.index("逾期 6.5 小时")

@@ -243,8 +243,9 @@ def test_first_working_day_trigger() -> None:
 
 def test_apscheduler_runs_the_digest_job_on_a_make_up_saturday(store: Store) -> None:
     """A real BackgroundScheduler, the clock travelled to 2026-02-14 (调休 Saturday) 08:29:59."""
-    case = add_case(store, responsible="zhang")
-    add_timer(store, case, due_at=bj(2026, 2, 13, 0, 0))
+    # Opened and started before the digest's instant: a digest shows things as they stood then.
+    case = add_case(store, responsible="zhang", opened_at=bj(2026, 2, 9, 9))
+    add_timer(store, case, due_at=bj(2026, 2, 13, 0, 0), started_at=bj(2026, 2, 9, 9))
     recorder = Recorder()
     config = rec_config(sweep_seconds=3600, deliver_seconds=0.2)
     with time_machine.travel(bj(2026, 2, 14, 8, 29, 59, 500000), tick=True):
@@ -324,7 +325,8 @@ def test_sweep_raises_warning_overdue_and_escalation_once_each(store: Store) -> 
     assert all(a.due_at == bj(2026, 11, 4) and a.unit == UNIT and a.case_id == case for a in alerts)
     outbox = outbox_of(store)
     assert [(o.kind, o.recipient, o.alert_id) for o in outbox] == [("alert", a.to_person, a.id) for a in alerts]
-    assert "超期督办" in outbox[2].subject and "2026-11-03 24:00" in outbox[2].subject
+    # One way to write a day limit (issue 10): 24:00 of its last day, with the weekday.
+    assert "超期督办" in outbox[2].subject and "期满 2026-11-03（周二）24:00" in outbox[2].subject
 
 
 def test_downtime_sweep_raises_every_missed_level_in_one_go(store: Store) -> None:

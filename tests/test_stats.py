@@ -96,7 +96,8 @@ def test_ledger_rows_and_workbook(store: Store, october: dict[str, int], tmp_pat
     assert by_id[october["c2"]]["不计入时限的暂停(工作日)"] == 2
     assert by_id[october["c1"]]["承办人"] == "张警官" and by_id[october["c1"]]["分管领导"] == "王所长"
     assert by_id[october["c3"]]["办结时间"] == "2026-10-21 11:00"
-    assert "核查 3个工作日 → 2026-10-15 00:00 (按时办结)" in by_id[october["c1"]]["时限明细"]
+    # One way to write a day limit (issue 10): it ends at 24:00 of its last day, with the weekday.
+    assert "核查 3个工作日 → 期满 2026-10-14（周三）24:00（按期完成）" in by_id[october["c1"]]["时限明细"]
     assert "13812345678" not in json.dumps(rows, ensure_ascii=False)
     assert "*******5678" in by_id[october["c1"]]["案情摘要"]
 
@@ -125,7 +126,8 @@ def test_cli_stats_and_ledger(store: Store, october: dict[str, int], tmp_path: P
     payload: list[dict[str, Any]] = json.loads(result.output)
     assert [g["key"] for g in payload] == sorted([UNIT, EAST])
     text = runner.invoke(_ops_cli(), ["stats", "--month", "2026-10", "--by", "person", "--db", store.url])
-    assert "zhang" in text.output and "50.0%" in text.output
+    # People by name, not by id (issue 10).
+    assert "张警官" in text.output and "50.0%" in text.output and "zhang" not in text.output
     bad = runner.invoke(_ops_cli(), ["stats", "--month", "10/2026", "--db", store.url, "--json"])
     assert bad.exit_code == 1 and "2026-10" in json.loads(bad.output)["error"]["message"]
 

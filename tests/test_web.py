@@ -204,8 +204,28 @@ def test_open_a_case_from_the_queue(console: Console) -> None:
     assert r.status_code == 303
     cid = int(r.headers["location"].split("?")[0].rsplit("/", 1)[1])
     assert console.engine.get(cid).data == {"applicant": "赵六", "电话": "123"}
+    # Clerks write the labels they read; the record keeps the workflow's keys.
+    r = console.client.post("/cases", data={"workflow": "hukou_transfer", "data": "申请人=钱七\n联系电话=13800000000",
+                                            "csrf": console.csrf("p1")})
+    cid = int(r.headers["location"].split("?")[0].rsplit("/", 1)[1])
+    assert console.engine.get(cid).data == {"applicant": "钱七", "phone": "13800000000"}
     bad = console.client.post("/cases", data={"workflow": "criminal_detention", "data": "", "csrf": console.csrf("p1")})
     assert bad.status_code == 403 and 'class="flash err"' in bad.text
+
+
+def test_the_case_page_speaks_labels_and_masks_for_all_but_the_responsible_clerk(console: Console) -> None:
+    console.engine.fire(console.late, "hand_over_verification", actor="p1", data={"slip_no": "JB-1"})
+    cid = console.engine.open("hukou_transfer", actor="p1", data={"applicant": "李四", "phone": "13812345678"}).id
+    console.login("p1")  # the responsible clerk sees it all
+    mine = console.client.get(f"/cases/{cid}").text
+    assert "<dt>申请人</dt><dd>李四</dd>" in mine and "13812345678" in mine
+    console.login("l1")  # the leader reads it masked
+    theirs = console.client.get(f"/cases/{cid}").text
+    assert "<dt>申请人</dt><dd>李*</dd>" in theirs and "*******5678" in theirs and "13812345678" not in theirs
+    history = console.client.get(f"/cases/{console.late}").text
+    assert "填写受理户口交办单并交办核查（受理户口交办单编号 JB-1）" in history
+    for key in ("applicant", "slip_no", "hand_over_verification", "stopped", "workflow_version", '"status"'):
+        assert key not in history.split("<table id=\"events\">")[1], key
 
 
 def test_static_files_are_served(console: Console) -> None:

@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
 
 from caseflow.calendar import ZONE
-from caseflow.engine import ACTIVE, Engine
-from caseflow.store import CaseRow, Person, Store, TimerRow
+from caseflow.engine import Engine
+from caseflow.store import CaseRow, Store, TimerRow
 
 
 def timer_level(timer: TimerRow, now: datetime) -> str:
@@ -41,7 +40,7 @@ def monthly_rates(store: Store, units: frozenset[str] | None, now: datetime, mon
     try:
         from caseflow import stats  # the reporting module (optional): one definition of "on time"
 
-        groups = stats.compute_stats(store, by="month", units=units, now=now)
+        groups = stats.compute_stats(store, by="month", units=units, until=now, now=now)
         figures = {g.key: (g.finished, g.on_time) for g in groups}
     except (ImportError, AttributeError, TypeError):
         # Fallback with the same rule: met strictly before the due instant, counted in the month it stopped.
@@ -68,42 +67,47 @@ def monthly_rates(store: Store, units: frozenset[str] | None, now: datetime, mon
 
 
 def board_data(engine: Engine, units: frozenset[str] | None, now: datetime) -> dict[str, Any]:
-    """The leader board of ``units`` (None: every unit): counts, overdue list, monthly on-time rate."""
-    with engine.store.session() as s:
-        counts_q = sa.select(CaseRow.unit, sa.func.count()).where(  # type: ignore[call-overload]
-            CaseRow.closed_at.is_(None)).group_by(CaseRow.unit)  # type: ignore[union-attr]
-        active_q = select(TimerRow, CaseRow).join(CaseRow, CaseRow.id == TimerRow.case_id).where(  # type: ignore[arg-type]
-            TimerRow.status.in_(ACTIVE), CaseRow.closed_at.is_(None))  # type: ignore[attr-defined, union-attr]
+    """The leader board of ``units`` (None: every unit) as things stood at ``now``: counts, overdue list,
+    monthly on-time rate — rebuilt from recorded instants (:mod:`caseflow.asof`), so a past ``now``
+    shows that moment, not today.
+    """
+    from caseflow.asof import timers_as_of
+    from caseflow.narrate import Labels
+
+    store = engine.store
+    labels = Labels.from_store(store)
+    with store.session() as s:
+        c = CaseRow.__table__.c  # type: ignore[attr-defined]
+        counts_q = sa.select(c.unit, sa.func.count()).where(
+            c.opened_at <= now, sa.or_(c.closed_at.is_(None), c.closed_at > now)).group_by(c.unit)
         if units is not None:
-            counts_q = counts_q.where(CaseRow.unit.in_(sorted(units)))  # type: ignore[attr-defined]
-            active_q = active_q.where(CaseRow.unit.in_(sorted(units)))  # type: ignore[attr-defined]
+            counts_q = counts_q.where(c.unit.in_(sorted(units)))
         open_counts = {unit: int(n) for unit, n in s.execute(counts_q)}
-        worst: dict[int, tuple[str, str]] = {}  # case id -> (unit, level)
-        overdue = []
-        names = {p.id: p.name for p in s.exec(select(Person))}
-        rank = {"red": 3, "yellow": 2, "green": 1, "grey": 0}
-        for timer, case in s.exec(active_q).all():
-            level = timer_level(timer, now)
-            cid = case.id or 0
-            if cid not in worst or rank[level] > rank[worst[cid][1]]:
-                worst[cid] = (case.unit, level)
-            if level == "red" and timer.due_at is not None:
-                defn = engine.definition(case.workflow_version, s)
-                try:
-                    label = defn.timer(timer.name).label
-                except (KeyError, LookupError):
-                    label = timer.name
-                try:
-                    state_label = defn.state(case.state).label
-                except (KeyError, LookupError):
-                    state_label = case.state
-                overdue.append({
-                    "case": cid, "workflow": case.workflow_key, "workflow_title": defn.title,
-                    "state_label": state_label, "timer": timer.name, "label": label,
-                    "due_at": timer.due_at.astimezone(ZONE).isoformat(), "late": engine.time_left(timer, now),
-                    "responsible": case.responsible_id, "responsible_name": names.get(case.responsible_id, ""),
-                    "unit": case.unit, "_due": timer.due_at,
-                })
+    worst: dict[int, tuple[str, str]] = {}  # case id -> (unit, level)
+    overdue = []
+    rank = {"red": 3, "yellow": 2, "green": 1, "grey": 0}
+    for timer in timers_as_of(store, now, units=units, open_only=True, calendar=engine.calendar, labels=labels):
+        if timer.status == "paused":
+            level = "grey"
+        elif timer.due_at is not None and now >= timer.due_at:
+            level = "red"
+        elif timer.alert_level == "warning":
+            level = "yellow"
+        else:
+            level = "green"
+        cid = timer.case_id
+        if cid not in worst or rank[level] > rank[worst[cid][1]]:
+            worst[cid] = (timer.unit, level)
+        if level == "red" and timer.due_at is not None:
+            key, version = timer.workflow_key, timer.workflow_version
+            overdue.append({
+                "case": cid, "workflow": key, "workflow_title": labels.workflow(key, version),
+                "state_label": labels.state(key, timer.state, version), "timer": timer.name,
+                "label": labels.timer(key, timer.name, version),
+                "due_at": timer.due_at.astimezone(ZONE).isoformat(), "late": _late(engine, timer.due_at, timer, now),
+                "responsible": timer.responsible_id, "responsible_name": labels.person(timer.responsible_id),
+                "unit": timer.unit, "_due": timer.due_at,
+            })
     all_units = set(open_counts) | (set(units) if units is not None else set())
     table = []
     for unit in sorted(all_units):
@@ -117,3 +121,10 @@ def board_data(engine: Engine, units: frozenset[str] | None, now: datetime) -> d
             "monthly": monthly_rates(engine.store, units, now)}
 
 
+
+
+def _late(engine: Engine, due: datetime, timer: Any, now: datetime) -> str:
+    """How late a clock is at ``now``, in the words of the engine's queue (working days or hours)."""
+    row = TimerRow(case_id=timer.case_id, name=timer.name, status="running", kind=timer.kind,
+                   limit_spec=timer.limit_spec, started_at=timer.started_at, due_at=due, last_day=timer.last_day)
+    return str(engine.time_left(row, now))

@@ -27,11 +27,11 @@ from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import FixedClock
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import CaseflowError
+from caseflow.narrate import Labels, due_text
 from caseflow.notify import LogNotifier, NotifyConfig
 from caseflow.scheduler import Scheduler
-from caseflow.stats import compute_stats
+from caseflow.stats import KIND_TITLES, compute_case_stats, render_stats_text, stats_tables
 from caseflow.store import CaseRow, Store, TimerRow
-from caseflow.textwidth import table
 from caseflow.workflow import WorkflowRegistry
 
 __all__ = ["DemoReport", "run_demo"]
@@ -67,6 +67,14 @@ OPENERS = {
     "complaint_110": ("hu",),
     "criminal_detention": ("zhou", "sun"),
     "holiday_appointment": ("zhang", "liu"),
+}
+#: What a clerk types for each required field (``{n}``: a serial number).
+SAMPLE_VALUES = {
+    "slip_no": "交办单〔2026〕{n}号", "decision_no": "检察院决定书〔2026〕{n}号",
+    "opinion_no": "信访处理意见书〔2026〕{n}号", "certificate_no": "受理凭证〔2026〕{n}号",
+    "reason": "申请人撤回申请", "ground": "无法通知", "recipient": "县人力资源和社会保障局",
+    "reply_summary": "已向投诉人说明处理结果", "correction_items": "补交户口簿复印件",
+    "appointment_at": "2026-10-03 09:00",
 }
 #: The happy path of each procedure; a step may be skipped when its trigger is not allowed.
 PATHS = {
@@ -119,6 +127,7 @@ class _Simulation:
         self.unit_of: dict[str, str] = {}
         self.report = DemoReport(str(store.url))
         self.extended: set[int] = set()
+        self.end = END
 
     # ---------------------------------------------------------------- setup
 
@@ -136,7 +145,7 @@ class _Simulation:
 
     def plan_openings(self) -> None:
         day = START
-        while day <= END:
+        while day <= self.end:
             working = self.calendar.is_workday(day)
             plan: list[str] = []
             if working:
@@ -192,7 +201,15 @@ class _Simulation:
             return {"applicant": self.rng.choice("李王张刘陈杨赵黄周吴") + self.rng.choice(("某", "先生", "女士")),
                     "phone": phone, "no": f"{key[:2].upper()}-2026-{serial:05d}"}
         defn = self.engine.registry.latest(key)
-        return {f: f"{f.upper()}-{serial:05d}" for t in defn.transitions_for(trigger) for f in t.requires}
+        return {f: self.value_for(f, serial) for t in defn.transitions_for(trigger) for f in t.requires}
+
+    def value_for(self, name: str, serial: int) -> str:
+        """A value such as a clerk types for a required field (a document number, a reason)."""
+        if name == "handler_id":
+            return self.rng.choice(("hu", "qian"))
+        if name in SAMPLE_VALUES:
+            return SAMPLE_VALUES[name].format(n=serial)
+        return f"〔2026〕{serial}号"
 
     def step(self, key: str, case_id: int, index: int, when: datetime) -> None:
         case = self.engine.get(case_id)
@@ -260,7 +277,7 @@ class _Simulation:
         day = START
         week_alerts: Counter[str] = Counter()
         week_cases = 0
-        while day <= END:
+        while day <= self.end:
             morning = datetime.combine(day, time(8, 30), tzinfo=ZONE)
             evening = datetime.combine(day, time(18, 0), tzinfo=ZONE)
             before = Counter(self.report.alerts)
@@ -272,10 +289,10 @@ class _Simulation:
                                - timedelta(minutes=1))
             week_alerts.update(self.report.alerts - before)
             week_cases += self.report.cases - cases_before
-            if day.weekday() == 6 or day == END:
-                self.say(f"  {day - timedelta(days=day.weekday()):%m-%d}…{day:%m-%d}  opened {week_cases:>3}  "
-                         f"warning {week_alerts['warning']:>3}  overdue {week_alerts['overdue']:>3}  "
-                         f"escalated {week_alerts['escalated']:>3}")
+            if day.weekday() == 6 or day == self.end:
+                self.say(f"  {day - timedelta(days=day.weekday()):%m-%d}…{day:%m-%d}  受理 {week_cases:>3}  "
+                         f"临期预警 {week_alerts['warning']:>3}  超期 {week_alerts['overdue']:>3}  "
+                         f"超期督办 {week_alerts['escalated']:>3}")
                 week_alerts, week_cases = Counter(), 0
             day += timedelta(days=1)
 
@@ -298,8 +315,8 @@ class _Postponed(Exception):
 
 
 def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
-             say: Callable[[str], None] = print) -> DemoReport:
-    """Build ``db`` afresh and simulate 2026-09-01 … 2026-11-20; ``say`` receives the story line by line."""
+             say: Callable[[str], None] = print, until: date = END) -> DemoReport:
+    """Build ``db`` afresh and simulate 2026-09-01 … 2026-11-20 (or ``until``); ``say`` receives the story."""
     import time as _time
 
     started = _time.perf_counter()
@@ -309,27 +326,32 @@ def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
     store = Store(path)
     calendar = default_calendar()
     sim = _Simulation(store, random.Random(seed), calendar, say)
-    say(f"caseflow demo — {path}: a county bureau from {START} to {END} (国庆 10-01…10-07, 调休 09-20, 10-10)")
-    say("  week         cases        alerts raised by the scheduler")
+    sim.end = min(until, END)
+    say(f"caseflow 演示 — {path}：某县公安局 {START} 至 {sim.end}（国庆 10-01…10-07，调休上班 09-20、10-10）")
+    say("  周            受理  调度器发出的提醒")
     sim.run()
     report = sim.report
     say("")
-    say(f"{report.cases} cases, {report.commands} commands, {report.refused} refused by the engine; alerts: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())))
+    levels = {"warning": "临期预警", "overdue": "超期", "escalated": "超期督办"}
+    say(f"共受理 {report.cases} 件，操作 {report.commands} 次，被引擎拒绝 {report.refused} 次；提醒："
+        + "，".join(f"{levels.get(k, k)} {v} 次" for k, v in sorted(report.alerts.items())))
 
+    labels = Labels.from_store(store)
     alerts, timers, cases = (AlertRow.__table__, TimerRow.__table__,  # type: ignore[attr-defined]
                              CaseRow.__table__)  # type: ignore[attr-defined]
     with store.session() as session:
         rows = session.execute(
-            sa.select(alerts.c.case_id, timers.c.name, cases.c.responsible_id, alerts.c.to_person, alerts.c.due_at)
+            sa.select(alerts.c.case_id, timers.c.name, cases.c.workflow_key, cases.c.workflow_version,
+                      cases.c.responsible_id, alerts.c.to_person, alerts.c.due_at)
             .join(timers, timers.c.id == alerts.c.timer_id).join(cases, cases.c.id == alerts.c.case_id)
             .where(alerts.c.level == "escalated")
             .order_by(alerts.c.raised_at).limit(5)
         ).all()
     if rows:
-        say("first escalations (督办, sent to the responsible person's leader):")
-        for case_id, timer, responsible, to, due in rows:
-            line = f"  case {case_id} {timer}: due {due.astimezone(ZONE):%m-%d %H:%M}, {responsible} → {to}"
+        say("最早的超期督办（发给承办人的分管领导）：")
+        for case_id, timer, key, version, responsible, to, due in rows:
+            line = (f"  案件#{case_id} {labels.workflow(key, version)}·{labels.timer(key, timer, version)}"
+                    f"  {due_text(due)}，承办人 {labels.person(responsible)} → {labels.person(to)}")
             report.escalations.append(line.strip())
             say(line)
 
@@ -340,28 +362,28 @@ def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
         to, subject, body = leader_digest
         report.digest = body
         say("")
-        say(f"the last digest of {to} (log channel): {subject}")
+        say(f"{labels.person(to)} 收到的内容最多的一份日报（log 通道）：{subject}")
         for line in body.splitlines()[:24]:
             say(f"  | {line}")
 
     say("")
-    say("按期办结率 on-time rate by unit and month (time paused for 函调/补正 not charged to the unit):")
-    stat_rows: list[list[object]] = []
+    now = sim.clock.now()
     for month in ("2026-09", "2026-10", "2026-11"):
-        for g in compute_stats(store, month=month, by="unit", now=sim.clock.now(), calendar=calendar):
-            rate = f"{g.on_time_rate * 100:5.1f}%" if g.on_time_rate is not None else "    —"
-            stat_rows.append([month, g.key, g.finished, rate, g.overdue])
-    # Laid out by display width (textwidth): unit names are Chinese, two columns a character.
-    lines = table(["month", "unit", "finished", "on time", "overdue"], stat_rows, "<<>>>", indent="  ").splitlines()
-    report.stats.extend(line.strip() for line in lines[1:])
-    for line in lines:
-        say(line)
+        for kind, title in KIND_TITLES.items():
+            for g in compute_case_stats(store, month=month, by="unit", now=now, kind=kind, calendar=calendar):
+                rate = f"{g.on_time_rate * 100:.1f}%" if g.on_time_rate is not None else "—"
+                report.stats.append(f"{month} {g.key} {title} 案件办结 {g.closed} 按期办结率 {rate} "
+                                    f"在办已超期 {g.open_overdue}")
+    tables = stats_tables(store, month="2026-10", by="unit", now=now, calendar=calendar, labels=labels)
+    say(render_stats_text(tables, heading="2026-10 按期办结率（案件与办理环节分列，法定时限与承诺时限分列；"
+                                          "函调、补正等依法不计入的暂停不计入单位用时）："))
+    say("  其他月份：caseflow stats --month 2026-09 --db " + str(path))
     problems = sim.engine.verify_audit()
     say("")
-    say(f"audit: {'every event chain verifies' if not problems else f'{len(problems)} problem(s)'}")
+    say(f"审计：{'每个案件的事件链均校验通过' if not problems else f'{len(problems)} 处问题'}")
     report.seconds = _time.perf_counter() - started
-    say(f"done in {report.seconds:.1f} s. Open the console on this database:")
-    say(f"  caseflow token create wang --db {path}    # a leader's token (last line)")
-    say(f"  caseflow serve --db {path}                # then http://127.0.0.1:8000/")
+    say(f"用时 {report.seconds:.1f} 秒。在这个数据库上打开控制台：")
+    say(f"  caseflow token create wang --db {path}    # 所长的令牌（最后一行）")
+    say(f"  caseflow serve --db {path}                # 然后打开 http://127.0.0.1:8000/")
     store.dispose()
     return report

@@ -10,7 +10,10 @@ digest lists:
 - escalations raised since the previous working day;
 - the month's on-time rate so far.
 
-Personal data from case records is masked (ID numbers and mobile numbers keep their last four digits).
+Every timer is as it stood at the digest's instant (:func:`caseflow.asof.timers_as_of`), so a digest
+asked for a past morning shows what that morning's digest showed. People read labels (procedure, step,
+state), a deadline written one way (``期满 2026-11-20（周五）24:00``), and case data masked by the kind
+the workflow gives each field (:mod:`caseflow.narrate`).
 It renders as text, Markdown or HTML through the Jinja2 templates in ``caseflow/templates``.
 """
 
@@ -26,21 +29,25 @@ from typing import Any
 import sqlalchemy as sa
 
 from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS
+from caseflow.asof import timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.errors import PersonNotFoundError
-from caseflow.notify import BODY_FORMATS, mask_text
-from caseflow.stats import GroupStats, StatsError, case_summary, compute_stats, is_clock_limit, total
+from caseflow.narrate import Labels, case_summary, due_text, mask_text
+from caseflow.notify import BODY_FORMATS
+from caseflow.stats import GroupStats, StatsError, compute_stats, is_clock_limit, total
 from caseflow.store import Person, Store
 
 __all__ = ["Digest", "DigestItem", "build_digest", "leader_units", "render_digest"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 _LEVEL_ZH = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
+#: How a timer's kind reads.
+KIND_ZH = {"statutory": "法定时限", "promised": "承诺时限"}
 
 
 @dataclass
 class DigestItem:
-    """One timer in a digest."""
+    """One timer in a digest. ``timer``/``workflow``/``state`` are keys (for programs); people read the labels."""
 
     case_id: int
     timer_id: int
@@ -57,6 +64,15 @@ class DigestItem:
     late_hours: float | None = None
     level: str | None = None
     summary: str = ""
+    timer_label: str = ""
+    workflow_label: str = ""
+    state_label: str = ""
+    kind: str = "statutory"
+
+    @property
+    def kind_label(self) -> str:
+        """法定时限 or 承诺时限."""
+        return KIND_ZH.get(self.kind, "时限")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly fields."""
@@ -120,20 +136,16 @@ def leader_units(session: sa.orm.Session, leader: Person) -> list[str]:
     return sorted(units)
 
 
-def _due_text(due: datetime) -> str:
-    local = due.astimezone(ZONE)
-    if local.hour == 0 and local.minute == 0 and local.second == 0:
-        # A day limit ends at 24:00 of its last day: say so rather than "00:00 the next day".
-        return f"{(local - timedelta(days=1)):%Y-%m-%d} 24:00"
-    return f"{local:%Y-%m-%d %H:%M}"
-
-
 def _last_day(due: datetime, last_day: date | None) -> date:
     return last_day or (due.astimezone(ZONE) - timedelta(microseconds=1)).date()
 
 
-def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCalendar | None = None) -> Digest:
-    """Collect a leader's digest as of ``at``; raise :class:`PersonNotFoundError` for an unknown leader."""
+def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCalendar | None = None,
+                 labels: Labels | None = None) -> Digest:
+    """Collect a leader's digest as it stood at ``at`` (rebuilt from recorded instants, see :mod:`caseflow.asof`).
+
+    Raise :class:`PersonNotFoundError` for an unknown leader.
+    """
     cal = calendar or default_calendar()
     at = at.astimezone(ZONE)
     today = at.date()
@@ -144,43 +156,42 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
     t = TIMERS.c
     c = CASES.c
     a = ALERTS.c
+    labels = labels or Labels.from_store(store)
     with store.session() as session:
         leader = session.get(Person, leader_id)
         if leader is None:
             raise PersonNotFoundError(f"no person has the id {leader_id!r}; a digest needs a leader's person id")
         units = leader_units(session, leader)
-        rows = session.execute(
-            sa.select(t.id, t.case_id, t.name, t.due_at, t.last_day, t.limit_spec, t.alert_level, c.workflow_key,
-                      c.state, c.responsible_id, c.unit, c.data)
-            .join_from(TIMERS, CASES, t.case_id == c.id)
-            .where(t.status == "running", t.due_at.is_not(None), t.due_at <= after_next, c.unit.in_(units))
-            .order_by(t.due_at, t.id)
-        ).all()
         escalated = session.execute(
-            sa.select(a.timer_id, a.case_id, a.raised_at, a.due_at, a.to_person, t.name, t.last_day, t.limit_spec,
-                      c.workflow_key, c.state, c.responsible_id, c.unit, c.data)
+            sa.select(a.timer_id, a.case_id, a.raised_at, a.due_at, a.to_person, t.name, t.kind, t.last_day,
+                      t.limit_spec, c.workflow_key, c.workflow_version, c.state, c.responsible_id, c.unit, c.data)
             .join_from(ALERTS, TIMERS, a.timer_id == t.id)
             .join(CASES, a.case_id == c.id)
             .where(a.level == "escalated", a.unit.in_(units), a.raised_at > since, a.raised_at <= at)
             .order_by(a.due_at, a.id)
         ).all()
-        person_ids = {r.responsible_id for r in rows} | {r.responsible_id for r in escalated}
-        names: dict[str, str] = {}
-        if person_ids:
-            names.update(session.execute(
-                sa.select(PEOPLE.c.id, PEOPLE.c.name).where(PEOPLE.c.id.in_(list(person_ids)))).all())
+    rows = sorted(timers_as_of(store, at, units=units, open_only=True, due_before=after_next, calendar=cal,
+                               labels=labels),
+                  key=lambda r: (r.due_at, r.id))
 
     digest = Digest(leader_id, leader.name, at, units, today, next_wd, month=f"{today:%Y-%m}")
 
-    def item(r: Any, level: str | None) -> DigestItem:
+    def item(r: Any, level: str | None, *, timer_id: int, state: str, responsible: str, unit: str) -> DigestItem:
+        version = r.workflow_version
         return DigestItem(
-            case_id=r.case_id, timer_id=getattr(r, "id", None) or r.timer_id, timer=r.name, workflow=r.workflow_key,
-            state=r.state, responsible_id=r.responsible_id, responsible=names.get(r.responsible_id, r.responsible_id),
-            unit=r.unit, due_at=r.due_at, due_text=_due_text(r.due_at), level=level, summary=case_summary(r.data),
+            case_id=r.case_id, timer_id=timer_id, timer=r.name, workflow=r.workflow_key,
+            state=state, responsible_id=responsible, responsible=labels.person(responsible),
+            unit=unit, due_at=r.due_at, due_text=due_text(r.due_at), level=level,
+            summary=case_summary(labels, r.workflow_key, r.data, version=version),
+            timer_label=labels.timer(r.workflow_key, r.name, version),
+            workflow_label=labels.workflow(r.workflow_key, version),
+            state_label=labels.state(r.workflow_key, state, version), kind=r.kind,
         )
 
     for r in rows:
-        entry = item(r, r.alert_level)
+        if r.due_at is None or r.status != "running":  # a paused clock does not fall due
+            continue
+        entry = item(r, r.alert_level, timer_id=r.id, state=r.state, responsible=r.responsible_id, unit=r.unit)
         if r.due_at <= at:
             if is_clock_limit(r.limit_spec, r.last_day):
                 entry.late_hours = round((at - r.due_at).total_seconds() / 3600, 1)
@@ -194,9 +205,9 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
         else:
             digest.due_next.append(entry)
     # Worst first: the longest overdue (earliest due instant) leads; rows come sorted by due_at already.
-    for r in escalated:
-        entry = item(r, "escalated")
-        entry.late_text = f"{_LEVEL_ZH['escalated']}，已通知 {r.to_person}"
+    for e in escalated:
+        entry = item(e, "escalated", timer_id=e.timer_id, state=e.state, responsible=e.responsible_id, unit=e.unit)
+        entry.late_text = f"{_LEVEL_ZH['escalated']}，已通知 {labels.person(e.to_person)}"
         digest.escalations.append(entry)
     try:
         groups = compute_stats(store, month=digest.month, by="unit", units=units, until=at, now=at, calendar=cal)

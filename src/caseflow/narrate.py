@@ -36,6 +36,7 @@ __all__ = [
     "case_data_items",
     "case_summary",
     "describe_event",
+    "display_width",
     "due_text",
     "instant_text",
     "limit_chinese",
@@ -43,6 +44,7 @@ __all__ = [
     "mask_value",
     "overdue_from_text",
     "status_text",
+    "text_table",
     "weekday_text",
 ]
 
@@ -164,7 +166,8 @@ def limit_chinese(spec: object) -> str:
         if isinstance(value, Mapping) and "amount" in value and "unit" in value:
             return TimeLimit(int(value["amount"]), value["unit"]).chinese()
         if isinstance(value, (str, int)):
-            return TimeLimit.parse(str(value)).chinese()
+            # str(TimeLimit) may carry its options: "15 days (no roll-forward)".
+            return TimeLimit.parse(str(value).split("(")[0].strip()).chinese()
     except (CaseflowError, TypeError, ValueError):
         pass
     return _plain(value)
@@ -176,6 +179,17 @@ def status_text(status: str) -> str:
 
 
 # -------------------------------------------------------------------------------------------- labels
+
+
+#: Undeclared data under these keys is the case's title: shown first, without a label.
+_TITLE_KEYS = frozenset({"title", "subject", "summary", "标题", "事由", "案由"})
+_TITLE = "标题"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def _unlabelled(name: str | None, fallback: str) -> str:
+    """A name no definition labels: shown when it is already words (``今日到期``), never when it is a key."""
+    return name if name and not _IDENTIFIER.match(name) else fallback
 
 
 @lru_cache(maxsize=256)
@@ -202,6 +216,7 @@ class Labels:
     by_version: dict[str, WorkflowDef] = field(default_factory=dict)
     by_key: dict[str, WorkflowDef] = field(default_factory=dict)
     people: dict[str, str] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, definitions: Iterable[WorkflowDef], people: Mapping[str, str] | None = None) -> Labels:
@@ -223,9 +238,11 @@ class Labels:
             labels.add(defn)
         with store.session() as session:
             wv, people = WorkflowVersion.__table__, Person.__table__  # type: ignore[attr-defined]
-            versions = session.execute(sa.select(wv.c.version, wv.c.text).order_by(wv.c.loaded_at)).all()
+            versions = session.execute(sa.select(wv.c.version, wv.c.text, wv.c.key, wv.c.title)
+                                       .order_by(wv.c.loaded_at)).all()
             labels.people.update({pid: name for pid, name in session.execute(sa.select(people.c.id, people.c.name))})
-        for version, text in versions:
+        for version, text, key, title in versions:
+            labels.titles.setdefault(key, title)
             parsed = _parse_stored(text, version)
             if parsed is not None:
                 labels.by_version[version] = parsed
@@ -255,7 +272,7 @@ class Labels:
     def workflow(self, key: str | None, version: str | None = None) -> str:
         """The procedure's title (``户口迁移(派出所户籍窗口)``)."""
         defn = self.definition(key, version)
-        return defn.title if defn is not None else "其他程序"
+        return defn.title if defn is not None else self.titles.get(key or "", _unlabelled(key, "其他程序"))
 
     def state(self, key: str | None, state: str | None, version: str | None = None) -> str:
         """A state's label (``社区民警调查核实``)."""
@@ -264,7 +281,7 @@ class Labels:
             for s in defn.states:
                 if s.name == state:
                     return s.label
-        return "其他状态"
+        return _unlabelled(state, "其他状态")
 
     def timer(self, key: str | None, name: str | None, version: str | None = None) -> str:
         """A timer's label (``社区民警调查核实``)."""
@@ -273,7 +290,7 @@ class Labels:
             for t in defn.timers:
                 if t.name == name:
                     return t.label
-        return "其他环节"
+        return _unlabelled(name, "其他环节")
 
     def transition(self, key: str | None, trigger: str | None, version: str | None = None) -> str:
         """A trigger's label; the target state's label when the transition has none."""
@@ -298,7 +315,11 @@ class Labels:
     def field_label(self, key: str | None, name: str, version: str | None = None) -> str:
         """A field's label; the clerk's own words for data the workflow does not declare."""
         defn = self.definition(key, version)
-        return defn.field_label(name) if defn is not None else name
+        if defn is not None and name in defn.fields:
+            return defn.fields[name].label
+        if name in _TITLE_KEYS:
+            return _TITLE
+        return _unlabelled(name, "其他信息")
 
     def field_kind(self, key: str | None, name: str, version: str | None = None) -> str:
         """A field's kind (``text`` for undeclared data)."""
@@ -343,7 +364,9 @@ def case_data_items(labels: Labels, key: str | None, data: Mapping[str, Any] | s
 def case_summary(labels: Labels, key: str | None, data: Mapping[str, Any] | str | None, *,
                  version: str | None = None, limit: int = 60) -> str:
     """A short, masked description of a case: ``申请人 李** · 联系电话 *******5678 · 受理编号 HU-2026-00012``."""
-    text = " · ".join(f"{label} {value}" for label, value in case_data_items(labels, key, data, version=version))
+    items = case_data_items(labels, key, data, version=version)
+    titles = [value for label, value in items if label == _TITLE]
+    text = " · ".join(titles + [f"{label} {value}" for label, value in items if label != _TITLE])
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -394,16 +417,22 @@ def _due_of(iso: object) -> str:
 
 
 def describe_event(event: EventLike, labels: Labels, key: str, *, version: str | None = None,
-                   full: bool = False) -> str:
+                   full: bool = False, head: bool = True) -> str:
     """One event of a case as a sentence, e.g.
     ``2026-10-24 20:11 社区民警 李军 暂停「社区民警调查核实」计时：函调``.
 
     ``key``/``version`` name the case's workflow (labels come from it); data fields are masked by kind
-    unless ``full``.
+    unless ``full``; ``head=False`` leaves out the instant and the person (a table shows them apart).
     """
-    d = event.data or {}
     who = labels.person(event.actor)
-    head = f"{instant_text(event.at)} {who}"
+    text = describe_event_parts(event, labels, key, version=version, full=full)
+    return f"{instant_text(event.at)} {who} {text}" if head else text
+
+
+def describe_event_parts(event: EventLike, labels: Labels, key: str, *, version: str | None = None,
+                         full: bool = False) -> str:
+    """What :func:`describe_event` says after the instant and the person (``暂停「…」计时：函调``)."""
+    d = event.data or {}
     timer = labels.timer(key, d.get("timer"), version) if d.get("timer") else ""
 
     def data_phrase(values: object) -> str:
@@ -413,7 +442,7 @@ def describe_event(event: EventLike, labels: Labels, key: str, *, version: str |
 
     kind = event.kind
     if kind == "open":
-        text = f"{head} 受理「{labels.workflow(key, version)}」，状态「{labels.state(key, event.to_state, version)}」"
+        text = f"受理「{labels.workflow(key, version)}」，状态「{labels.state(key, event.to_state, version)}」"
         text += data_phrase(d.get("data"))
         responsible = d.get("responsible")
         if responsible and responsible != event.actor:
@@ -423,7 +452,7 @@ def describe_event(event: EventLike, labels: Labels, key: str, *, version: str |
         return text
     if kind == "fire":
         action = labels.transition(key, event.trigger, version)
-        text = f"{head} {action}"
+        text = f"{action}"
         text += data_phrase(d.get("data"))
         if event.to_state and event.to_state != event.from_state:
             before, after = labels.state(key, event.from_state, version), labels.state(key, event.to_state, version)
@@ -435,31 +464,61 @@ def describe_event(event: EventLike, labels: Labels, key: str, *, version: str |
             text += f"；开始计时{_timers_phrase(labels, key, version, d['started'])}"
         return text
     if kind == "pause":
-        text = f"{head} 暂停「{timer}」计时：{_plain(d.get('reason'))}"
+        text = f"暂停「{timer}」计时：{_plain(d.get('reason'))}"
         charged = CHARGED_ZH.get(str(d.get("charged_to")))
         return text + (f"（{charged}）" if charged else "") + data_phrase(d.get("data"))
     if kind == "resume":
-        return f"{head} 恢复「{timer}」计时（{_plain(d.get('reason'))}结束），{_due_of(d.get('due_at'))}"
+        return f"恢复「{timer}」计时（{_plain(d.get('reason'))}结束），{_due_of(d.get('due_at'))}"
     if kind == "extend":
-        return (f"{head} 批准延长「{timer}」{limit_chinese(d.get('by'))}：{_plain(d.get('grounds'))}"
+        return (f"批准延长「{timer}」{limit_chinese(d.get('by'))}：{_plain(d.get('grounds'))}"
                 f"{data_phrase(d.get('data'))}，{_due_of(d.get('due_at'))}")
     if kind == "hand_over":
         slip = f"（交办单 {_plain(d.get('slip'))}）" if d.get("slip") else ""
-        return f"{head} 将案件交给 {labels.person(d.get('to'))}{slip}"
+        return f"将案件交给 {labels.person(d.get('to'))}{slip}"
     if kind in ("hand_over_step", "hand_over_timer"):
         reason = f"：{_plain(d.get('reason'))}" if d.get("reason") else ""
-        return f"{head} 将「{timer}」转交 {labels.person(d.get('to'))}{reason}"
+        return f"将「{timer}」转交 {labels.person(d.get('to'))}{reason}"
     if kind == "reassign":
         reason = f"：{_plain(d.get('reason'))}" if d.get("reason") else ""
-        return f"{head} 将案件改派给 {labels.person(d.get('to'))}{reason}"
+        return f"将案件改派给 {labels.person(d.get('to'))}{reason}"
     if kind == "close":
-        text = f"{head} 在流程外结案：{_plain(d.get('reason'))}"
+        text = f"在流程外结案：{_plain(d.get('reason'))}"
         ended = d.get("stopped") or ()
         return text + (f"；终止计时{_timers_phrase(labels, key, version, ended)}" if ended else "")
     if kind == "recompute":
         moved = [f"「{labels.timer(key, m.get('timer'), version)}」{_due_of(m.get('to'))}"
                  for m in d.get("moved") or () if isinstance(m, Mapping)]
-        return f"{head} 因节假日安排变更重算期限：" + "、".join(moved)
+        return "因节假日安排变更重算期限：" + "、".join(moved)
     if kind == "assign":
-        return f"{head} 指定 {labels.person(d.get('to') or d.get('assignee'))} 负责「{timer}」"
-    return f"{head} 记录了一项操作"
+        return f"指定 {labels.person(d.get('to') or d.get('assignee'))} 负责「{timer}」"
+    return "记录了一项操作"
+
+
+# -------------------------------------------------------------------------------------------- tables
+
+
+_FIGURE = re.compile(r"^(—|-?[\d.,]+%?)$")
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: East Asian wide and full-width characters take two."""
+    from caseflow.textwidth import width
+
+    return width(text)
+
+
+def text_table(headers: tuple[str, ...] | list[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    """Lines of a table aligned by display width: columns of figures to the right, words to the left."""
+    body = [list(map(str, row)) for row in rows]
+    columns = list(zip(headers, *body, strict=False))
+    widths = [max(display_width(str(cell)) for cell in column) for column in columns]
+    figures = [bool(body) and all(_FIGURE.match(cell) for cell in column[1:]) for column in columns]
+
+    def line(cells: Iterable[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            pad = " " * (widths[i] - display_width(cell))
+            out.append(pad + cell if figures[i] else cell + pad)
+        return "  ".join(out).rstrip()
+
+    return [line(list(headers))] + [line(row) for row in body]

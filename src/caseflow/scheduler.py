@@ -43,6 +43,7 @@ from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import SystemClock
 from caseflow.engine import resolve_stand_in
 from caseflow.errors import CalendarError
+from caseflow.narrate import Labels, due_text, overdue_from_text
 from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
 from caseflow.store import Store
 from caseflow.timelimits import TimeLimit
@@ -327,13 +328,6 @@ class RunReport:
         return {"sweep": self.sweep.to_dict(), "delivery": self.delivery.to_dict(), "digests": self.digests}
 
 
-def _due_words(due: datetime) -> str:
-    local = due.astimezone(ZONE)
-    if local.time() == time(0, 0):
-        return f"{(local - timedelta(days=1)):%Y-%m-%d} 24:00"
-    return f"{local:%Y-%m-%d %H:%M}"
-
-
 def _safe_filename(text: str) -> str:
     return re.sub(r"[\\/:*?\"<>|\s]+", "_", text).strip("_") or "unit"
 
@@ -365,6 +359,7 @@ class Scheduler:
         ct = self.config.audit.checkpoint_time
         self.checkpoint_trigger = WorkingDayTrigger(ct.hour, ct.minute, self.calendar, SCHED_ZONE)
         self._aps: Any = None
+        self._label_cache: Labels | None = None
 
     # ----------------------------------------------------------------- sweep
 
@@ -372,6 +367,7 @@ class Scheduler:
         """Raise every alert level due at ``now``, in batches of ``settings.batch`` timers, one transaction each."""
         now = (now or self.clock.now()).astimezone(ZONE)
         report = SweepReport(now)
+        self._label_cache = None  # definitions uploaded since the last sweep get their labels
         people: dict[str, _Person | None] = {}  # shared by the batches of this sweep
         while max_batches is None or report.batches < max_batches:
             claimed = self._sweep_batch(now, report, people)
@@ -387,7 +383,7 @@ class Scheduler:
         c = CASES.c
         query = (
             sa.select(t.id, t.case_id, t.name, t.due_at, t.warn_at, t.alert_level, c.responsible_id, c.unit,
-                      c.workflow_key, c.state)
+                      c.workflow_key, c.state, c.workflow_version, t.kind)
             .join_from(TIMERS, CASES, t.case_id == c.id)
             # next_alert_at is NULL unless running (the engine's contract); status is checked all the same.
             .where(t.next_alert_at <= now, t.status == "running")
@@ -446,19 +442,32 @@ class Scheduler:
             self._before_commit(session)
         return len(rows)
 
+    def _labels(self) -> Labels:
+        """Labels of the stored workflow versions, read once per scheduler and again for an unknown version."""
+        if self._label_cache is None:
+            self._label_cache = Labels.from_store(self.store)
+        return self._label_cache
+
     def _before_commit(self, session: sa.orm.Session) -> None:
         """A seam for tests that kill a sweep after it claimed and wrote but before it committed."""
 
     def _alert_message(self, directory: _Directory, alert_id: int, row: Any, level: str, *, to_person: str,
                        for_person: str, now: datetime) -> dict[str, Any]:
         label = LEVEL_ZH[level]
+        labels = self._labels()
         responsible = directory.name(row.responsible_id)
-        due = _due_words(row.due_at)
-        subject = f"【{label}】案件#{row.case_id} {row.workflow_key}·{row.name} 期满 {due}"
+        version = getattr(row, "workflow_version", None)
+        workflow = labels.workflow(row.workflow_key, version)
+        step = labels.timer(row.workflow_key, row.name, version)
+        due = due_text(row.due_at)
+        kind = "法定时限" if getattr(row, "kind", "statutory") == "statutory" else "承诺时限"
+        subject = f"【{label}】案件#{row.case_id} {workflow}·{step} {due}"
+        late = f"，{overdue_from_text(row.due_at)}" if level != "warning" and row.due_at is not None else ""
+        state = labels.state(row.workflow_key, row.state, version)
         lines = [
-            f"{label}：案件#{row.case_id}（{row.workflow_key}，当前环节 {row.state}）",
-            f"时限「{row.name}」期满 {due}（北京时间）",
-            f"承办人 {responsible}（{row.responsible_id}） · 单位 {row.unit}",
+            f"{label}：案件#{row.case_id}（{workflow}，当前状态「{state}」）",
+            f"「{step}」（{kind}）{due}（北京时间）{late}",
+            f"承办人 {responsible} · 单位 {row.unit}",
         ]
         if level == "escalated":
             lines.append(f"已超期，报 {directory.name(for_person)} 督办")

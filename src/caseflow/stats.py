@@ -24,22 +24,29 @@ from typing import Any
 import sqlalchemy as sa
 
 from caseflow.alerts import CASES, PEOPLE, TIMERS
+from caseflow.asof import timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.errors import CaseflowError
-from caseflow.notify import mask_text
+from caseflow.narrate import Labels, due_text, mask_text, status_text
+from caseflow.narrate import case_summary as narrate_summary
 from caseflow.store import Person, Store
 
 __all__ = [
     "GROUP_BY",
     "NOT_CHARGED",
+    "CaseGroupStats",
     "GroupStats",
     "StatsError",
+    "StatsTable",
     "case_summary",
+    "compute_case_stats",
     "compute_stats",
     "ledger_rows",
     "limit_text",
     "month_bounds",
     "parse_month",
+    "render_stats_text",
+    "stats_tables",
     "write_ledger",
 ]
 
@@ -169,11 +176,13 @@ def _group_key(by: str, unit: str, person: str, workflow: str, instant: datetime
 
 def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
                   units: Collection[str] | None = None, until: datetime | None = None,
-                  now: datetime | None = None, calendar: WorkCalendar | None = None) -> list[GroupStats]:
-    """Figures per group for ``month`` (``2026-10``; every month when None), sorted by key.
+                  now: datetime | None = None, calendar: WorkCalendar | None = None,
+                  kind: str | None = None) -> list[GroupStats]:
+    """Figures of steps (one timer = one step) per group for ``month`` (``2026-10``; every month when None).
 
     ``units`` limits the cases counted; ``until`` ignores timers finished after it (a month so far);
-    ``now`` is the instant "still running past due" is judged at (default: the end of the month).
+    ``now`` is the instant "still running past due" is judged at, as things stood then (default: the end
+    of the month, or now); ``kind`` keeps ``statutory`` or ``promised`` timers only. Sorted by key.
     """
     if by not in GROUP_BY:
         raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
@@ -201,15 +210,8 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
     if units is not None:
         finished = finished.where(c.unit.in_(list(units)))
 
-    judged_at = now or until or end
-    overdue = sa.select(t.due_at, c.unit, c.responsible_id, c.workflow_key).join_from(
-        TIMERS, CASES, t.case_id == c.id).where(t.status == "running", t.due_at.is_not(None))
-    if judged_at is not None:
-        overdue = overdue.where(t.due_at <= judged_at)
-    if end is not None:
-        overdue = overdue.where(t.due_at < end)
-    if units is not None:
-        overdue = overdue.where(c.unit.in_(list(units)))
+    if kind is not None:
+        finished = finished.where(t.kind == kind)
 
     with store.session() as session:
         for started, stopped, due, status, pauses, unit, person, workflow in session.execute(finished):
@@ -223,9 +225,184 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
             g.excluded_days += excl_days
             g.working_days += max(0, cal.working_days_between(_local_date(started), _local_date(stopped)) - excl_days)
             g.hours += max(0.0, (stopped - started).total_seconds() / 3600 - excl_hours)
-        for due, unit, person, workflow in session.execute(overdue):
-            group(_group_key(by, unit, person, workflow, due)).open_overdue += 1
+    # Still running past due, judged as things stood at that instant (rebuilt from recorded instants).
+    judged_at = now or until or end or datetime.now(ZONE)
+    if end is not None:
+        judged_at = min(judged_at, end)
+    for r in timers_as_of(store, judged_at, units=units, open_only=True, due_before=judged_at, calendar=cal):
+        if r.status != "running" or r.due_at is None or (kind is not None and r.kind != kind):
+            continue
+        if end is not None and r.due_at >= end:  # due at 24:00 of the month's last day: not late in it
+            continue
+        group(_group_key(by, r.unit, r.responsible_id, r.workflow_key, r.due_at)).open_overdue += 1
     return [groups[k] for k in sorted(groups)]
+
+
+@dataclass
+class CaseGroupStats:
+    """The figures of cases (not steps) of one group, for one kind of limit."""
+
+    key: str
+    opened: int = 0
+    closed: int = 0
+    closed_on_time: int = 0
+    closed_late: int = 0
+    open_overdue: int = 0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """Share of closed cases none of whose steps ran past its limit (None when none closed)."""
+        return self.closed_on_time / self.closed if self.closed else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly figures."""
+        rate = self.on_time_rate
+        return {"key": self.key, "opened": self.opened, "closed": self.closed, "closed_on_time": self.closed_on_time,
+                "closed_late": self.closed_late, "open_overdue": self.open_overdue,
+                "on_time_rate": round(rate, 4) if rate is not None else None}
+
+
+def compute_case_stats(store: Store, *, month: str | None = None, by: str = "unit",
+                       units: Collection[str] | None = None, now: datetime | None = None,
+                       kind: str | None = None, calendar: WorkCalendar | None = None) -> list[CaseGroupStats]:
+    """Figures of cases per group for ``month`` as they stood at ``now`` (default: the month's end, or now).
+
+    A case counts under ``kind`` (statutory/promised; None: any) when it has a step of that kind. It was
+    closed late when one of those steps finished at or after its due instant (a step cut short by the
+    case's end counts as late when its due instant had passed). Open and overdue: still open at ``now``
+    with one of those steps running past due then (rebuilt from recorded instants).
+    """
+    if by not in GROUP_BY:
+        raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
+    start = end = None
+    if month is not None:
+        start, end = month_bounds(*parse_month(month))
+    at = now or end or datetime.now(ZONE)
+    if end is not None:
+        at = min(at, end)
+    t, c = TIMERS.c, CASES.c
+    query = (sa.select(c.id, c.unit, c.responsible_id, c.workflow_key, c.opened_at, c.closed_at, t.kind, t.status,
+                       t.due_at, t.stopped_at)
+             .join_from(CASES, TIMERS, t.case_id == c.id)
+             .where(c.opened_at <= at, t.status != "cancelled"))
+    if start is not None:
+        query = query.where(sa.or_(c.closed_at.is_(None), c.closed_at >= start))
+    if units is not None:
+        query = query.where(c.unit.in_(list(units)))
+    if kind is not None:
+        query = query.where(t.kind == kind)
+    cases: dict[int, dict[str, Any]] = {}
+    with store.session() as session:
+        for cid, unit, person, workflow, opened, closed, _kind, _status, due, stopped in session.execute(query):
+            info = cases.setdefault(cid, {"unit": unit, "person": person, "workflow": workflow, "opened": opened,
+                                          "closed": closed if closed is not None and closed <= at else None,
+                                          "late": False})
+            if stopped is not None and stopped <= at and due is not None and stopped >= due:
+                info["late"] = True
+    overdue_cases = {r.case_id for r in timers_as_of(store, at, units=units, open_only=True, due_before=at,
+                                                     calendar=calendar)
+                     if r.status == "running" and r.due_at is not None and (kind is None or r.kind == kind)}
+    groups: dict[str, CaseGroupStats] = {}
+    for cid, info in cases.items():
+        in_month = start is None or (end is not None and start <= info["opened"] < end)
+        closed = info["closed"]
+        closed_in = closed is not None and (start is None or (end is not None and start <= closed < end))
+        overdue = closed is None and cid in overdue_cases
+        if not (in_month or closed_in or overdue):
+            continue
+        when = closed if closed is not None else info["opened"]
+        g = groups.setdefault(key := _group_key(by, info["unit"], info["person"], info["workflow"], when),
+                              CaseGroupStats(key))
+        g.opened += int(in_month)
+        if closed_in:
+            g.closed += 1
+            g.closed_late += int(info["late"])
+            g.closed_on_time += int(not info["late"])
+        g.open_overdue += int(overdue)
+    return [groups[k] for k in sorted(groups)]
+
+
+#: What the figures mean, printed under each table (口径).
+CASE_DEFINITIONS = (
+    "受理：期间内受理的案件数；办结：期间内办结的案件数。",
+    "按期办结：办结的案件中，没有一个环节在期满后才完成；按期办结率 = 按期办结 ÷ 办结。",
+    "在办已超期：截至统计时点仍未办结、且有环节已过期满时刻的案件数（按当时记录的计时、暂停、延长重建）。",
+)
+STEP_DEFINITIONS = (
+    "办理环节：每个时限计一个环节（如「社区民警调查核实」）；一个案件有多个环节。",
+    "完成：期间内完成的环节；按期完成率 = 在期满前完成的环节 ÷ 完成的环节。",
+    "在办已超期：截至统计时点仍在计时、已过期满时刻的环节；暂停中的环节不计。",
+    "平均用时：环节开始次日起至完成日的工作日数，扣除因申请人或依法不计入的暂停（函调、补正、鉴定等）。",
+)
+KIND_TITLES = {"statutory": "法定时限", "promised": "承诺时限"}
+BY_TITLES = {"unit": "单位", "person": "承办人", "workflow": "程序", "month": "月份"}
+
+
+@dataclass(frozen=True)
+class StatsTable:
+    """One table of a statistics report: title, column headers, rows of cells, definitions under it."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...]
+
+
+def _pct(value: float | None) -> str:
+    return f"{value * 100:.1f}%" if value is not None else "—"
+
+
+def stats_tables(store: Store, *, month: str | None = None, by: str = "unit",
+                 units: Collection[str] | None = None, now: datetime | None = None,
+                 calendar: WorkCalendar | None = None, labels: Any = None) -> list[StatsTable]:
+    """The four tables a leader reads: cases and steps, statutory and promised limits apart, as of ``now``.
+
+    Group keys read as people read them: units and months as they are, a person's name, a procedure's title.
+    """
+    from caseflow.narrate import Labels
+
+    labels = labels or Labels.from_store(store)
+
+    def name(key: str) -> str:
+        if by == "person":
+            return str(labels.person(key))
+        if by == "workflow":
+            return str(labels.workflow(key))
+        return key
+
+    first = BY_TITLES[by]
+    tables = []
+    until = now
+    for kind, kind_title in KIND_TITLES.items():
+        cases = compute_case_stats(store, month=month, by=by, units=units, now=now, kind=kind, calendar=calendar)
+        tables.append(StatsTable(
+            f"案件（{kind_title}）", (first, "受理", "办结", "按期办结", "超期办结", "按期办结率", "在办已超期"),
+            tuple((name(g.key), str(g.opened), str(g.closed), str(g.closed_on_time), str(g.closed_late),
+                   _pct(g.on_time_rate), str(g.open_overdue)) for g in cases),
+            CASE_DEFINITIONS))
+    for kind, kind_title in KIND_TITLES.items():
+        steps = compute_stats(store, month=month, by=by, units=units, until=until, now=now, calendar=calendar,
+                              kind=kind)
+        tables.append(StatsTable(
+            f"办理环节（{kind_title}）", (first, "完成", "按期完成", "超期完成", "按期完成率", "在办已超期",
+                                        "平均用时(工作日)"),
+            tuple((name(g.key), str(g.finished), str(g.on_time), str(g.late), _pct(g.on_time_rate),
+                   str(g.open_overdue), f"{g.avg_working_days:.1f}" if g.avg_working_days is not None else "—")
+                  for g in steps),
+            STEP_DEFINITIONS))
+    return tables
+
+
+def render_stats_text(tables: Sequence[StatsTable], *, heading: str = "") -> str:
+    """The tables as terminal text, aligned by display width, each with its definitions (口径) under it."""
+    from caseflow.narrate import text_table
+
+    lines = [heading] if heading else []
+    for table in tables:
+        lines += ["", table.title]
+        lines += ["  " + line for line in text_table(table.headers, table.rows)] if table.rows else ["  （无）"]
+        lines += ["  口径：" + table.notes[0]] + ["        " + note for note in table.notes[1:]]
+    return "\n".join(lines).lstrip("\n")
 
 
 def total(groups: Iterable[GroupStats], key: str = "total") -> GroupStats:
@@ -318,8 +495,8 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
     t = TIMERS.c
     with store.session() as session:
         cases = session.execute(
-            sa.select(c.id, c.workflow_key, c.state, c.responsible_id, c.unit, c.opened_at, c.closed_at,
-                      c.close_reason, c.data)
+            sa.select(c.id, c.workflow_key, c.workflow_version, c.state, c.responsible_id, c.unit, c.opened_at,
+                      c.closed_at, c.close_reason, c.data)
             .where(c.unit == unit, c.opened_at < end, sa.or_(c.closed_at.is_(None), c.closed_at >= start))
             .order_by(c.opened_at, c.id)
         ).all()
@@ -341,8 +518,10 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
             people.update({p.id: p for p in session.execute(
                 sa.select(Person).where(PEOPLE.c.id.in_(list(leader_ids)))).scalars()})
 
+    labels = Labels.from_store(store)
     rows = []
     for number, case in enumerate(cases, 1):
+        key, version = case.workflow_key, case.workflow_version
         person = people.get(case.responsible_id)
         leader = people.get(person.leader_id) if person is not None and person.leader_id else None
         details = []
@@ -360,14 +539,15 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
             overdue = overdue or late
             stopped = timer.stopped_at or judged_at
             excluded += excluded_pauses(timer.pauses, timer.started_at, max(stopped, timer.started_at), cal)[0]
-            name = timer.name + (f" (第{timer.round}轮)" if timer.round and timer.round > 1 else "")
-            details.append(f"{name} {limit_text(timer.limit_spec)} → {_fmt(due) or '未定'} "
-                           f"({_STATUS_ZH.get(timer.status, timer.status)}{', 超期' if late else ''})")
+            name = labels.timer(key, timer.name, version) + (f"（第{timer.round}轮）" if timer.round and timer.round > 1
+                                                           else "")
+            details.append(f"{name} {limit_text(timer.limit_spec)} → {due_text(due)}"
+                           f"（{status_text(timer.status)}{'，超期' if late else ''}）")
         rows.append({
             "序号": number,
             "案件编号": case.id,
-            "程序": case.workflow_key,
-            "当前状态": case.state,
+            "程序": labels.workflow(key, version),
+            "当前状态": labels.state(key, case.state, version),
             "承办人": person.name if person is not None else case.responsible_id,
             "承办人编号": case.responsible_id,
             "分管领导": leader.name if leader is not None else ((person.leader_id or "") if person is not None else ""),
@@ -376,15 +556,14 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
             "办结时间": _fmt(case.closed_at),
             "办结原因": case.close_reason or "",
             "时限明细": "\n".join(details),
-            "最早期满": _fmt(min(dues)) if dues else "",
+            "最早期满": due_text(min(dues), prefix="") if dues else "",
             "是否超期": "是" if overdue else "否",
             "不计入时限的暂停(工作日)": excluded,
-            "案情摘要": case_summary(case.data, limit=200),
+            "案情摘要": narrate_summary(labels, key, case.data, version=version, limit=200),
         })
     return rows
 
 
-_STATUS_ZH = {"running": "计时中", "paused": "暂停", "met": "按时办结", "breached": "超期", "stopped": "终止"}
 
 
 def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str, month: str) -> Path:

@@ -33,13 +33,15 @@ def alerts_list(unit: str | None, since: str | None, limit: int, db: str | None,
     """
     import sqlalchemy as sa
 
-    from caseflow.alerts import ALERTS, TIMERS
+    from caseflow.alerts import ALERTS, CASES, TIMERS
     from caseflow.calendar import ZONE
 
     a = ALERTS.c
     t = TIMERS.c
-    query = (sa.select(a.id, a.case_id, a.timer_id, t.name, a.level, a.raised_at, a.due_at, a.to_person, a.unit)
-             .join_from(ALERTS, TIMERS, a.timer_id == t.id)
+    c = CASES.c
+    query = (sa.select(a.id, a.case_id, a.timer_id, t.name, a.level, a.raised_at, a.due_at, a.to_person, a.unit,
+                       c.workflow_key, c.workflow_version)
+             .join_from(ALERTS, TIMERS, a.timer_id == t.id).join(CASES, a.case_id == c.id)
              .order_by(a.raised_at.desc(), a.id.desc()).limit(limit))
     if unit:
         query = query.where(a.unit == unit)
@@ -52,9 +54,19 @@ def alerts_list(unit: str | None, since: str | None, limit: int, db: str | None,
     items = [{"id": r.id, "case": r.case_id, "timer": r.timer_id, "timer_name": r.name, "level": r.level,
               "raised_at": r.raised_at.astimezone(ZONE).isoformat(),
               "due_at": r.due_at.astimezone(ZONE).isoformat(), "to": r.to_person, "unit": r.unit} for r in rows]
-    lines = [f"{r.raised_at.astimezone(ZONE):%Y-%m-%d %H:%M}  {r.level:<9}  案件#{r.case_id} {r.name}  "
-             f"期满 {r.due_at.astimezone(ZONE):%Y-%m-%d %H:%M}  → {r.to_person} ({r.unit})" for r in rows]
-    emit(as_json, items, "\n".join(lines) or "no alerts")
+    if as_json or not rows:
+        emit(as_json, items, "没有提醒")
+        return
+    from caseflow.narrate import Labels, due_text, text_table
+
+    labels = Labels.from_store(store)
+    levels = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
+    table = [(f"{r.raised_at.astimezone(ZONE):%Y-%m-%d %H:%M}", levels.get(r.level, "提醒"), f"#{r.case_id}",
+              f"{labels.workflow(r.workflow_key, r.workflow_version)}·"
+              f"{labels.timer(r.workflow_key, r.name, r.workflow_version)}",
+              due_text(r.due_at, prefix=""), labels.person(r.to_person), r.unit) for r in rows]
+    lines = text_table(("发出时间", "级别", "案件", "程序·环节", "期满", "发给", "单位"), table)
+    emit(as_json, items, "\n".join(lines))
 
 @alerts_group.command("failed")
 @store_db_option

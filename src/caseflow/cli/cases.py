@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
 
 from caseflow.cli.common import (
@@ -247,18 +244,12 @@ def case_history(case_id: int, db: str | None, as_json: bool) -> None:
     Example:
         caseflow case history 1
     """
-    events = open_engine(db).history(case_id)
-    text = "\n".join(
-        f"#{e.seq:<3} {e.at:%Y-%m-%d %H:%M} {e.kind:<9} {e.actor:<10} "
-        + (f"{e.trigger} " if e.trigger else "")
-        + (f"{e.from_state}→{e.to_state} " if e.from_state != e.to_state else "")
-        + _canonical_short(e.data)
-        for e in events
-    )
+    from caseflow.narrate import Labels, describe_event
+
+    engine = open_engine(db)
+    case = engine.get(case_id)
+    events = engine.history(case_id)
+    labels = Labels.from_store(engine.store)
+    # Personal data masked by kind: the command line does not know that its user is the responsible clerk.
+    text = "\n".join(describe_event(e, labels, case.workflow, version=case.workflow_version) for e in events)
     emit(as_json, [e.to_dict() for e in events], text)
-
-
-def _canonical_short(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)[:160]
-
-

@@ -90,15 +90,30 @@ def parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
     return result
 
 
-def case_text(case: Any) -> str:
-    lines = [f"案件 case {case.id}  {case.workflow}  状态 {case.state} ({case.state_label})  v{case.version}",
-             f"  责任人 responsible {case.responsible} ({case.unit})"]
+def case_text(case: Any, store: Any = None) -> str:
+    """A case as a clerk reads it: procedure, state, responsible person, each step's deadline, data masked."""
+    from caseflow.narrate import Labels, case_data_items, due_text, status_text
+
+    if store is not None:
+        labels = Labels.from_store(store)
+    else:
+        from caseflow.workflow import WorkflowRegistry
+
+        labels = Labels.of(WorkflowRegistry.load())
+    key, version = case.workflow, case.workflow_version
+    title = labels.workflow(key, version)
+    state = case.state_label or labels.state(key, case.state, version)
+    lines = [f"案件 {case.id}  {title}  状态「{state}」  第 {case.version} 版",
+             f"  承办人 {labels.person(case.responsible)}（{case.unit}）"]
     if case.closed_at:
-        lines.append(f"  办结 closed {case.closed_at:%Y-%m-%d %H:%M}")
+        lines.append(f"  办结于 {case.closed_at:%Y-%m-%d %H:%M}")
+    for label, value in case_data_items(labels, key, case.data, version=version):
+        lines.append(f"  {label}：{value}")
     for t in case.timers:
-        due = f"{t.due_at:%Y-%m-%d %H:%M}" if t.due_at else "—"
-        prov = " 推算" if t.provisional else ""
-        lines.append(f"  ⏱ {t.name} ({t.label}) {t.status:<8} {t.limit:<18} due {due}{prov}")
+        kind = "法定时限" if t.kind == "statutory" else "承诺时限"
+        prov = "（按推算的节假日安排）" if t.provisional else ""
+        limit = labels_limit(t.limit)
+        lines.append(f"  ⏱ {t.label}（{kind} {limit}）{status_text(t.status)}  {due_text(t.due_at)}{prov}")
     return "\n".join(lines)
 
 
@@ -115,11 +130,29 @@ def key_was_used(engine: Any, key: str | None) -> bool:
         return s.get(CommandRecord, key) is not None
 
 
+def labels_limit(limit: str) -> str:
+    """A stored limit text (``3 working_days``) as a clerk reads it (``3个工作日``)."""
+    from caseflow.narrate import limit_chinese
+
+    return limit_chinese(limit)
+
+
 def print_case(case: Any, as_json: bool, *, replayed: bool = False) -> None:
     if replayed:
         # Said first (on stderr with --json, so the JSON stays the first result's): nothing was done again.
         click.echo(f"{REPLAYED} (--key was used before; nothing was done again)", err=as_json)
-    emit(as_json, case.to_dict(), case_text(case))
+    if as_json:
+        emit(as_json, case.to_dict(), "")
+        return
+    # Labels come from the definitions stored in the command's database (uploaded ones included).
+    db = click.get_current_context().params.get("db")
+    from caseflow.store import Store
+
+    store = Store(db)
+    try:
+        emit(as_json, case.to_dict(), case_text(case, store))
+    finally:
+        store.dispose()
 
 
 

@@ -20,14 +20,19 @@ def queue(person: str, at: str | None, db: str | None, as_json: bool) -> None:
     Example:
         caseflow queue --person p2
     """
-    from caseflow.textwidth import table
+    engine = open_engine(db)
+    items = engine.queue(person, at=parse_at(at))
+    if as_json or not items:
+        emit(as_json, [i.to_dict() for i in items], "没有计时中的环节")
+        return
+    from caseflow.narrate import Labels, due_text, text_table
 
-    items = open_engine(db).queue(person, at=parse_at(at))
-    rows = [["逾期" if i.overdue else "", i.case_id, i.workflow, i.label, i.time_left,
-             f"代 {i.via_substitute_for}" if i.via_substitute_for else ""] for i in items]
-    text = (table(["", "案件", "程序", "时限", "剩余", "代办"], rows, "<>") + "\n" + QUEUE_NOTE) if items \
-        else "no running clocks"
-    emit(as_json, [i.to_dict() for i in items], text)
+    labels = Labels.from_store(engine.store)
+    rows = [("逾期" if i.overdue else "", f"#{i.case_id}", labels.workflow(i.workflow), i.label,
+             due_text(i.due_at, prefix=""), i.time_left,
+             f"代 {labels.person(i.via_substitute_for)}" if i.via_substitute_for else "") for i in items]
+    lines = text_table(("", "案件", "程序", "环节", "期满", "剩余", ""), rows)
+    emit(as_json, [i.to_dict() for i in items], "\n".join([*lines, QUEUE_NOTE]))
 
 
 #: What the 剩余 column counts, printed under the queue.

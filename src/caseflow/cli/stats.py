@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from caseflow.cli.common import emit, handle_errors, json_option, open_store, store_db_option
+from caseflow.calendar import ZONE
+from caseflow.cli.common import emit, handle_errors, json_option, open_store, parse_at, store_db_option
 
 
 @click.command("stats")
@@ -12,12 +13,16 @@ from caseflow.cli.common import emit, handle_errors, json_option, open_store, st
 @click.option("--by", "by", type=click.Choice(["unit", "person", "workflow", "month"]), default="unit",
               show_default=True)
 @click.option("--unit", "units", multiple=True, help="Only these units (repeatable).")
+@click.option("--at", "at", default=None, metavar="INSTANT",
+              help="Answer as things stood at this instant (e.g. 2026-11-04T08:30), rebuilt from the record.")
 @store_db_option
 @json_option
 @handle_errors
-def stats_cmd(month: str | None, by: str, units: tuple[str, ...], db: str | None, as_json: bool) -> None:
-    """On-time rate, overdue count and working days per step, by unit, person, workflow or month.
+def stats_cmd(month: str | None, by: str, units: tuple[str, ...], at: str | None, db: str | None,  # noqa: PLR0917
+              as_json: bool) -> None:
+    """Cases and steps, statutory and promised limits apart, by unit, person, workflow or month.
 
+    Every table is followed by the definitions of its figures (口径). --json gives the steps' figures.
     Time paused for the applicant or by law (charged_to applicant/law) is not charged to the unit.
 
     \b
@@ -26,18 +31,16 @@ def stats_cmd(month: str | None, by: str, units: tuple[str, ...], db: str | None
         caseflow stats --month 2026-10 --by person --json
         caseflow stats --by month --unit 城关派出所
     """
-    from caseflow.stats import compute_stats
+    from caseflow.stats import compute_stats, render_stats_text, stats_tables
 
-    groups = compute_stats(open_store(db), month=month, by=by, units=list(units) or None)
+    store = open_store(db)
+    when = parse_at(at)
+    groups = compute_stats(store, month=month, by=by, units=list(units) or None, until=when, now=when)
     payload = [g.to_dict() for g in groups]
-    from caseflow.textwidth import table
-
-    rows = []
-    for g in groups:
-        rate = f"{g.on_time_rate * 100:.1f}%" if g.on_time_rate is not None else "—"
-        avg = f"{g.avg_working_days:.1f}" if g.avg_working_days is not None else "—"
-        rows.append([g.key, g.finished, g.on_time, rate, g.overdue, avg])
-    text = table([by, "finished", "on time", "rate", "overdue", "avg wd"], rows, "<>>>>>")
-    emit(as_json, payload, text if groups else "no timers in that period")
-
-
+    if as_json:
+        emit(as_json, payload, "")
+        return
+    tables = stats_tables(store, month=month, by=by, units=list(units) or None, now=when)
+    scope = f"{month} " if month else ""
+    moment = f"截至 {when.astimezone(ZONE):%Y-%m-%d %H:%M}" if when else "截至目前"
+    emit(as_json, payload, render_stats_text(tables, heading=f"办理时限统计 {scope}{moment}（北京时间）"))

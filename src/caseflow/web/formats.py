@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 from caseflow.calendar import ZONE
+from caseflow.narrate import due_text
 
 
 def fmt_instant(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -17,12 +18,9 @@ def fmt_instant(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> st
 
 
 def fmt_due(value: datetime | str | None) -> str:
-    """A due instant as a clerk reads it: a day limit ends at 24:00 of its last day, not 00:00 the next."""
+    """A due instant as a clerk reads it, one way everywhere: ``2026-11-20（周五）24:00`` (see caseflow.narrate)."""
     if value is None or value == "":
         return "—"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    local = value.astimezone(ZONE)
-    if local.time() == time(0):
-        return f"{local - timedelta(days=1):%Y-%m-%d} 24:00"
-    return f"{local:%Y-%m-%d %H:%M}"
+    return due_text(value, prefix="")

@@ -22,6 +22,7 @@ from caseflow.errors import (
     CommandError,
     ConflictError,
 )
+from caseflow.narrate import Labels, case_data_items, describe_event, status_text
 from caseflow.store import TimerRow
 from caseflow.timelimits import TimeLimit
 from caseflow.tokens import csrf_token, revoke
@@ -43,6 +44,7 @@ def _templates() -> Jinja2Templates:
     templates.env.filters["due"] = fmt_due
     templates.env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.0f}%"
     templates.env.filters["show"] = lambda v: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    templates.env.globals["status_text"] = status_text
     return templates
 
 
@@ -147,7 +149,12 @@ def add_web_routes(app: FastAPI) -> None:
         engine = engine_of(request)
         try:
             data = parse_data_lines(form.get("data", ""))
-            view = await run_in_threadpool(lambda: engine.open(form.get("workflow", ""), actor=actor.id, data=data))
+            key = form.get("workflow", "")
+            if key in engine.registry:
+                # Clerks write the labels they read (申请人=李四); the record keeps the workflow's field keys.
+                by_label = {f.label: f.key for f in engine.registry.latest(key).fields.values()}
+                data = {by_label.get(name, name): value for name, value in data.items()}
+            view = await run_in_threadpool(lambda: engine.open(key, actor=actor.id, data=data))
         except CaseflowError as exc:
             ctx = await run_in_threadpool(queue_context, engine, actor)
             return _page(request, "queue.html", actor, status=error_status(exc), **ctx, msg=None, error=str(exc))
@@ -245,7 +252,7 @@ def queue_context(engine: Engine, actor: Actor) -> dict[str, Any]:
         try:
             return engine.registry.latest(workflow).state(state).label
         except (CaseflowError, KeyError, LookupError):
-            return state
+            return "其他状态"
 
     rows_out = [{"item": i, "level": levels.get((i.case_id, i.timer), "green"),
                  "time_left": texts.get((i.case_id, i.timer), i.time_left),
@@ -276,11 +283,16 @@ def case_context(engine: Engine, actor: Actor, case_id: int) -> dict[str, Any]:
                        "level": timer_level(row, now) if row.status in ACTIVE else row.status,
                        "time_left": engine.time_left(row, now) if row.status in ACTIVE else "",
                        "limit": _limit_text(row)})
-    kinds = {"open": "立案", "pause": "暂停计时", "resume": "恢复计时", "extend": "批准延期", "hand_over": "移交",
+    kinds = {"open": "受理", "pause": "暂停计时", "resume": "恢复计时", "extend": "批准延期", "hand_over": "移交",
              "reassign": "改派", "close": "结案", "recompute": "重算期限"}
-    actions = {t.trigger: t.label or t.trigger for t in defn.transitions}
-    event_rows = [{"e": e, "action": actions.get(e.trigger or "", e.trigger or "") if e.kind == "fire"
-                   else kinds.get(e.kind, e.kind),
+    labels = Labels.from_store(engine.store, registry=[defn])
+    # Personal data in full for the responsible clerk only; everyone else reads it masked by kind.
+    full = actor.id == view.responsible
+    event_rows = [{"e": e, "action": labels.transition(view.workflow, e.trigger, view.workflow_version)
+                   if e.kind == "fire" else kinds.get(e.kind, "其他操作"),
+                   "actor": labels.person(e.actor),
+                   "text": describe_event(e, labels, view.workflow, version=view.workflow_version, full=full,
+                                          head=False),
                    "from": _state_label(defn, e.from_state), "to": _state_label(defn, e.to_state)} for e in events]
     closed = view.closed_at is not None
     may_act = not closed and (actor.is_admin or actor.id == view.responsible
@@ -289,8 +301,12 @@ def case_context(engine: Engine, actor: Actor, case_id: int) -> dict[str, Any]:
         "case": view, "events": events, "event_rows": event_rows, "timers": timers,
         "triggers": [] if closed else triggers,
         "timeline": timeline(view, rows, events, now, calendar=engine.calendar,
-                             labels={t["row"].id: t["label"] for t in timers}),
+                             labels={t["row"].id: t["label"] for t in timers},
+                             event_titles={e.seq: f"{row['actor']} {row['text']}" for e, row in zip(events, event_rows,
+                                                                                                   strict=True)}),
         "workflow_title": defn.title, "people": people,
+        "case_fields": case_data_items(labels, view.workflow, view.data, version=view.workflow_version, full=full),
+        "field_labels": {k: f.label for k, f in defn.fields.items()},
         "responsible_name": getattr(people.get(view.responsible), "name", view.responsible),
         "may_act": may_act, "closed": closed,
         "handover_people": [q for q in people.values() if actor.sees_unit(q.unit) and q.id != view.responsible],
@@ -303,7 +319,7 @@ def _state_label(defn: Any, state: str | None) -> str:
     try:
         return str(defn.state(state).label)
     except (CaseflowError, KeyError, LookupError):
-        return state
+        return "其他状态"
 
 
 def _limit_text(row: TimerRow) -> str:

@@ -41,7 +41,8 @@ def month_chart(monthly: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def timeline(view: CaseView, rows: Sequence[TimerRow], events: Sequence[Any], now: datetime, *,
-             calendar: WorkCalendar, labels: Mapping[int | None, str]) -> dict[str, Any]:
+             calendar: WorkCalendar, labels: Mapping[int | None, str],
+             event_titles: Mapping[int, str] | None = None) -> dict[str, Any]:
     """The case's timeline as SVG coordinates: days (rest days shaded), events, each timer's span.
 
     A timer's row shows its allowed span (start → due) as an outline, the time it actually ran as a
@@ -86,7 +87,7 @@ def timeline(view: CaseView, rows: Sequence[TimerRow], events: Sequence[Any], no
             lanes.append(ex)
         lanes[lane] = ex
         event_marks.append({"x": ex, "seq": e.seq, "lane": lane,
-                            "title": f"#{e.seq} {fmt_instant(e.at)} {e.kind} {e.trigger or ''} {e.actor}".strip()})
+                            "title": f"#{e.seq} " + (event_titles or {}).get(e.seq, fmt_instant(e.at))})
     for mark in event_marks:
         mark["dy"] = -7 + 14 * (int(mark["lane"]) % 2) if len(lanes) > 1 else 0
     bars = []
