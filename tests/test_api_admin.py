@@ -76,7 +76,8 @@ def test_loading_next_years_notice_moves_open_deadlines(admin_world: World, tmp_
     timer = next(t for t in r.json()["timers"] if t["name"] == "verification")
     assert timer["provisional"] and timer["last_day"] == "2027-01-05"
     notice = ("year: 2027\nsource: 国办发明电〔2026〕测试\nholidays:\n"
-              "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n")
+              "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n"
+              "statutory_only: [春节, 清明节, 劳动节, 端午节, 中秋节, 国庆节]\n")
     r = w.client.put("/api/v1/holidays/2027", json={"yaml": notice}, headers=w.h("admin"))
     assert r.status_code == 200, r.text
     assert r.json()["official_until"] == "2027-12-31"

@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 from transitions import Machine, MachineError
 
 from caseflow.abc import Clock
-from caseflow.calendar import ZONE, WorkCalendar, default_calendar
+from caseflow.calendar import ZONE, WorkCalendar, YearArrangement, default_calendar
 from caseflow.clock import SystemClock, require_aware
 from caseflow.errors import (
     AuditError,
@@ -44,6 +44,7 @@ from caseflow.errors import (
     TransitionError,
     WorkflowNotFoundError,
 )
+from caseflow.published import Published, publish_notice, publish_workflow
 from caseflow.store import Absence, CaseRow, CommandRecord, EventRow, Person, Store, TimerRow, WorkflowVersion
 from caseflow.timelimits import Due, TimeLimit, compute_due
 from caseflow.workflow import TimerDef, WorkflowDef, WorkflowRegistry, parse_workflow
@@ -288,6 +289,8 @@ class Engine:
         self.store = store
         self.registry = registry if registry is not None else WorkflowRegistry.load()
         self.calendar = calendar or default_calendar()
+        #: Notices and definitions loaded into the database, reread when their generation moves.
+        self.published = Published(self.calendar, self.registry)
         self.clock: Clock = clock or SystemClock()
         self.backdate_window = backdate_window
         self._machines: dict[str, Machine] = {}
@@ -472,6 +475,7 @@ class Engine:
                     # row lock), then take the instant: concurrent commands queue and each one's instant
                     # follows the last event, rather than being refused as back-dated (issue 9).
                     case = s.get(CaseRow, case_id, with_for_update=True)
+                    self._sync(s)
                     replay = self._replay(s, key, command)
                     if replay is not None:
                         return replay
@@ -550,6 +554,8 @@ class Engine:
         data = dict(data or {})
         self._pin_version(defn, when)
         with self.store.session(write=True) as s:
+            if self._sync(s):
+                defn = self.registry.latest(workflow)  # a newly published one: stored when it was published
             replay = self._replay(s, key, "open")
             if replay is not None:
                 return replay
@@ -579,6 +585,38 @@ class Engine:
                 s.add(CommandRecord(key=key, command="open", case_id=case.id, result=_canonical(view.to_dict()),
                                     created_at=when))
         return view
+
+    def _sync(self, s: Session) -> bool:
+        """Take up notices and definitions loaded (by any process) since the last command.
+
+        Holds the generation counters shared until the command commits, so a load waits for it (see
+        :mod:`caseflow.published`).
+        """
+        if not self.published.check(s, lock=True):
+            return False
+        self.calendar = self.published.calendar
+        return True
+
+    def refresh(self) -> bool:
+        """Take up what was loaded since the last command, outside a command (queries, the scheduler)."""
+        with self.store.session() as s:
+            return self._sync(s)
+
+    def load_notice(self, arrangement: YearArrangement, text: str, *, fmt: str, actor: str) -> list[dict[str, Any]]:
+        """Load a validated holiday notice for every process and move every open deadline it changes.
+
+        The notice is stored in the database (:func:`~caseflow.published.publish_notice`); each change is
+        written as an event on its case, as :meth:`reload_calendar` does.
+        """
+        publish_notice(self.store, arrangement, text, fmt=fmt, actor=actor, at=self.clock.now())
+        self.refresh()
+        return self._recompute_open(self.calendar, source=f"{arrangement.year} 通知 {arrangement.source}", actor=actor)
+
+    def publish_workflow(self, defn: WorkflowDef, *, actor: str) -> None:
+        """Make ``defn`` the definition new cases of its key use, in every process (open cases keep theirs)."""
+        publish_workflow(self.store, defn, actor=actor, at=self.clock.now())
+        self._stored_versions.add(defn.version)
+        self.refresh()
 
     def _pin_version(self, defn: WorkflowDef, when: datetime) -> None:
         """Store the exact definition text cases are pinned to (once; safe when processes race)."""
@@ -1086,7 +1124,14 @@ class Engine:
         """Switch to ``calendar`` and recompute every open day-based timer whose answer changes.
 
         Each change is written as an event on its case: "due moved from … to … : holidays/2027.yaml".
+        ``calendar`` is built from files: notices loaded into the database still replace its years.
         """
+        with self.store.session() as s:
+            calendar = self.published.rebase(calendar, s)
+        self.calendar = calendar
+        return self._recompute_open(calendar, source=source, actor=actor)
+
+    def _recompute_open(self, calendar: WorkCalendar, *, source: str, actor: str) -> list[dict[str, Any]]:
         changes: list[dict[str, Any]] = []
         with self.store.session() as s:
             ids = list(s.exec(
@@ -1120,7 +1165,6 @@ class Engine:
                     break
                 except (StaleDataError, sa.exc.IntegrityError):
                     continue
-        self.calendar = calendar
         return changes
 
     # ------------------------------------------------------------------ audit

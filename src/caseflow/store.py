@@ -37,7 +37,10 @@ __all__ = [
     "CaseflowBase",
     "CommandRecord",
     "EventRow",
+    "Generation",
+    "HolidayNotice",
     "Person",
+    "PublishedWorkflow",
     "Store",
     "TimerRow",
     "UTCDateTime",
@@ -226,6 +229,42 @@ class ApiToken(CaseflowBase, table=True):
     person_id: str = Field(index=True, max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class HolidayNotice(CaseflowBase, table=True):
+    """A year's holiday notice as loaded (``caseflow calendar import``, ``PUT /holidays/{year}``): the truth
+    every process's calendar reads; the file it came from is only how it was brought in."""
+
+    __tablename__ = "caseflow_holiday_notices"
+    year: int = Field(primary_key=True)
+    source: str = Field(max_length=500)
+    format: str = Field(max_length=16)  # yaml or holiday-cn: how ``text`` is read
+    text: str
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+    loaded_by: str = Field(max_length=64)
+
+
+class PublishedWorkflow(CaseflowBase, table=True):
+    """The definition new cases of a workflow key use (its text is the pinned :class:`WorkflowVersion`)."""
+
+    __tablename__ = "caseflow_published_workflows"
+    key: str = Field(primary_key=True, max_length=100)
+    version: str = Field(max_length=64, foreign_key="caseflow_workflow_versions.version")
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+    loaded_by: str = Field(max_length=64)
+
+
+class Generation(CaseflowBase, table=True):
+    """A counter raised by every load of a notice (``calendar``) or a definition (``workflows``).
+
+    Each process compares it with the one it last read before each command, and rereads the notices or
+    definitions when it moved: one indexed read per command, no restart.
+    """
+
+    __tablename__ = "caseflow_generations"
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = 0
+    changed_at: datetime = Field(sa_type=UTCDateTime)
 
 
 def normalize_url(url: str | os.PathLike[str] | None) -> str:

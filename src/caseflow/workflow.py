@@ -1297,12 +1297,15 @@ class WorkflowRegistry:
 
     def add(self, defn: WorkflowDef, *, make_latest: bool = True) -> WorkflowDef:
         """Register ``defn``; it becomes its key's latest unless ``make_latest`` is false (an archived
-        version a stored case is pinned to). Adding a known version again changes nothing.
+        version a stored case is pinned to). Adding a known version again only makes it the latest.
         """
         if not isinstance(defn, WorkflowDef):
             raise TypeError(f"expected a WorkflowDef, got {type(defn).__name__}")
         versions = self._versions.setdefault(defn.key, {})
         if defn.version in versions:
+            # A known version published again (a revision rolled back) becomes the latest once more.
+            if make_latest:
+                self._latest[defn.key] = versions[defn.version]
             return versions[defn.version]
         versions[defn.version] = defn
         if make_latest or defn.key not in self._latest:
