@@ -44,6 +44,7 @@ from caseflow.clock import SystemClock
 from caseflow.engine import resolve_stand_in
 from caseflow.errors import CalendarError
 from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
+from caseflow.published import Published
 from caseflow.store import Store
 from caseflow.timelimits import TimeLimit
 
@@ -364,13 +365,26 @@ class Scheduler:
         self.report_trigger = WorkingDayTrigger(rt.hour, rt.minute, self.calendar, SCHED_ZONE, first_of_month=True)
         ct = self.config.audit.checkpoint_time
         self.checkpoint_trigger = WorkingDayTrigger(ct.hour, ct.minute, self.calendar, SCHED_ZONE)
+        #: Holiday notices loaded into the database (by any process) replace the file-built calendar's years.
+        self.published = Published(self.calendar)
         self._aps: Any = None
+
+    def refresh(self) -> bool:
+        """Take up holiday notices loaded since the last sweep (one read of the generation counters)."""
+        with self.store.session() as session:
+            if not self.published.check(session):
+                return False
+        self.calendar = self.published.calendar
+        for trigger in (self.digest_trigger, self.report_trigger, self.checkpoint_trigger):
+            trigger.calendar = self.published.calendar
+        return True
 
     # ----------------------------------------------------------------- sweep
 
     def sweep(self, now: datetime | None = None, *, max_batches: int | None = None) -> SweepReport:
         """Raise every alert level due at ``now``, in batches of ``settings.batch`` timers, one transaction each."""
         now = (now or self.clock.now()).astimezone(ZONE)
+        self.refresh()
         report = SweepReport(now)
         people: dict[str, _Person | None] = {}  # shared by the batches of this sweep
         while max_batches is None or report.batches < max_batches:
