@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from transitions import Machine, MachineError
 
 from caseflow.abc import Clock
 from caseflow.calendar import ZONE, WorkCalendar, YearArrangement, default_calendar
-from caseflow.clock import SystemClock, require_aware
+from caseflow.clock import SystemClock, check_instant, require_aware
 from caseflow.errors import (
     AuditError,
     BackdatingError,
@@ -239,6 +240,96 @@ class _Light:
 # ---------------------------------------------------------------------------------------- hashing
 
 
+#: Case data is a form's worth of fields, not a document store: caps keep one request from filling the
+#: database (a 20 MB field was once accepted) and keep every value storable.
+MAX_DATA_BYTES = 64 * 1024
+MAX_TEXT_CHARS = 10_000
+MAX_ID_CHARS = 64
+_INT_RANGE = 2**63
+
+
+def _bad_text(text: str) -> str | None:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return "holds a lone surrogate (text that is not valid Unicode)"
+    if "\x00" in text:
+        return "holds a NUL character"
+    return None
+
+
+def _check_value(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        problem = _bad_text(value)
+        if problem is None and len(value) > MAX_TEXT_CHARS:
+            problem = f"is {len(value)} characters long; a field holds at most {MAX_TEXT_CHARS}"
+        if problem:
+            raise CommandError(f"case data field {where} {problem}")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -_INT_RANGE < value < _INT_RANGE:
+            raise CommandError(f"case data field {where} = {value} is beyond a 64-bit whole number")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise CommandError(f"case data field {where} must be a finite number (NaN and Infinity are not JSON)")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_value(item, f"{where}.{_checked_key(key)}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_value(item, f"{where}[{i}]")
+    else:
+        raise CommandError(f"case data field {where} is a {type(value).__name__}; give text, numbers, true/false, "
+                           "lists or mappings")
+
+
+def _checked_key(key: Any) -> str:
+    if not isinstance(key, str) or not key.strip() or len(key) > 100 or _bad_text(key) or any(
+            ord(c) < 32 for c in key):
+        raise CommandError(f"case data field name {str(key)[:120]!r} must be 1–100 characters of printable text")
+    return key
+
+
+def checked_data(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Case data as given to a command, checked: printable field names, valid text, finite numbers, and at
+    most :data:`MAX_DATA_BYTES` in all (:data:`MAX_TEXT_CHARS` a field). Refused naming the field."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise CommandError(f"case data must be a mapping of fields, got {type(data).__name__}")
+    result = {}
+    for key, value in data.items():
+        _check_value(value, repr(_checked_key(key)))
+        result[key] = value
+    size = len(_canonical(result).encode("utf-8"))
+    if size > MAX_DATA_BYTES:
+        raise CommandError(f"case data takes {size} bytes; a command carries at most {MAX_DATA_BYTES} "
+                           "(attach documents elsewhere and record their reference)")
+    return result
+
+
+def checked_text(value: str | None, what: str, *, max_chars: int = MAX_TEXT_CHARS, required: bool = False) -> str:
+    """A reason, a name or an id typed by a person: valid text, within ``max_chars``; refused naming ``what``."""
+    text = "" if value is None else value
+    if not isinstance(text, str):
+        raise CommandError(f"{what} must be text, got {type(text).__name__}")
+    problem = _bad_text(text)
+    if problem is None and len(text) > max_chars:
+        problem = f"is {len(text)} characters long; at most {max_chars}"
+    if problem is None and required and not text.strip():
+        problem = "is empty"
+    if problem:
+        raise CommandError(f"{what} {problem}")
+    return text
+
+
+def checked_case_id(case_id: int) -> int:
+    """A case id as given: a whole number of at most 63 bits (else no case has it)."""
+    if isinstance(case_id, bool) or not isinstance(case_id, int) or not 0 < case_id < _INT_RANGE:
+        raise CaseNotFoundError(
+            f"no case has the id {case_id!r}; case ids are whole numbers from 1 to {_INT_RANGE - 1}")
+    return case_id
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -347,6 +438,15 @@ class Engine:
         """Record a person (``replace=True`` updates an existing one)."""
         if not person_id or not person_id.strip():
             raise CommandError("a person needs an id")
+        checked_text(person_id, "a person's id", max_chars=MAX_ID_CHARS)
+        if any(ord(c) < 32 or c.isspace() for c in person_id):
+            raise CommandError(f"a person's id {person_id[:80]!r} may not hold spaces or control characters")
+        checked_text(name, f"the name of {person_id!r}", max_chars=100, required=True)
+        checked_text(unit, f"the unit of {person_id!r}", max_chars=100, required=True)
+        checked_text(channel, f"the channel of {person_id!r}", max_chars=500)
+        for ref in (leader, substitute):
+            if ref is not None:
+                checked_text(ref, "a person's id", max_chars=MAX_ID_CHARS)
         role_list = sorted({r.strip() for r in roles if r.strip()})
         with self.store.session(write=True) as s:
             for ref, what in ((leader, "leader"), (substitute, "substitute")):
@@ -414,7 +514,7 @@ class Engine:
 
     def _check_instant(self, at: datetime, now: datetime) -> datetime:
         """An explicitly given instant, if it lies within the back-dating window and not in the future."""
-        at = require_aware(at, "command instant")
+        at = check_instant(at, "command instant")
         if at < now - self.backdate_window:
             raise BackdatingError(
                 f"{at.isoformat()} is more than {self.backdate_window} before now ({now.isoformat()}); "
@@ -474,7 +574,7 @@ class Engine:
                     # Hold the case first (SQLite: BEGIN IMMEDIATE on this first statement; PostgreSQL: the
                     # row lock), then take the instant: concurrent commands queue and each one's instant
                     # follows the last event, rather than being refused as back-dated (issue 9).
-                    case = s.get(CaseRow, case_id, with_for_update=True)
+                    case = s.get(CaseRow, checked_case_id(case_id), with_for_update=True)
                     self._sync(s)
                     replay = self._replay(s, key, command)
                     if replay is not None:
@@ -526,8 +626,12 @@ class Engine:
         if previous is not None:
             case.version = seq  # version_id_col: UPDATE … WHERE version = old; a stale one raises
         case.updated_at = at
+        text = _canonical(data)
+        problem = _bad_text(text)
+        if problem:  # a reason or a ground typed with a lone surrogate: nothing is written
+            raise CommandError(f"the command's text {problem}; retype it")
         row = EventRow(case_id=case.id, seq=seq, kind=kind, at=at, recorded_at=datetime.now(UTC), actor=actor,
-                       trigger=trigger, from_state=from_state, to_state=to_state, data=_canonical(data),
+                       trigger=trigger, from_state=from_state, to_state=to_state, data=text,
                        prev_hash=previous or GENESIS_HASH, hash="")
         row.hash = event_hash(row)
         case.last_event_hash, case.last_event_at = row.hash, at
@@ -551,7 +655,7 @@ class Engine:
         """Open a case under the latest definition of ``workflow``; the actor is 首问负责 unless told."""
         when = self._now(at)
         defn = self.registry.latest(workflow)
-        data = dict(data or {})
+        data = checked_data(data)
         self._pin_version(defn, when)
         with self.store.session(write=True) as s:
             if self._sync(s):
@@ -643,7 +747,7 @@ class Engine:
         key: str | None = None,
     ) -> CaseView:
         """Fire ``trigger``: check roles and required data, move the state, stop and start timers."""
-        fields = dict(data or {})
+        fields = checked_data(data)
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             defn, case = ctx.definition, ctx.case
@@ -691,7 +795,7 @@ class Engine:
         ``data`` carries the fields the reason's policy requires (e.g. the written notice to the
         applicant, 行政许可法 第四十五条); they are kept with the pause and in the event.
         """
-        fields = dict(data or {})
+        fields = checked_data(data)
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             row, tdef = self._active_timer(ctx, timer)
@@ -755,7 +859,7 @@ class Engine:
         the reason, 行政许可法 第四十二条); they are kept with the extension and in the event.
         """
         amount = TimeLimit.parse(by) if isinstance(by, str) else by
-        fields = dict(data or {})
+        fields = checked_data(data)
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             row, tdef = self._active_timer(ctx, timer)
@@ -973,7 +1077,7 @@ class Engine:
     def get(self, case_id: int) -> CaseView:
         """The case as it stands."""
         with self.store.session() as s:
-            case = s.get(CaseRow, case_id)
+            case = s.get(CaseRow, checked_case_id(case_id))
             if case is None:
                 raise CaseNotFoundError(f"no case has the id {case_id}")
             return self._view(self.definition(case.workflow_version, s), case, self._timers(s, case_id))
@@ -981,7 +1085,7 @@ class Engine:
     def history(self, case_id: int) -> list[EventView]:
         """Every event of the case, oldest first."""
         with self.store.session() as s:
-            if s.get(CaseRow, case_id) is None:
+            if s.get(CaseRow, checked_case_id(case_id)) is None:
                 raise CaseNotFoundError(f"no case has the id {case_id}")
             rows = s.exec(select(EventRow).where(EventRow.case_id == case_id)
                           .order_by(EventRow.seq))  # type: ignore[arg-type]
@@ -992,7 +1096,7 @@ class Engine:
     def allowed_triggers(self, case_id: int, person_id: str) -> list[str]:
         """The triggers ``person_id`` may fire on the case now."""
         with self.store.session() as s:
-            case = s.get(CaseRow, case_id)
+            case = s.get(CaseRow, checked_case_id(case_id))
             if case is None:
                 raise CaseNotFoundError(f"no case has the id {case_id}")
             if case.closed_at is not None:
@@ -1011,7 +1115,7 @@ class Engine:
 
         Includes the cases of people who are absent and have this person as substitute (AB岗).
         """
-        now = require_aware(at, "queue instant") if at is not None else require_aware(self.clock.now(), "clock")
+        now = check_instant(at, "queue instant") if at is not None else require_aware(self.clock.now(), "clock")
         today = now.astimezone(ZONE).date()
         with self.store.session() as s:
             self._person(s, person_id)

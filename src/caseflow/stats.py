@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from caseflow.alerts import CASES, PEOPLE, TIMERS
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
-from caseflow.errors import CaseflowError
+from caseflow.errors import CaseflowError, OutputFileError
 from caseflow.notify import mask_text
 from caseflow.store import Person, Store
 
@@ -399,7 +399,10 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
                                                    utils.get_column_letter)
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -422,7 +425,10 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
         for cell in row_cells:
             _as_text_if_formula_like(cell)
     sheet.freeze_panes = "A3"
-    workbook.save(path)
+    try:
+        workbook.save(path)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
     return path
 
 

@@ -371,6 +371,9 @@ class Store:
                 return conn.execute(sa.text(f"SELECT version_num FROM {ALEMBIC_VERSION_TABLE}")).scalar()
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot reach the database {self._safe_url()}: {exc.orig}") from None
+        except sa.exc.DatabaseError as exc:  # e.g. --db naming a YAML file: "file is not a database"
+            raise StoreError(f"{self._safe_url()} is not a caseflow database ({exc.orig}); give the database "
+                             "file or URL with --db") from None
 
     def head_revision(self) -> str:
         """The newest revision shipped with this caseflow."""
@@ -404,7 +407,7 @@ class Store:
 
         try:
             command.upgrade(self._alembic_config(), revision)
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DatabaseError as exc:
             raise StoreError(f"cannot upgrade the database {self._safe_url()}: {exc.orig}") from None
 
     def _safe_url(self) -> str:
