@@ -190,3 +190,31 @@ def test_a_separate_worker_process_uses_a_notice_loaded_by_another(office: Offic
     finally:
         worker.stdin.close()
         worker.wait(timeout=30)
+
+
+def test_two_api_workers_on_one_database(office: Office, db_url: str) -> None:  # noqa: F811
+    """Issue 9's proof: load the 2027 notice through one worker, open a case through the other at once."""
+    pytest.importorskip("fastapi")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+        from caseflow.web import create_app
+    from caseflow.tokens import create_token
+
+    admin, clerk = create_token(office.a.store, "admin"), create_token(office.a.store, "c1")
+    one, two = TestClient(create_app(engine=office.a)), TestClient(create_app(engine=office.b))
+    try:
+        r = one.put("/api/v1/holidays/2027", json={"yaml": NOTICE_2027}, headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200, r.text
+        r = two.post("/api/v1/cases", json={"workflow": "admin_license"}, headers={"Authorization": f"Bearer {clerk}"})
+        assert r.status_code == 201, r.text
+        timer = next(t for t in r.json()["timers"] if t["name"] == "correction_notice")
+        assert timer["last_day"] == "2027-01-08" and not timer["provisional"]
+        years = two.get("/api/v1/holidays", headers={"Authorization": f"Bearer {clerk}"}).json()
+        assert next(y for y in years if y["year"] == 2027)["official"] is True
+    finally:
+        one.close()
+        two.close()

@@ -292,7 +292,8 @@ class MonthOut(BaseModel):
 
 
 class DefinitionIn(BaseModel):
-    """A data file uploaded by an administrator: a workflow definition or a holiday notice, as YAML text."""
+    """A data file uploaded by an administrator: a workflow definition (YAML) or a holiday notice (our YAML or
+    holiday-cn's JSON), as text."""
 
     model_config = ConfigDict(extra="forbid")
     yaml: Annotated[str, StringConstraints(min_length=1, max_length=500_000)]
@@ -314,8 +315,11 @@ class HolidayUploadOut(BaseModel):
 
     year: int
     source: str
-    file: str
+    file: str = Field(description="The name the upload was read under (it is stored in the database, not as a file)")
+    format: str = Field(description="yaml or holiday-cn")
     official_until: date
+    festivals: list[dict[str, Any]] = Field(description="Festival by festival (第二条), how it differs from the "
+                                                        "statute's projection")
     changes: list[dict[str, Any]]
 
 
