@@ -46,7 +46,17 @@ from caseflow.errors import (
     WorkflowNotFoundError,
 )
 from caseflow.published import Published, publish_notice, publish_workflow
-from caseflow.store import Absence, CaseRow, CommandRecord, EventRow, Person, Store, TimerRow, WorkflowVersion
+from caseflow.store import (
+    MAX_CASE_ID,
+    Absence,
+    CaseRow,
+    CommandRecord,
+    EventRow,
+    Person,
+    Store,
+    TimerRow,
+    WorkflowVersion,
+)
 from caseflow.timelimits import Due, TimeLimit, compute_due
 from caseflow.workflow import TimerDef, WorkflowDef, WorkflowRegistry, parse_workflow
 
@@ -323,10 +333,9 @@ def checked_text(value: str | None, what: str, *, max_chars: int = MAX_TEXT_CHAR
 
 
 def checked_case_id(case_id: int) -> int:
-    """A case id as given: a whole number of at most 63 bits (else no case has it)."""
-    if isinstance(case_id, bool) or not isinstance(case_id, int) or not 0 < case_id < _INT_RANGE:
-        raise CaseNotFoundError(
-            f"no case has the id {case_id!r}; case ids are whole numbers from 1 to {_INT_RANGE - 1}")
+    """A case id as given: a whole number from 1 to :data:`~caseflow.store.MAX_CASE_ID` (else no case has it)."""
+    if isinstance(case_id, bool) or not isinstance(case_id, int) or not 0 < case_id <= MAX_CASE_ID:
+        raise CaseNotFoundError(f"no case has the id {case_id!r}; case ids are whole numbers from 1 to {MAX_CASE_ID}")
     return case_id
 
 

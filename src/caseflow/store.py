@@ -31,6 +31,7 @@ from caseflow.errors import StoreError
 
 __all__ = [
     "DEFAULT_DB",
+    "MAX_CASE_ID",
     "Absence",
     "ApiToken",
     "CaseRow",
@@ -48,6 +49,8 @@ __all__ = [
     "normalize_url",
 ]
 
+#: Case ids are INTEGER columns (32 bits on PostgreSQL): a larger id names no case, on either database.
+MAX_CASE_ID = 2**31 - 1
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DB = "sqlite:///caseflow.db"
 ALEMBIC_VERSION_TABLE = "caseflow_alembic_version"

@@ -11,11 +11,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from caseflow.calendar import ZONE
-from caseflow.clock import parse_instant
+from caseflow.clock import check_instant, parse_instant
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import (
     ConflictError,
-    TimeLimitError,
 )
 from caseflow.store import CommandRecord
 from caseflow.web.auth import Actor, check_case
@@ -30,12 +29,9 @@ def local_instant(value: datetime | None) -> datetime | None:
     """An API instant in Beijing time; a naive one is read as Beijing time (as the CLI does)."""
     if value is None:
         return None
-    try:
-        if value.tzinfo is None or value.utcoffset() is None:
-            return value.replace(tzinfo=ZONE)
-        return value.astimezone(ZONE)
-    except (OverflowError, ValueError):
-        raise TimeLimitError(f"{value.isoformat()} is outside the range of instants caseflow handles") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=ZONE)
+    return check_instant(value)  # within the calendar's years, offset within ±14 h
 
 
 def read_instant(text: str) -> datetime:

@@ -12,6 +12,8 @@ from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
+from caseflow.clock import check_date
+
 MAX_INT4 = 2_147_483_647  # case ids are INTEGER on PostgreSQL: larger ids cannot exist, refuse them up front
 
 
@@ -48,7 +50,7 @@ def _text_only(value: Any) -> Any:
 
 CaseData = Annotated[dict[str, Any], AfterValidator(_finite)]
 Instant = Annotated[datetime, BeforeValidator(_text_only)]
-Day = Annotated[date, BeforeValidator(_text_only)]
+Day = Annotated[date, BeforeValidator(_text_only), AfterValidator(check_date)]
 _AT = Field(default=None, description="When it happened (ISO 8601; no offset means Beijing time). Default: now.")
 
 
