@@ -8,8 +8,9 @@ keeps a :class:`Published` view: before each command it reads the two counters a
 rereads what was published. So a notice loaded through one worker governs the very next command on any
 other, without a restart.
 
-Why the counter is read ``FOR SHARE`` by commands (PostgreSQL): a load raises it with an UPDATE, which
-waits for the commands in flight to commit and makes later ones wait for the load. A command therefore
+Why commands take a shared lock before reading the counters (PostgreSQL: a transaction-level advisory lock;
+a load takes it exclusively): a load waits for the commands in flight to commit and later commands wait
+for the load. A command therefore
 either commits before the load (and the recompute that follows the load sees and moves its deadlines) or
 starts after it (and computes with the notice): the recompute and any later command agree. SQLite runs
 one writer at a time, which gives the same order.
@@ -49,17 +50,28 @@ WORKFLOWS = "workflows"
 _GEN = Generation.__table__  # type: ignore[attr-defined]
 
 
+#: The PostgreSQL advisory lock that orders loads and commands (an arbitrary constant: "casefgen").
+_LOCK_KEY = 0x6361736566676560
+
+
 def read_generations(session: Session, *, lock: bool = False) -> tuple[int, int]:
-    """The (calendar, workflows) generations; ``lock`` holds them shared until the transaction ends."""
-    query = sa.select(_GEN.c.name, _GEN.c.value)
+    """The (calendar, workflows) generations; ``lock`` holds the load lock shared until the transaction ends.
+
+    PostgreSQL: a transaction-level shared advisory lock (shared memory only: no row is written, so a
+    command pays one round trip, not a tuple lock), then the read, in its own statement so that it sees a
+    load that committed while the lock was awaited. SQLite's single writer needs no lock.
+    """
     if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    values = {str(name): int(value) for name, value in session.execute(query)}
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(_LOCK_KEY)))
+    values = {str(name): int(value) for name, value in session.execute(sa.select(_GEN.c.name, _GEN.c.value))}
     return int(values.get(CALENDAR, 0)), int(values.get(WORKFLOWS, 0))
 
 
 def _raise(session: Session, name: str, at: datetime) -> int:
-    """Raise a counter (the UPDATE waits for commands holding it shared); the new value."""
+    """Raise a counter, holding the load lock exclusively: it waits for commands in flight, and commands
+    starting now wait for this load to commit. The new value."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
     result = session.execute(sa.update(_GEN).where(_GEN.c.name == name)
                              .values(value=_GEN.c.value + 1, changed_at=at).returning(_GEN.c.value))
     value = result.scalar()
