@@ -14,7 +14,9 @@ from caseflow.calendar import ZONE
 from caseflow.clock import check_instant, parse_instant
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import (
+    CalendarCoverageError,
     ConflictError,
+    TimeLimitError,
 )
 from caseflow.store import CommandRecord
 from caseflow.web.auth import Actor, check_case
@@ -31,7 +33,10 @@ def local_instant(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=ZONE)
-    return check_instant(value)  # within the calendar's years, offset within ±14 h
+    try:
+        return check_instant(value)  # within the calendar's years, offset within ±14 h
+    except CalendarCoverageError as exc:  # a field of the body: a 422 like any other invalid field
+        raise TimeLimitError(str(exc)) from None
 
 
 def read_instant(text: str) -> datetime:
