@@ -218,3 +218,13 @@ def test_two_api_workers_on_one_database(office: Office, db_url: str) -> None:  
     finally:
         one.close()
         two.close()
+
+
+def test_audit_replays_with_the_loaded_notice(office: Office) -> None:
+    """A case opened under a notice loaded elsewhere replays to the same deadlines in `audit verify`."""
+    from caseflow.audit import verify
+
+    load(office.a)
+    office.b.open("admin_license", actor="c1")
+    fresh = Engine(office.stores[0], clock=office.clock)
+    assert verify(fresh) == []
