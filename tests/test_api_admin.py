@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from caseflow.calendar import clear_calendar_cache
-from caseflow.workflow import shipped_workflows_dir
+from caseflow.workflow import parse_workflow, shipped_workflows_dir
 from test_api import World, assert_problem
 
 
@@ -36,7 +36,8 @@ def test_an_administrator_revises_a_workflow_and_new_cases_follow_it(admin_world
     revised = HUKOU.replace("limit: 3 working_days", "limit: 5 working_days")
     r = w.client.put("/api/v1/workflows/hukou_transfer", json={"yaml": revised}, headers=w.h("admin"))
     assert r.status_code == 200, r.text
-    assert (tmp_path / "workflows" / "hukou_transfer.yaml").read_text(encoding="utf-8") == revised
+    # Kept in the database (issue 9: one truth for every worker), not written to a file.
+    assert not (tmp_path / "workflows" / "hukou_transfer.yaml").exists()
     after = w.open()
     for case in (before, after):
         r = w.client.post(f"/api/v1/cases/{case['id']}/fire", headers=w.h("p1"),
@@ -76,7 +77,8 @@ def test_loading_next_years_notice_moves_open_deadlines(admin_world: World, tmp_
     timer = next(t for t in r.json()["timers"] if t["name"] == "verification")
     assert timer["provisional"] and timer["last_day"] == "2027-01-05"
     notice = ("year: 2027\nsource: 国办发明电〔2026〕测试\nholidays:\n"
-              "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n")
+              "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n"
+              "statutory_only: [春节, 清明节, 劳动节, 端午节, 中秋节, 国庆节]\n")
     r = w.client.put("/api/v1/holidays/2027", json={"yaml": notice}, headers=w.h("admin"))
     assert r.status_code == 200, r.text
     assert r.json()["official_until"] == "2027-12-31"
@@ -98,9 +100,29 @@ def test_a_bad_notice_names_its_line_and_changes_nothing(admin_world: World, tmp
     assert_problem(w.client.put("/api/v1/holidays/2027", json={"yaml": mismatch}, headers=w.h("admin")), 422)
 
 
-def test_without_a_directory_uploads_are_a_conflict(admin_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uploads_need_no_directory_the_database_keeps_them(admin_world: World,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before issue 9 an upload was written to $CASEFLOW_WORKFLOWS_DIR (409 without it) and reached other
+    # workers only when they restarted; the database now keeps it for every worker.
     monkeypatch.delenv("CASEFLOW_WORKFLOWS_DIR")
     w = admin_world
-    body = assert_problem(w.client.put("/api/v1/workflows/hukou_transfer", json={"yaml": HUKOU},
-                                       headers=w.h("admin")), 409)
-    assert "CASEFLOW_WORKFLOWS_DIR" in body["detail"]
+    revised = HUKOU.replace("limit: 3 working_days", "limit: 5 working_days")
+    r = w.client.put("/api/v1/workflows/hukou_transfer", json={"yaml": revised}, headers=w.h("admin"))
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == parse_workflow(revised).version
+
+
+def test_a_holiday_cn_notice_uploads_like_our_yaml(admin_world: World) -> None:
+    w = admin_world
+    text = (Path(__file__).parent / "data" / "holiday-cn" / "2026.json").read_text(encoding="utf-8")
+    r = w.client.put("/api/v1/holidays/2026", json={"yaml": text}, headers=w.h("admin"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["format"] == "holiday-cn" and body["source"].startswith("holiday-cn: https://www.gov.cn/")
+    festivals = {f["festival"]: f for f in body["festivals"]}
+    assert list(festivals) == ["元旦", "春节", "清明节", "劳动节", "端午节", "中秋节", "国庆节"]
+    assert festivals["国庆节"]["workdays"] == ["2026-09-20", "2026-10-10"]
+    assert festivals["清明节"]["status"] == "as projected"
+    cut = text.replace('"name": "清明节"', '"name": "植树"')
+    body = assert_problem(w.client.put("/api/v1/holidays/2026", json={"yaml": cut}, headers=w.h("admin")), 422)
+    assert "清明节" in body["detail"] and "statutory_only" in body["detail"]

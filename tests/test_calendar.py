@@ -250,6 +250,7 @@ holidays:
 workdays:
   - 2027-02-20
   - {date: 2027-02-21, name: 春节}
+statutory_only: [清明节, 劳动节, 端午节, 中秋节, 国庆节]
 """
 
 
@@ -267,7 +268,7 @@ BAD_FILES = [
      "2026-12-31"),
     ("rest and make-up at once", GOOD_2027.replace("  - 2027-02-20", "  - 2027-02-06"), 10, "workdays[0]",
      "2027-02-06"),
-    ("unknown top-level key", GOOD_2027 + "notes: x\n", 12, "notes", "notes"),
+    ("unknown top-level key", GOOD_2027 + "notes: x\n", 13, "notes", "notes"),
     ("unknown key in a holiday", GOOD_2027.replace("    to: 2027-02-13", "    to: 2027-02-13\n    days: 9"), 9,
      "holidays[1].days", "days"),
     ("invalid date", GOOD_2027.replace("to: 2027-02-13", "to: 2027-02-30"), 8, "holidays[1].to", "2027-02-30"),
@@ -311,7 +312,10 @@ def test_a_good_holiday_file_loads(tmp_path: Path) -> None:
     arrangement = load_holiday_file(write(tmp_path, GOOD_2027))
     assert arrangement.year == 2027
     assert arrangement.official
-    assert len(arrangement.rest_days) == 3 + 9
+    assert len([n for n in arrangement.rest_days.values() if n in ("元旦", "春节")]) == 3 + 9
+    # The festivals it leaves to the statute get the projection's days (劳动节 5-1, 5-2 and its 补假).
+    assert arrangement.statutory_only == ("清明节", "劳动节", "端午节", "中秋节", "国庆节")
+    assert arrangement.rest_days[date(2027, 5, 3)] == "劳动节(补假)"
     assert arrangement.workdays == {date(2027, 2, 20): "春节", date(2027, 2, 21): "春节"}
 
 
@@ -324,9 +328,8 @@ def test_a_holiday_file_overrides_the_projection(tmp_path: Path, calendar: WorkC
     assert loaded.is_workday(date(2027, 2, 20))  # make-up Saturday now works
     assert loaded.describe(date(2027, 2, 20)).reason == "调休上班"
     assert not loaded.is_workday(date(2027, 2, 11))  # Thursday inside the block
-    # Outside the file's holidays, 2027 is just weekdays: the projection's 补假 days are gone.
-    assert loaded.is_workday(date(2027, 5, 3))
-    assert not calendar.is_workday(date(2027, 5, 3))
+    # The festivals it leaves to the statute keep the projection's days (劳动节's 补假 on Monday 05-03).
+    assert not loaded.is_workday(date(2027, 5, 3)) and not calendar.is_workday(date(2027, 5, 3))
     diff = calendar.diff(loaded, year=2027)
     assert date(2027, 2, 20) in {d for d, _, _ in diff}
     # Earlier years are untouched.

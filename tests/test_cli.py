@@ -111,7 +111,8 @@ def test_calendar_check_shows_what_a_new_file_changes(runner: CliRunner, tmp_pat
     path = tmp_path / "2027.yaml"
     path.write_text(
         "year: 2027\nsource: test notice\nholidays:\n"
-        "  - {name: 春节, from: 2027-02-05, to: 2027-02-11}\nworkdays:\n  - 2027-02-20\n",
+        "  - {name: 春节, from: 2027-02-05, to: 2027-02-11}\nworkdays:\n  - 2027-02-20\n"
+        "statutory_only: [元旦, 清明节, 劳动节, 端午节, 中秋节, 国庆节]\n",
         encoding="utf-8",
     )
     result = runner.invoke(cli, ["calendar", "check", str(path), "--json"])
@@ -243,7 +244,9 @@ def test_calendar_reload_moves_provisional_deadlines(runner: CliRunner, db: str,
     notices = tmp_path / "notices"
     notices.mkdir()
     (notices / "2027.yaml").write_text("year: 2027\nsource: test\nholidays:\n"
-                                       "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n", encoding="utf-8")
+                                       "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n"
+                                       "statutory_only: [春节, 清明节, 劳动节, 端午节, 中秋节, 国庆节]\n",
+                                       encoding="utf-8")
     changes = _json(runner, ["calendar", "reload", "--holidays", str(notices), "--db", db])
     assert isinstance(changes, list)
     moved = [c for c in changes if c["timer"] == "verification"]

@@ -281,7 +281,8 @@ def test_loading_a_holiday_notice_moves_provisional_deadlines_and_records_it(
     with pytest.raises(ValueError, match="outside the file's year"):
         WorkCalendar.load([tmp_path])
     notice.write_text("year: 2027\nsource: test notice\nholidays:\n"
-                      "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n", encoding="utf-8")
+                      "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n"
+                      "statutory_only: [春节, 清明节, 劳动节, 端午节, 中秋节, 国庆节]\n", encoding="utf-8")
     changes = engine.reload_calendar(WorkCalendar.load([tmp_path]), source=str(notice))
     after = engine.get(case.id).timer("verification")
     assert not after.provisional

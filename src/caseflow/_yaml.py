@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["LineDict", "LineList", "line_of", "load_yaml", "load_yaml_text"]
+__all__ = ["MAX_DATA_FILE_BYTES", "LineDict", "LineList", "line_of", "load_yaml", "load_yaml_text"]
 
 
 class LineDict(dict[str, Any]):
@@ -73,9 +73,25 @@ def load_yaml_text(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+#: Data files (workflows, holiday notices) are a few kilobytes; a larger file is not one of them.
+MAX_DATA_FILE_BYTES = 1024 * 1024
+
+
 def load_yaml(path: Path) -> tuple[Any, str]:
-    """Read ``path``; return the document and an error prefix. Raises ``yaml.YAMLError`` with marks."""
-    return load_yaml_text(path.read_text(encoding="utf-8")), str(path)
+    """Read ``path``; return the document and an error prefix. Raises ``yaml.YAMLError`` with marks.
+
+    A file that is not UTF-8 text (a binary file given by mistake) or is larger than
+    :data:`MAX_DATA_FILE_BYTES` is a ``yaml.YAMLError`` too, saying so. ``OSError`` passes through.
+    """
+    size = path.stat().st_size
+    if size > MAX_DATA_FILE_BYTES:
+        raise yaml.YAMLError(f"the file holds {size} bytes, more than a data file's {MAX_DATA_FILE_BYTES}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise yaml.YAMLError(f"not UTF-8 text (undecodable byte at offset {exc.start}): is it the right file?") \
+            from None
+    return load_yaml_text(text), str(path)
 
 
 def line_of(container: Any, key: str | int | None = None) -> int | None:

@@ -348,6 +348,7 @@ def verify(engine: Engine, *, case_id: int | None = None, checkpoints: str | os.
     be signed with (from the configured key file). Without a file, only the first two checks run.
     """
     problems: list[AuditProblem] = []
+    engine.refresh()  # replay with the notices loaded into the database, as the commands computed
     with engine.store.session() as s:
         table = CaseRow.__table__  # type: ignore[attr-defined]
         query = sa.select(table.c.id, table.c.version, table.c.last_event_hash).order_by(table.c.id)
@@ -383,6 +384,7 @@ def rebuild_case(engine: Engine, case_id: int, *, actor: str = "audit") -> list[
 
     Refuses when the chain itself does not verify: a forged record is not a source to rebuild from.
     """
+    engine.refresh()
     with engine.store.session(write=True) as s:
         stored = s.get(CaseRow, case_id)
         if stored is None:

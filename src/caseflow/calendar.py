@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "FESTIVALS",
     "FIRST_YEAR",
     "LAST_YEAR",
     "ZONE",
@@ -51,7 +52,9 @@ __all__ = [
     "HolidayDirSource",
     "WorkCalendar",
     "YearArrangement",
+    "complete_arrangement",
     "default_calendar",
+    "festivals_named",
     "load_holiday_file",
     "projected_arrangement",
     "shipped_holidays_dir",
@@ -102,6 +105,9 @@ class YearArrangement:
     workdays: dict[date, str] = field(default_factory=dict)
     origin: str = ""
     official: bool = True
+    #: Festivals of 全国年节及纪念日放假办法 第二条 the notice leaves to the statute (their statutory days
+    #: and 第六条 substitutes were filled in from the projection).
+    statutory_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,31 @@ def shipped_holidays_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "holidays"
 
 
-_FILE_KEYS = ("year", "source", "holidays", "workdays")
+_FILE_KEYS = ("year", "source", "holidays", "workdays", "statutory_only")
+
+#: The festivals of 全国年节及纪念日放假办法 第二条 (2024 revision), each with the word that names it in a
+#: notice's holiday names ("国庆节、中秋节" names two).
+FESTIVALS: dict[str, str] = {
+    "元旦": "元旦",
+    "春节": "春节",
+    "清明节": "清明",
+    "劳动节": "劳动",
+    "端午节": "端午",
+    "中秋节": "中秋",
+    "国庆节": "国庆",
+}
+
+
+def festivals_named(name: str) -> list[str]:
+    """The 第二条 festivals a holiday name speaks of ("国庆节、中秋节" → 中秋节, 国庆节; "春节(补假)" → 春节)."""
+    return [festival for festival, word in FESTIVALS.items() if word in name]
+
+
+def _festival_of(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    named = festivals_named(value.strip())
+    return named[0] if len(named) == 1 else None
 _RANGE_KEYS = ("name", "from", "to")
 
 
@@ -203,6 +233,10 @@ def load_holiday_file(path: Path | str, *, text: str | None = None) -> YearArran
           - {name: 春节, from: 2027-02-05, to: 2027-02-13}
         workdays:                       # make-up working days (调休上班), each a Saturday or Sunday
           - 2027-02-20                  # or {date: 2027-02-20, name: 春节}
+        statutory_only: [清明节]         # festivals the notice leaves to the statute (optional)
+
+    Every festival of 全国年节及纪念日放假办法 第二条 must be arranged under ``holidays`` or named under
+    ``statutory_only`` (see :func:`complete_arrangement`).
     """
     path = Path(path)
     where = str(path)
@@ -348,7 +382,71 @@ def load_holiday_file(path: Path | str, *, text: str | None = None) -> YearArran
         if day in work:
             raise HolidayFileError(f"{day} is listed twice", path=where, line=line, field=fld)
         work[day] = label or _nearest_holiday(day, rest)
-    return YearArrangement(year, source.strip(), rest, work, origin=where)
+    statutory_only = _statutory_only(doc, where)
+    return complete_arrangement(
+        YearArrangement(year, source.strip(), rest, work, origin=where), statutory_only, path=where,
+        line=line_of(doc, "statutory_only" if "statutory_only" in doc else "holidays"),
+    )
+
+
+def _statutory_only(doc: LineDict, where: str) -> tuple[str, ...]:
+    value = doc.get("statutory_only")
+    if value is None:
+        return ()
+    line = line_of(doc, "statutory_only")
+    if not isinstance(value, list):
+        raise HolidayFileError(
+            f"statutory_only must be a list of festivals, e.g. [清明节]; the festivals are {', '.join(FESTIVALS)}",
+            path=where, line=line, field="statutory_only",
+        )
+    chosen: list[str] = []
+    for i, item in enumerate(value):
+        festival = _festival_of(item)
+        if festival is None:
+            raise HolidayFileError(
+                f"{item!r} is not a festival of 全国年节及纪念日放假办法 第二条; write one of {', '.join(FESTIVALS)}",
+                path=where, line=line_of(value, i) if isinstance(value, LineList) else line,
+                field=f"statutory_only[{i}]",
+            )
+        if festival not in chosen:
+            chosen.append(festival)
+    return tuple(chosen)
+
+
+def complete_arrangement(arrangement: YearArrangement, statutory_only: Sequence[str] = (), *,
+                         path: str = "", line: int | None = None) -> YearArrangement:
+    """Check that a notice covers every festival of 第二条 and fill in those it leaves to the statute.
+
+    全国年节及纪念日放假办法 第二条 gives every citizen seven festivals off; a notice arranges each of them.
+    A file that names none of a festival's days and does not list it under ``statutory_only`` is a
+    transcription cut short: refused, naming the missing festivals. A festival listed under
+    ``statutory_only`` gets its statutory days and the 第六条 substitutes of the projection.
+    """
+    covered = {f for name in arrangement.rest_days.values() for f in festivals_named(name)}
+    both = [f for f in statutory_only if f in covered]
+    if both:
+        raise HolidayFileError(
+            f"{'、'.join(both)} is listed under statutory_only but the file also arranges its days; "
+            "keep one of the two",
+            path=path, line=line, field="statutory_only",
+        )
+    missing = [f for f in FESTIVALS if f not in covered and f not in statutory_only]
+    if missing:
+        raise HolidayFileError(
+            f"the notice for {arrangement.year} does not arrange {'、'.join(missing)} (全国年节及纪念日放假办法 "
+            "第二条 gives every citizen these days off): add their days under holidays, or list them under "
+            f"statutory_only: [{', '.join(missing)}] to leave them to the statute",
+            path=path, line=line, field="holidays",
+        )
+    if not statutory_only:
+        return arrangement
+    rest = dict(arrangement.rest_days)
+    for day, name in projected_arrangement(arrangement.year).rest_days.items():
+        if day not in rest and day not in arrangement.workdays and set(festivals_named(name)) & set(statutory_only):
+            rest[day] = name
+    return YearArrangement(arrangement.year, arrangement.source, dict(sorted(rest.items())), arrangement.workdays,
+                           origin=arrangement.origin, official=arrangement.official,
+                           statutory_only=tuple(statutory_only))
 
 
 _WEEKDAY_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,8 +31,8 @@ from sqlmodel import Session, select
 from transitions import Machine, MachineError
 
 from caseflow.abc import Clock
-from caseflow.calendar import ZONE, WorkCalendar, default_calendar
-from caseflow.clock import SystemClock, require_aware
+from caseflow.calendar import ZONE, WorkCalendar, YearArrangement, default_calendar
+from caseflow.clock import SystemClock, check_instant, require_aware
 from caseflow.errors import (
     AuditError,
     BackdatingError,
@@ -44,7 +45,18 @@ from caseflow.errors import (
     TransitionError,
     WorkflowNotFoundError,
 )
-from caseflow.store import Absence, CaseRow, CommandRecord, EventRow, Person, Store, TimerRow, WorkflowVersion
+from caseflow.published import Published, publish_notice, publish_workflow
+from caseflow.store import (
+    MAX_CASE_ID,
+    Absence,
+    CaseRow,
+    CommandRecord,
+    EventRow,
+    Person,
+    Store,
+    TimerRow,
+    WorkflowVersion,
+)
 from caseflow.timelimits import Due, TimeLimit, compute_due
 from caseflow.workflow import TimerDef, WorkflowDef, WorkflowRegistry, parse_workflow
 
@@ -238,6 +250,95 @@ class _Light:
 # ---------------------------------------------------------------------------------------- hashing
 
 
+#: Case data is a form's worth of fields, not a document store: caps keep one request from filling the
+#: database (a 20 MB field was once accepted) and keep every value storable.
+MAX_DATA_BYTES = 64 * 1024
+MAX_TEXT_CHARS = 10_000
+MAX_ID_CHARS = 64
+_INT_RANGE = 2**63
+
+
+def _bad_text(text: str) -> str | None:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return "holds a lone surrogate (text that is not valid Unicode)"
+    if "\x00" in text:
+        return "holds a NUL character"
+    return None
+
+
+def _check_value(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        problem = _bad_text(value)
+        if problem is None and len(value) > MAX_TEXT_CHARS:
+            problem = f"is {len(value)} characters long; a field holds at most {MAX_TEXT_CHARS}"
+        if problem:
+            raise CommandError(f"case data field {where} {problem}")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -_INT_RANGE < value < _INT_RANGE:
+            raise CommandError(f"case data field {where} = {value} is beyond a 64-bit whole number")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise CommandError(f"case data field {where} must be a finite number (NaN and Infinity are not JSON)")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_value(item, f"{where}.{_checked_key(key)}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_value(item, f"{where}[{i}]")
+    else:
+        raise CommandError(f"case data field {where} is a {type(value).__name__}; give text, numbers, true/false, "
+                           "lists or mappings")
+
+
+def _checked_key(key: Any) -> str:
+    if not isinstance(key, str) or not key.strip() or len(key) > 100 or _bad_text(key) or any(
+            ord(c) < 32 for c in key):
+        raise CommandError(f"case data field name {str(key)[:120]!r} must be 1–100 characters of printable text")
+    return key
+
+
+def checked_data(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Case data as given to a command, checked: printable field names, valid text, finite numbers, and at
+    most :data:`MAX_DATA_BYTES` in all (:data:`MAX_TEXT_CHARS` a field). Refused naming the field."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise CommandError(f"case data must be a mapping of fields, got {type(data).__name__}")
+    result = {}
+    for key, value in data.items():
+        _check_value(value, repr(_checked_key(key)))
+        result[key] = value
+    size = len(_canonical(result).encode("utf-8"))
+    if size > MAX_DATA_BYTES:
+        raise CommandError(f"case data takes {size} bytes; a command carries at most {MAX_DATA_BYTES} "
+                           "(attach documents elsewhere and record their reference)")
+    return result
+
+
+def checked_text(value: str | None, what: str, *, max_chars: int = MAX_TEXT_CHARS, required: bool = False) -> str:
+    """A reason, a name or an id typed by a person: valid text, within ``max_chars``; refused naming ``what``."""
+    text = "" if value is None else value
+    if not isinstance(text, str):
+        raise CommandError(f"{what} must be text, got {type(text).__name__}")
+    problem = _bad_text(text)
+    if problem is None and len(text) > max_chars:
+        problem = f"is {len(text)} characters long; at most {max_chars}"
+    if problem is None and required and not text.strip():
+        problem = "is empty"
+    if problem:
+        raise CommandError(f"{what} {problem}")
+    return text
+
+
+def checked_case_id(case_id: int) -> int:
+    """A case id as given: a whole number from 1 to :data:`~caseflow.store.MAX_CASE_ID` (else no case has it)."""
+    if isinstance(case_id, bool) or not isinstance(case_id, int) or not 0 < case_id <= MAX_CASE_ID:
+        raise CaseNotFoundError(f"no case has the id {case_id!r}; case ids are whole numbers from 1 to {MAX_CASE_ID}")
+    return case_id
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -288,6 +389,8 @@ class Engine:
         self.store = store
         self.registry = registry if registry is not None else WorkflowRegistry.load()
         self.calendar = calendar or default_calendar()
+        #: Notices and definitions loaded into the database, reread when their generation moves.
+        self.published = Published(self.calendar, self.registry)
         self.clock: Clock = clock or SystemClock()
         self.backdate_window = backdate_window
         self._machines: dict[str, Machine] = {}
@@ -344,6 +447,15 @@ class Engine:
         """Record a person (``replace=True`` updates an existing one)."""
         if not person_id or not person_id.strip():
             raise CommandError("a person needs an id")
+        checked_text(person_id, "a person's id", max_chars=MAX_ID_CHARS)
+        if any(ord(c) < 32 or c.isspace() for c in person_id):
+            raise CommandError(f"a person's id {person_id[:80]!r} may not hold spaces or control characters")
+        checked_text(name, f"the name of {person_id!r}", max_chars=100, required=True)
+        checked_text(unit, f"the unit of {person_id!r}", max_chars=100, required=True)
+        checked_text(channel, f"the channel of {person_id!r}", max_chars=500)
+        for ref in (leader, substitute):
+            if ref is not None:
+                checked_text(ref, "a person's id", max_chars=MAX_ID_CHARS)
         role_list = sorted({r.strip() for r in roles if r.strip()})
         with self.store.session(write=True) as s:
             for ref, what in ((leader, "leader"), (substitute, "substitute")):
@@ -418,7 +530,7 @@ class Engine:
 
     def _check_instant(self, at: datetime, now: datetime) -> datetime:
         """An explicitly given instant, if it lies within the back-dating window and not in the future."""
-        at = require_aware(at, "command instant")
+        at = check_instant(at, "command instant")
         if at < now - self.backdate_window:
             raise BackdatingError(
                 f"{at.isoformat()} is more than {self.backdate_window} before now ({now.isoformat()}); "
@@ -478,7 +590,8 @@ class Engine:
                     # Hold the case first (SQLite: BEGIN IMMEDIATE on this first statement; PostgreSQL: the
                     # row lock), then take the instant: concurrent commands queue and each one's instant
                     # follows the last event, rather than being refused as back-dated (issue 9).
-                    case = s.get(CaseRow, case_id, with_for_update=True)
+                    case = s.get(CaseRow, checked_case_id(case_id), with_for_update=True)
+                    self._sync(s)
                     replay = self._replay(s, key, command)
                     if replay is not None:
                         return replay
@@ -529,8 +642,12 @@ class Engine:
         if previous is not None:
             case.version = seq  # version_id_col: UPDATE … WHERE version = old; a stale one raises
         case.updated_at = at
+        text = _canonical(data)
+        problem = _bad_text(text)
+        if problem:  # a reason or a ground typed with a lone surrogate: nothing is written
+            raise CommandError(f"the command's text {problem}; retype it")
         row = EventRow(case_id=case.id, seq=seq, kind=kind, at=at, recorded_at=datetime.now(UTC), actor=actor,
-                       trigger=trigger, from_state=from_state, to_state=to_state, data=_canonical(data),
+                       trigger=trigger, from_state=from_state, to_state=to_state, data=text,
                        prev_hash=previous or GENESIS_HASH, hash="")
         row.hash = event_hash(row)
         case.last_event_hash, case.last_event_at = row.hash, at
@@ -554,9 +671,11 @@ class Engine:
         """Open a case under the latest definition of ``workflow``; the actor is 首问负责 unless told."""
         when = self._now(at)
         defn = self.registry.latest(workflow)
-        data = dict(data or {})
+        data = checked_data(data)
         self._pin_version(defn, when)
         with self.store.session(write=True) as s:
+            if self._sync(s):
+                defn = self.registry.latest(workflow)  # a newly published one: stored when it was published
             replay = self._replay(s, key, "open")
             if replay is not None:
                 return replay
@@ -587,6 +706,38 @@ class Engine:
                                     created_at=when))
         return view
 
+    def _sync(self, s: Session) -> bool:
+        """Take up notices and definitions loaded (by any process) since the last command.
+
+        Holds the generation counters shared until the command commits, so a load waits for it (see
+        :mod:`caseflow.published`).
+        """
+        if not self.published.check(s, lock=True):
+            return False
+        self.calendar = self.published.calendar
+        return True
+
+    def refresh(self) -> bool:
+        """Take up what was loaded since the last command, outside a command (queries, the scheduler)."""
+        with self.store.session() as s:
+            return self._sync(s)
+
+    def load_notice(self, arrangement: YearArrangement, text: str, *, fmt: str, actor: str) -> list[dict[str, Any]]:
+        """Load a validated holiday notice for every process and move every open deadline it changes.
+
+        The notice is stored in the database (:func:`~caseflow.published.publish_notice`); each change is
+        written as an event on its case, as :meth:`reload_calendar` does.
+        """
+        publish_notice(self.store, arrangement, text, fmt=fmt, actor=actor, at=self.clock.now())
+        self.refresh()
+        return self._recompute_open(self.calendar, source=f"{arrangement.year} 通知 {arrangement.source}", actor=actor)
+
+    def publish_workflow(self, defn: WorkflowDef, *, actor: str) -> None:
+        """Make ``defn`` the definition new cases of its key use, in every process (open cases keep theirs)."""
+        publish_workflow(self.store, defn, actor=actor, at=self.clock.now())
+        self._stored_versions.add(defn.version)
+        self.refresh()
+
     def _pin_version(self, defn: WorkflowDef, when: datetime) -> None:
         """Store the exact definition text cases are pinned to (once; safe when processes race)."""
         if defn.version in self._stored_versions:
@@ -612,7 +763,7 @@ class Engine:
         key: str | None = None,
     ) -> CaseView:
         """Fire ``trigger``: check roles and required data, move the state, stop and start timers."""
-        fields = dict(data or {})
+        fields = checked_data(data)
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             defn, case = ctx.definition, ctx.case
@@ -660,7 +811,7 @@ class Engine:
         ``data`` carries the fields the reason's policy requires (e.g. the written notice to the
         applicant, 行政许可法 第四十五条); they are kept with the pause and in the event.
         """
-        fields = dict(data or {})
+        fields = checked_data(data)
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             row, tdef = self._active_timer(ctx, timer)
@@ -724,7 +875,7 @@ class Engine:
         the reason, 行政许可法 第四十二条); they are kept with the extension and in the event.
         """
         amount = TimeLimit.parse(by) if isinstance(by, str) else by
-        fields = dict(data or {})
+        fields = checked_data(data)
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
             row, tdef = self._active_timer(ctx, timer)
@@ -965,7 +1116,7 @@ class Engine:
     def get(self, case_id: int) -> CaseView:
         """The case as it stands."""
         with self.store.session() as s:
-            case = s.get(CaseRow, case_id)
+            case = s.get(CaseRow, checked_case_id(case_id))
             if case is None:
                 raise CaseNotFoundError(f"no case has the id {case_id}")
             return self._view(self.definition(case.workflow_version, s), case, self._timers(s, case_id))
@@ -973,7 +1124,7 @@ class Engine:
     def history(self, case_id: int) -> list[EventView]:
         """Every event of the case, oldest first."""
         with self.store.session() as s:
-            if s.get(CaseRow, case_id) is None:
+            if s.get(CaseRow, checked_case_id(case_id)) is None:
                 raise CaseNotFoundError(f"no case has the id {case_id}")
             rows = s.exec(select(EventRow).where(EventRow.case_id == case_id)
                           .order_by(EventRow.seq))  # type: ignore[arg-type]
@@ -984,7 +1135,7 @@ class Engine:
     def allowed_triggers(self, case_id: int, person_id: str) -> list[str]:
         """The triggers ``person_id`` may fire on the case now."""
         with self.store.session() as s:
-            case = s.get(CaseRow, case_id)
+            case = s.get(CaseRow, checked_case_id(case_id))
             if case is None:
                 raise CaseNotFoundError(f"no case has the id {case_id}")
             if case.closed_at is not None:
@@ -1003,7 +1154,7 @@ class Engine:
 
         Includes the cases of people who are absent and have this person as substitute (AB岗).
         """
-        now = require_aware(at, "queue instant") if at is not None else require_aware(self.clock.now(), "clock")
+        now = check_instant(at, "queue instant") if at is not None else require_aware(self.clock.now(), "clock")
         today = now.astimezone(ZONE).date()
         with self.store.session() as s:
             self._person(s, person_id)
@@ -1116,7 +1267,14 @@ class Engine:
         """Switch to ``calendar`` and recompute every open day-based timer whose answer changes.
 
         Each change is written as an event on its case: "due moved from … to … : holidays/2027.yaml".
+        ``calendar`` is built from files: notices loaded into the database still replace its years.
         """
+        with self.store.session() as s:
+            calendar = self.published.rebase(calendar, s)
+        self.calendar = calendar
+        return self._recompute_open(calendar, source=source, actor=actor)
+
+    def _recompute_open(self, calendar: WorkCalendar, *, source: str, actor: str) -> list[dict[str, Any]]:
         changes: list[dict[str, Any]] = []
         with self.store.session() as s:
             ids = list(s.exec(
@@ -1150,7 +1308,6 @@ class Engine:
                     break
                 except (StaleDataError, sa.exc.IntegrityError):
                     continue
-        self.calendar = calendar
         return changes
 
     # ------------------------------------------------------------------ audit

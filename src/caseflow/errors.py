@@ -42,6 +42,7 @@ __all__ = [
     "ConflictError",
     "HolidayFileError",
     "NotFoundError",
+    "OutputFileError",
     "PermissionDeniedError",
     "PersonNotFoundError",
     "StoreError",
@@ -139,3 +140,7 @@ class StoreError(CaseflowError):
 
 class AuditError(CaseflowError):
     """An event chain does not verify; the message names the case and event."""
+
+
+class OutputFileError(CaseflowError, OSError):
+    """A file caseflow was asked to write (a ledger, an export) cannot be written; the message names it."""

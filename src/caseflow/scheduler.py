@@ -45,6 +45,7 @@ from caseflow.engine import resolve_stand_in
 from caseflow.errors import CalendarError
 from caseflow.narrate import Labels, due_text, overdue_from_text
 from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
+from caseflow.published import Published
 from caseflow.store import Store
 from caseflow.timelimits import TimeLimit
 
@@ -358,14 +359,27 @@ class Scheduler:
         self.report_trigger = WorkingDayTrigger(rt.hour, rt.minute, self.calendar, SCHED_ZONE, first_of_month=True)
         ct = self.config.audit.checkpoint_time
         self.checkpoint_trigger = WorkingDayTrigger(ct.hour, ct.minute, self.calendar, SCHED_ZONE)
+        #: Holiday notices loaded into the database (by any process) replace the file-built calendar's years.
+        self.published = Published(self.calendar)
         self._aps: Any = None
         self._label_cache: Labels | None = None
+
+    def refresh(self) -> bool:
+        """Take up holiday notices loaded since the last sweep (one read of the generation counters)."""
+        with self.store.session() as session:
+            if not self.published.check(session):
+                return False
+        self.calendar = self.published.calendar
+        for trigger in (self.digest_trigger, self.report_trigger, self.checkpoint_trigger):
+            trigger.calendar = self.published.calendar
+        return True
 
     # ----------------------------------------------------------------- sweep
 
     def sweep(self, now: datetime | None = None, *, max_batches: int | None = None) -> SweepReport:
         """Raise every alert level due at ``now``, in batches of ``settings.batch`` timers, one transaction each."""
         now = (now or self.clock.now()).astimezone(ZONE)
+        self.refresh()
         report = SweepReport(now)
         self._label_cache = None  # definitions uploaded since the last sweep get their labels
         people: dict[str, _Person | None] = {}  # shared by the batches of this sweep

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from caseflow.alerts import CASES, PEOPLE, TIMERS
 from caseflow.asof import timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
-from caseflow.errors import CaseflowError
+from caseflow.errors import CaseflowError, OutputFileError
 from caseflow.narrate import Labels, due_text, mask_text, status_text
 from caseflow.narrate import case_summary as narrate_summary
 from caseflow.store import Person, Store
@@ -578,7 +578,10 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
                                                    utils.get_column_letter)
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -601,7 +604,10 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
         for cell in row_cells:
             _as_text_if_formula_like(cell)
     sheet.freeze_panes = "A3"
-    workbook.save(path)
+    try:
+        workbook.save(path)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
     return path
 
 

@@ -31,13 +31,17 @@ from caseflow.errors import StoreError
 
 __all__ = [
     "DEFAULT_DB",
+    "MAX_CASE_ID",
     "Absence",
     "ApiToken",
     "CaseRow",
     "CaseflowBase",
     "CommandRecord",
     "EventRow",
+    "Generation",
+    "HolidayNotice",
     "Person",
+    "PublishedWorkflow",
     "Store",
     "TimerRow",
     "UTCDateTime",
@@ -45,6 +49,8 @@ __all__ = [
     "normalize_url",
 ]
 
+#: Case ids are INTEGER columns (32 bits on PostgreSQL): a larger id names no case, on either database.
+MAX_CASE_ID = 2**31 - 1
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DB = "sqlite:///caseflow.db"
 ALEMBIC_VERSION_TABLE = "caseflow_alembic_version"
@@ -255,6 +261,42 @@ class ApiToken(CaseflowBase, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class HolidayNotice(CaseflowBase, table=True):
+    """A year's holiday notice as loaded (``caseflow calendar import``, ``PUT /holidays/{year}``): the truth
+    every process's calendar reads; the file it came from is only how it was brought in."""
+
+    __tablename__ = "caseflow_holiday_notices"
+    year: int = Field(primary_key=True)
+    source: str = Field(max_length=500)
+    format: str = Field(max_length=16)  # yaml or holiday-cn: how ``text`` is read
+    text: str
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+    loaded_by: str = Field(max_length=64)
+
+
+class PublishedWorkflow(CaseflowBase, table=True):
+    """The definition new cases of a workflow key use (its text is the pinned :class:`WorkflowVersion`)."""
+
+    __tablename__ = "caseflow_published_workflows"
+    key: str = Field(primary_key=True, max_length=100)
+    version: str = Field(max_length=64, foreign_key="caseflow_workflow_versions.version")
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+    loaded_by: str = Field(max_length=64)
+
+
+class Generation(CaseflowBase, table=True):
+    """A counter raised by every load of a notice (``calendar``) or a definition (``workflows``).
+
+    Each process compares it with the one it last read before each command, and rereads the notices or
+    definitions when it moved: one indexed read per command, no restart.
+    """
+
+    __tablename__ = "caseflow_generations"
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = 0
+    changed_at: datetime = Field(sa_type=UTCDateTime)
+
+
 def normalize_url(url: str | os.PathLike[str] | None) -> str:
     """A database URL from ``--db``/``CASEFLOW_DB``: a plain path means a SQLite file."""
     if url is None:
@@ -359,6 +401,9 @@ class Store:
                 return conn.execute(sa.text(f"SELECT version_num FROM {ALEMBIC_VERSION_TABLE}")).scalar()
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot reach the database {self._safe_url()}: {exc.orig}") from None
+        except sa.exc.DatabaseError as exc:  # e.g. --db naming a YAML file: "file is not a database"
+            raise StoreError(f"{self._safe_url()} is not a caseflow database ({exc.orig}); give the database "
+                             "file or URL with --db") from None
 
     def head_revision(self) -> str:
         """The newest revision shipped with this caseflow."""
@@ -388,7 +433,7 @@ class Store:
 
         try:
             command.upgrade(self._alembic_config(), revision)
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DatabaseError as exc:
             raise StoreError(f"cannot upgrade the database {self._safe_url()}: {exc.orig}") from None
 
     def _safe_url(self) -> str:

@@ -33,9 +33,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal, cast
 
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
-from caseflow.errors import TimeLimitError
+from caseflow.errors import CaseflowError, TimeLimitError
 
 __all__ = [
+    "MAX_AMOUNT",
     "UNITS",
     "Due",
     "ExcludedPeriod",
@@ -62,6 +63,12 @@ _UNIT_WORDS: dict[str, Unit] = {
 }
 _UNIT_ZH: dict[Unit, str] = {
     "minutes": "分钟", "hours": "小时", "days": "日", "working_days": "个工作日", "months": "个月",
+}
+#: The longest limit of each unit: the span of the working-day calendar (2004–2099, ~96 years). No
+#: statute comes near; a larger amount is a typing slip, refused when the limit is read.
+MAX_AMOUNT: dict[Unit, int] = {
+    "minutes": 100 * 366 * 24 * 60, "hours": 100 * 366 * 24, "days": 100 * 366, "working_days": 100 * 366,
+    "months": 100 * 12,
 }
 _PARSE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(.*?)\s*$")
 
@@ -91,6 +98,11 @@ class TimeLimit:
             raise TimeLimitError(f"a time limit cannot be negative, got {self.amount}")
         if self.unit not in UNITS:
             raise TimeLimitError(f"unknown unit {self.unit!r}; allowed units are {', '.join(UNITS)}")
+        if self.amount > MAX_AMOUNT[self.unit]:
+            raise TimeLimitError(
+                f"{self.amount} {self.unit} is longer than the calendar (2004–2099) can count; a time limit "
+                f"runs at most {MAX_AMOUNT[self.unit]} {self.unit}"
+            )
         if self.month_end not in ("corresponding", "last_to_last"):
             raise TimeLimitError(
                 f"month_end must be 'corresponding' or 'last_to_last', got {self.month_end!r}"
@@ -317,16 +329,18 @@ def compute_due(
         limit = TimeLimit.parse(limit)
     if not isinstance(limit, TimeLimit):
         raise TimeLimitError(f"limit must be a TimeLimit or a string like '3 days', got {limit!r}")
-    from caseflow.clock import require_aware
+    from caseflow.clock import check_instant
 
-    local = require_aware(start, "start")
+    local = check_instant(start, "start")
     periods = _periods(excluded)
     cal = calendar or default_calendar()
     try:
         if limit.is_clock:
             return _clock_due(local, limit, periods)
         return _day_due(local, limit, periods, cal)
-    except OverflowError:
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, CaseflowError):
+            raise
         raise TimeLimitError(f"{limit} from {local.isoformat()} runs past the year 9999") from None
 
 

@@ -70,7 +70,7 @@ from typing import Any, Literal, NoReturn, TypeVar, cast, get_args
 import yaml
 
 # _yaml only offers a path-based loader; parse_workflow must read text (a store keeps the text).
-from caseflow._yaml import LineDict, LineList, load_yaml_text
+from caseflow._yaml import MAX_DATA_FILE_BYTES, LineDict, LineList, load_yaml_text
 from caseflow.errors import TimeLimitError, WorkflowError, WorkflowNotFoundError
 from caseflow.timelimits import TimeLimit, Unit
 
@@ -1244,9 +1244,16 @@ def load_workflow(path: Path | str) -> WorkflowDef:
     """Read and validate one workflow file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_DATA_FILE_BYTES:
+            raise WorkflowError(f"the file holds {size} bytes; a workflow definition is a few kilobytes "
+                                f"(at most {MAX_DATA_FILE_BYTES})", path=str(path))
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise WorkflowError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise WorkflowError(f"not UTF-8 text (undecodable byte at offset {exc.start}): a workflow definition "
+                            "is a YAML text file", path=str(path)) from None
     return parse_workflow(text, path=str(path))
 
 
@@ -1297,12 +1304,15 @@ class WorkflowRegistry:
 
     def add(self, defn: WorkflowDef, *, make_latest: bool = True) -> WorkflowDef:
         """Register ``defn``; it becomes its key's latest unless ``make_latest`` is false (an archived
-        version a stored case is pinned to). Adding a known version again changes nothing.
+        version a stored case is pinned to). Adding a known version again only makes it the latest.
         """
         if not isinstance(defn, WorkflowDef):
             raise TypeError(f"expected a WorkflowDef, got {type(defn).__name__}")
         versions = self._versions.setdefault(defn.key, {})
         if defn.version in versions:
+            # A known version published again (a revision rolled back) becomes the latest once more.
+            if make_latest:
+                self._latest[defn.key] = versions[defn.version]
             return versions[defn.version]
         versions[defn.version] = defn
         if make_latest or defn.key not in self._latest:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
+from caseflow.calendar import FIRST_YEAR, LAST_YEAR, WorkCalendar, YearArrangement, default_calendar
 from caseflow.cli.common import db_option, emit, handle_errors, json_option, open_engine, weekday_zh
-from caseflow.errors import TimeLimitError
-
-if TYPE_CHECKING:
-    from caseflow.calendar import WorkCalendar
+from caseflow.errors import OutputFileError, TimeLimitError
+from caseflow.notices import arrangement_yaml, festival_check, notice_format, read_notice
 
 
 @click.group("calendar")
 def calendar_group() -> None:
-    """The working-day calendar: show a month, check a holiday file.
+    """The working-day calendar: show a month; check, import and export holiday notices.
 
     \b
     Example:
@@ -74,8 +73,6 @@ def calendar_show(month: str, as_json: bool) -> None:
         date(year, mon, 1)
     except ValueError:
         raise TimeLimitError(f"expected a month like 2026-10, got {month!r}") from None
-    from caseflow.calendar import default_calendar
-
     calendar = default_calendar()
     days = calendar.month(year, mon)
     payload = [{"day": d.day.isoformat(), "workday": d.workday, "reason": d.reason, "official": d.official}
@@ -83,31 +80,34 @@ def calendar_show(month: str, as_json: bool) -> None:
     emit(as_json, payload, _month_grid(calendar, year, mon))
 
 
-@calendar_group.command("check")
-@click.argument("path", type=click.Path(path_type=Path))
-@json_option
-@handle_errors
-def calendar_check(path: Path, as_json: bool) -> None:
-    """Validate a holiday file and show which days it changes against the current calendar.
-
-    \b
-    Example:
-        caseflow calendar check holidays/2026.yaml
-    """
-    from caseflow.calendar import WorkCalendar, default_calendar, load_holiday_file
-
-    arrangement = load_holiday_file(path)
-    current = default_calendar()
+def _check(arrangement: YearArrangement, current: WorkCalendar, label: str) -> tuple[dict[str, Any], list[str]]:
+    """The festival-by-festival check and the working-day changes, as JSON and as lines of text."""
+    festivals = festival_check(arrangement)
     candidate = WorkCalendar([*current.years.values(), arrangement])
     changes = current.diff(candidate, year=arrangement.year)
     payload = {
-        "file": str(path), "year": arrangement.year, "source": arrangement.source, "valid": True,
+        "file": label, "year": arrangement.year, "source": arrangement.source, "valid": True,
         "rest_days": len(arrangement.rest_days), "workdays": len(arrangement.workdays),
+        "statutory_only": list(arrangement.statutory_only),
+        "festivals": [f.to_dict() for f in festivals],
         "changes": [{"day": d.isoformat(), "was": "work" if a.workday else f"rest ({a.reason})",
                      "becomes": "work" if b.workday else f"rest ({b.reason})"} for d, a, b in changes],
     }
-    lines = [f"{path}: valid — {arrangement.year}, source {arrangement.source}",
-             f"  {len(arrangement.rest_days)} rest days listed, {len(arrangement.workdays)} make-up working days"]
+    lines = [f"{label}: valid — {arrangement.year}, source {arrangement.source}",
+             f"  {len(arrangement.rest_days)} rest days listed, {len(arrangement.workdays)} make-up working days",
+             "  festival by festival (全国年节及纪念日放假办法 第二条) against the statute's projection:"]
+    for f in festivals:
+        parts = [f"{f.festival:<6}", {"as projected": "同推算", "differs": "不同于推算",
+                                      "statutory only": "按法定 (statutory_only)"}[f.status]]
+        if f.rest_days:
+            parts.append(f"休 {_span(f.rest_days)}")
+        if f.added:
+            parts.append("多休 " + ", ".join(d.strftime("%m-%d") for d in f.added))
+        if f.dropped:
+            parts.append("少休 " + ", ".join(d.strftime("%m-%d") for d in f.dropped))
+        if f.workdays:
+            parts.append("调休上班 " + ", ".join(d.strftime("%m-%d") for d in f.workdays))
+        lines.append("    " + "  ".join(parts))
     if changes:
         lines.append(f"  changes {len(changes)} day(s) against the calendar in use:")
         for d, a, b in changes:
@@ -116,7 +116,82 @@ def calendar_check(path: Path, as_json: bool) -> None:
             lines.append(f"    {d} {weekday_zh(d)}: {was} → {becomes}")
     else:
         lines.append("  no working day changes against the calendar in use")
+    return payload, lines
+
+
+def _span(days: tuple[date, ...]) -> str:
+    first, last = days[0], days[-1]
+    return first.strftime("%m-%d") if first == last else f"{first:%m-%d}..{last:%m-%d}"
+
+
+@calendar_group.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+@handle_errors
+def calendar_check(path: Path, as_json: bool) -> None:
+    """Validate a holiday notice (our YAML or holiday-cn JSON): festival by festival against the statute's
+    projection, and the days it changes against the current calendar.
+
+    \b
+    Example:
+        caseflow calendar check holidays/2026.yaml
+    """
+    current = default_calendar()
+    arrangement = read_notice(path, working=current.is_workday)
+    payload, lines = _check(arrangement, current, str(path))
     emit(as_json, payload, "\n".join(lines))
+
+
+@calendar_group.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@db_option
+@json_option
+@handle_errors
+def calendar_import(path: Path, db: str | None, as_json: bool) -> None:
+    """Load a year's notice (our YAML or holiday-cn JSON) into the database for every process.
+
+    Shows the same check as `calendar check`, then stores the notice and moves every open deadline it
+    changes (each move is an event on its case). API workers and schedulers use it from their next command.
+
+    \b
+    Example:
+        caseflow calendar import holidays/2026.yaml
+    """
+    engine = open_engine(db)
+    engine.refresh()
+    arrangement = read_notice(path, working=engine.calendar.is_workday)
+    payload, lines = _check(arrangement, engine.calendar, str(path))
+    text = path.read_text(encoding="utf-8-sig")
+    changes = engine.load_notice(arrangement, text, fmt=notice_format(path, text), actor="system")
+    payload["loaded"], payload["moved"] = True, changes
+    lines.append(f"  loaded into the database; {len(changes)} open deadline(s) moved")
+    lines += [f"    case {c['case']} {c['timer']}: {c['message']}" for c in changes]
+    emit(as_json, payload, "\n".join(lines))
+
+
+@calendar_group.command("export")
+@click.argument("year", type=click.IntRange(FIRST_YEAR, LAST_YEAR))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to FILE (default: print).")
+@db_option
+@handle_errors
+def calendar_export(year: int, output: Path | None, db: str | None) -> None:
+    """Write a year's arrangement as our YAML holiday file (the loaded notice, else the files').
+
+    \b
+    Example:
+        caseflow calendar export 2026
+    """
+    engine = open_engine(db)
+    engine.refresh()
+    text = arrangement_yaml(engine.calendar.years[year])
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {output}: {exc.strerror or exc}; choose a writable path") from None
+    click.echo(f"wrote {output}")
 
 
 @calendar_group.command("reload")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from caseflow.cli.common import (
+    CASE_ID,
     at_option,
     db_option,
     emit,
@@ -54,11 +55,11 @@ def case_open(workflow: str, actor: str, responsible: str | None, data: tuple[st
 
 
 @case_group.command("fire")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @click.argument("trigger")
 @click.option("--actor", required=True, metavar="ID")
 @click.option("--data", "data", multiple=True, metavar="NAME=VALUE")
-@click.option("--expect-version", type=int, default=None, help="Refuse if the case is not at this version.")
+@click.option("--expect-version", type=CASE_ID, default=None, help="Refuse if the case is not at this version.")
 @click.option("--key", default=None, help="Idempotency key.")
 @at_option
 @db_option
@@ -80,7 +81,7 @@ def case_fire(case_id: int, trigger: str, actor: str, data: tuple[str, ...], exp
 
 
 @case_group.command("pause")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @click.option("--timer", required=True)
 @click.option("--reason", required=True)
 @click.option("--actor", required=True, metavar="ID")
@@ -106,7 +107,7 @@ def case_pause(case_id: int, timer: str, reason: str, actor: str, data: tuple[st
 
 
 @case_group.command("resume")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @click.option("--timer", required=True)
 @click.option("--actor", required=True, metavar="ID")
 @click.option("--key", default=None)
@@ -128,7 +129,7 @@ def case_resume(case_id: int, timer: str, actor: str, key: str | None, at: str |
 
 
 @case_group.command("extend")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @click.option("--timer", required=True)
 @click.option("--by", "by", required=True, metavar="LIMIT", help='e.g. "10 working_days", "4 days".')
 @click.option("--grounds", required=True, help="延期理由 (told to the applicant).")
@@ -155,7 +156,7 @@ def case_extend(case_id: int, timer: str, by: str, grounds: str, actor: str,  # 
 
 
 @case_group.command("hand-over")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @click.option("--to", "to", required=True, metavar="ID")
 @click.option("--actor", required=True, metavar="ID")
 @click.option("--slip", default=None, help="交办单 number.")
@@ -179,7 +180,7 @@ def case_hand_over(case_id: int, to: str, actor: str, slip: str | None, key: str
 
 
 @case_group.command("reassign")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @click.option("--to", "to", required=True, metavar="ID")
 @click.option("--actor", required=True, metavar="ID")
 @click.option("--reason", default="")
@@ -199,7 +200,7 @@ def case_reassign(case_id: int, to: str, actor: str, reason: str, at: str | None
 
 
 @case_group.command("close")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @click.option("--actor", required=True, metavar="ID")
 @click.option("--reason", required=True)
 @at_option
@@ -218,7 +219,7 @@ def case_close(case_id: int, actor: str, reason: str, at: str | None, db: str | 
 
 
 @case_group.command("show")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @db_option
 @json_option
 @handle_errors
@@ -233,7 +234,7 @@ def case_show(case_id: int, db: str | None, as_json: bool) -> None:
 
 
 @case_group.command("history")
-@click.argument("case_id", type=int, metavar="CASE")
+@click.argument("case_id", type=CASE_ID, metavar="CASE")
 @db_option
 @json_option
 @handle_errors

@@ -22,11 +22,16 @@ def weekday_zh(day: date) -> str:
     return f"周{_WEEKDAYS[day.weekday()]}"
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print: a lone surrogate (an undecodable byte of argv, echoed back) as ``\\udcff``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def emit(as_json: bool, payload: Any, text: str) -> None:
     if as_json:
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+        click.echo(printable(json.dumps(payload, ensure_ascii=False, indent=2, default=str)))
     else:
-        click.echo(text)
+        click.echo(printable(text))
 
 
 def handle_errors(func: F) -> F:
@@ -38,10 +43,10 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except CaseflowError as exc:
             if kwargs.get("as_json"):
-                click.echo(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc)}},
-                                      ensure_ascii=False))
+                click.echo(printable(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc)}},
+                                                ensure_ascii=False)))
             else:
-                click.echo(f"error: {exc}", err=True)
+                click.echo(printable(f"error: {exc}"), err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -50,6 +55,9 @@ def handle_errors(func: F) -> F:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
+
+#: Case ids as the database holds them (1 to MAX_CASE_ID): a larger one is a usage error, not a traceback.
+CASE_ID = click.IntRange(1, 2**31 - 1)
 
 db_option = click.option("--db", "db", envvar="CASEFLOW_DB", default=None, metavar="URL",
                          help="Database URL or SQLite file (default: $CASEFLOW_DB or ./caseflow.db).")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from caseflow.cli.common import emit, handle_errors, json_option
+from caseflow.cli.common import db_option, emit, handle_errors, json_option, open_engine
 
 
 @click.group("workflows")
 def workflows_group() -> None:
-    """Procedure definitions (workflows/*.yaml).
+    """Procedure definitions (workflows/*.yaml): validate, show, import into the database.
 
     \b
     Example:
@@ -99,3 +99,24 @@ def workflows_show(key: str, as_json: bool) -> None:
     emit(as_json, payload, "\n".join(lines))
 
 
+@workflows_group.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@db_option
+@json_option
+@handle_errors
+def workflows_import(path: Path, db: str | None, as_json: bool) -> None:
+    """Publish a definition (validated like `workflows validate`) in the database for every process.
+
+    New cases of its key use it from the next command of every API worker and scheduler; open cases
+    keep the version they were opened under.
+
+    \b
+    Example:
+        caseflow workflows import workflows/hukou_transfer.yaml
+    """
+    from caseflow.workflow import load_workflow
+
+    defn = load_workflow(path)
+    open_engine(db).publish_workflow(defn, actor="system")
+    emit(as_json, {"key": defn.key, "title": defn.title, "version": defn.version, "published": True},
+         f"published {defn.key} {defn.title} {defn.version[:12]}")

@@ -68,6 +68,7 @@ def create_app(store_url: str | None = None, *, engine: Engine | None = None, cl
         redoc_url=None,
     )
     app.state.engine = engine
+    app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     add_api_routes(app)
@@ -112,6 +113,64 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+#: The largest request body accepted: a holiday notice or a workflow definition is a few kilobytes, a
+#: command far less; a larger body is refused with 413 before it is read into memory whole.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class BodyLimit:
+    """Pure ASGI middleware: refuse a request body over :data:`MAX_BODY_BYTES` with 413 problem+json.
+
+    A declared ``Content-Length`` over the limit is refused at once; a body sent without one (chunked) is
+    read up to the limit and refused when it goes beyond, so no route ever sees an oversized body.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            await self._refuse(scope, receive, send)
+            return
+        if declared is not None:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > MAX_BODY_BYTES:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body"):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Any, receive: Any, send: Any) -> None:
+        response = problem(413, "request-too-large",
+                           f"the request body is larger than {MAX_BODY_BYTES} bytes; a command carries at most "
+                           "64 KiB of case data and an upload a few hundred kilobytes", instance=scope.get("path"))
+        await response(scope, receive, send)
 
 
 class NoDelayH11Protocol(H11Protocol):

@@ -67,7 +67,9 @@ def resolve_actor(store: Store, token: str | None) -> Actor | None:
 
 
 def engine_of(request: Request) -> Engine:
+    """The application's engine, having taken up any notice or definition loaded since (by any worker)."""
     engine: Engine = request.app.state.engine
+    engine.refresh()
     return engine
 
 

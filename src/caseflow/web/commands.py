@@ -11,9 +11,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from caseflow.calendar import ZONE
-from caseflow.clock import parse_instant
+from caseflow.clock import check_instant, parse_instant
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import (
+    CalendarCoverageError,
     ConflictError,
     PersonNotFoundError,
     TimeLimitError,
@@ -31,12 +32,12 @@ def local_instant(value: datetime | None) -> datetime | None:
     """An API instant in Beijing time; a naive one is read as Beijing time (as the CLI does)."""
     if value is None:
         return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=ZONE)
     try:
-        if value.tzinfo is None or value.utcoffset() is None:
-            return value.replace(tzinfo=ZONE)
-        return value.astimezone(ZONE)
-    except (OverflowError, ValueError):
-        raise TimeLimitError(f"{value.isoformat()} is outside the range of instants caseflow handles") from None
+        return check_instant(value)  # within the calendar's years, offset within ±14 h
+    except CalendarCoverageError as exc:  # a field of the body: a 422 like any other invalid field
+        raise TimeLimitError(str(exc)) from None
 
 
 def read_instant(text: str) -> datetime:

@@ -68,7 +68,8 @@ def error_status(exc: CaseflowError) -> int:
 
 
 _TITLES = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-           409: "Conflict", 412: "Precondition failed", 422: "Unprocessable request", 500: "Internal error",
+           409: "Conflict", 412: "Precondition failed", 413: "Request too large", 422: "Unprocessable request",
+           500: "Internal error",
            503: "Service unavailable"}
 
 
@@ -89,8 +90,8 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"description": _TITLES[s], "content": _PROBLEM_CONTENT} for s in statuses}
 
 
-# Every /api/v1 operation may answer these; commands add 403/404/409/412.
-_COMMON = _problems(400, 401, 422, 503)
+# Every /api/v1 operation may answer these; commands add 403/404/409/412. 413: a body over MAX_BODY_BYTES.
+_COMMON = _problems(400, 401, 413, 422, 503)
 _ON_CASE = _problems(400, 401, 403, 404, 409, 412, 422, 503)
 _ETAG_HEADER = {"ETag": {"description": 'The case version, e.g. "3"', "schema": {"type": "string"}}}
 

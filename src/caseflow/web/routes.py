@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -73,24 +72,6 @@ from caseflow.web.schemas import (
     WorkflowOut,
 )
 from caseflow.workflow import parse_workflow
-
-
-def _writable_dir(variable: str, what: str) -> Path:
-    """The server's directory for uploaded ``what`` (the first entry of ``variable``), or 409."""
-    value = os.environ.get(variable, "").split(os.pathsep)[0]
-    if not value:
-        raise ApiError(409, "no-directory", "Conflict",
-                       f"this server keeps no directory for {what}: start it with {variable}=/path/to/dir")
-    directory = Path(value)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` in one step, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _person_out(person: Person, *, with_channel: bool) -> dict[str, Any]:
@@ -427,19 +408,17 @@ def add_api_routes(app: FastAPI) -> None:
                      key: Annotated[str, PathParam(max_length=100, pattern=_SAFE)]) -> Response:
         """Add or revise a procedure definition (administrators).
 
-        The YAML is validated like `caseflow workflows validate`; a valid one is written to
-        ``$CASEFLOW_WORKFLOWS_DIR/<key>.yaml`` and serves new cases at once. Cases already open keep the
-        version they were opened under.
+        The YAML is validated like `caseflow workflows validate`; a valid one is stored in the database and
+        serves new cases of every API worker and scheduler from their next command on. Cases already open
+        keep the version they were opened under.
         """
         require_admin(actor, "manage workflow definitions")
-        directory = _writable_dir("CASEFLOW_WORKFLOWS_DIR", "workflow definitions")
         defn = parse_workflow(body.yaml, path=f"{key}.yaml (upload)")
         if defn.key != key:
             raise ApiError(422, "key-mismatch", "Unprocessable",
                            f"the definition's key is {defn.key!r}, not {key!r}; PUT it to /workflows/{defn.key}")
-        _write_atomically(directory / f"{key}.yaml", body.yaml)
         engine = engine_of(request)
-        engine.registry.add(defn)
+        engine.publish_workflow(defn, actor=actor.id)
         return JSONResponse(workflow_payload(engine, key))
 
     @app.get(f"{p}/holidays", tags=["calendar"], response_model=list[HolidayYearOut], responses=_COMMON)
@@ -458,21 +437,24 @@ def add_api_routes(app: FastAPI) -> None:
                      year: Annotated[int, PathParam(ge=2004, le=2099)]) -> Response:
         """Load a year's holiday notice (administrators) and move every open deadline it changes.
 
-        Validated like `caseflow calendar check`; a valid file is written to the first directory of
-        ``$CASEFLOW_HOLIDAYS_DIR`` as ``<year>.yaml`` and the calendar reloaded.
+        The text is our YAML or holiday-cn's JSON (``{"year", "papers", "days": [...]}``), validated like
+        `caseflow calendar check` (every festival of 全国年节及纪念日放假办法 第二条 arranged or named under
+        ``statutory_only``). It is stored in the database: every API worker and scheduler uses it from its
+        next command on. ``festivals`` compares it with the statute's projection, festival by festival.
         """
         require_admin(actor, "load holiday notices")
-        from caseflow.calendar import clear_calendar_cache, default_calendar, load_holiday_file
+        from caseflow.notices import festival_check, notice_format, read_notice
 
-        directory = _writable_dir("CASEFLOW_HOLIDAYS_DIR", "holiday files")
-        target = directory / f"{year}.yaml"
-        arrangement = load_holiday_file(f"{year}.yaml (upload)", text=body.yaml)
-        _write_atomically(target, body.yaml)
-        clear_calendar_cache()
-        calendar = default_calendar()
-        changes = engine_of(request).reload_calendar(calendar, source=str(target), actor=actor.id)
-        return JSONResponse({"year": arrangement.year, "source": arrangement.source, "file": str(target),
-                             "official_until": calendar.official_until.isoformat(), "changes": changes})
+        engine = engine_of(request)
+        engine.refresh()
+        fmt = notice_format("", body.yaml)
+        name = f"{year}.{'json' if fmt == 'holiday-cn' else 'yaml'} (upload)"
+        arrangement = read_notice(name, text=body.yaml, fmt=fmt, working=engine.calendar.is_workday)
+        changes = engine.load_notice(arrangement, body.yaml, fmt=fmt, actor=actor.id)
+        return JSONResponse({"year": arrangement.year, "source": arrangement.source, "file": name,
+                             "format": fmt, "official_until": engine.calendar.official_until.isoformat(),
+                             "festivals": [f.to_dict() for f in festival_check(arrangement)],
+                             "changes": changes})
 
     @app.get(f"{p}/audit", tags=["queries"], response_model=AuditOut, responses=_problems(400, 401, 403, 422, 503))
     def audit(request: Request, actor: ActorDep) -> Response:

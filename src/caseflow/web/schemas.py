@@ -12,6 +12,8 @@ from fastapi import Path as PathParam
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
+from caseflow.clock import check_date
+
 MAX_INT4 = 2_147_483_647  # case ids are INTEGER on PostgreSQL: larger ids cannot exist, refuse them up front
 
 
@@ -48,7 +50,7 @@ def _text_only(value: Any) -> Any:
 
 CaseData = Annotated[dict[str, Any], AfterValidator(_finite)]
 Instant = Annotated[datetime, BeforeValidator(_text_only)]
-Day = Annotated[date, BeforeValidator(_text_only)]
+Day = Annotated[date, BeforeValidator(_text_only), AfterValidator(check_date)]
 _AT = Field(default=None, description="When it happened (ISO 8601; no offset means Beijing time). Default: now.")
 
 
@@ -292,7 +294,8 @@ class MonthOut(BaseModel):
 
 
 class DefinitionIn(BaseModel):
-    """A data file uploaded by an administrator: a workflow definition or a holiday notice, as YAML text."""
+    """A data file uploaded by an administrator: a workflow definition (YAML) or a holiday notice (our YAML or
+    holiday-cn's JSON), as text."""
 
     model_config = ConfigDict(extra="forbid")
     yaml: Annotated[str, StringConstraints(min_length=1, max_length=500_000)]
@@ -314,8 +317,11 @@ class HolidayUploadOut(BaseModel):
 
     year: int
     source: str
-    file: str
+    file: str = Field(description="The name the upload was read under (it is stored in the database, not as a file)")
+    format: str = Field(description="yaml or holiday-cn")
     official_until: date
+    festivals: list[dict[str, Any]] = Field(description="Festival by festival (第二条), how it differs from the "
+                                                        "statute's projection")
     changes: list[dict[str, Any]]
 
 
