@@ -62,7 +62,8 @@ _OFFSET_US = 8 * 3_600 * _US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 #: Days since 1970-01-01 of the calendar's index 0.
-_CAL_BASE = date(FIRST_YEAR, 1, 1).toordinal() - date(1970, 1, 1).toordinal()
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_CAL_BASE = date(FIRST_YEAR, 1, 1).toordinal() - _EPOCH_ORDINAL
 _NONE = np.iinfo(np.int64).min  # "no instant" in the integer columns
 
 _UNIT_WD, _UNIT_DAYS, _UNIT_MONTHS = 0, 1, 2
@@ -233,9 +234,22 @@ class _Kind:
     unit: int
     warn: int
     warn_amount: int  # working days, days, or microseconds for a clock warning
+    slot: int  # its row in the per-kind columns (_KindTable)
 
 
-def _kind_of(engine: Engine, version: str, name: str, spec: str) -> _Kind | None:
+class _KindTable:
+    """The kinds met so far as columns, so each row's attributes are one numpy gather by slot."""
+
+    def __init__(self, kinds: Sequence[_Kind]) -> None:
+        self.unit = np.array([k.unit for k in kinds], dtype=np.int64)
+        self.roll = np.array([k.base.roll_forward for k in kinds], dtype=np.bool_)
+        self.last_to_last = np.array([k.base.month_end == "last_to_last" for k in kinds], dtype=np.bool_)
+        self.next_workday = np.array([k.base.start_day == "next_workday" for k in kinds], dtype=np.bool_)
+        self.warn = np.array([k.warn for k in kinds], dtype=np.int64)
+        self.warn_amount = np.array([k.warn_amount for k in kinds], dtype=np.int64)
+
+
+def _kind_of(engine: Engine, version: str, name: str, spec: str, *, slot: int) -> _Kind | None:
     from caseflow.engine import _limit_from_spec
 
     base = _limit_from_spec(spec)
@@ -253,7 +267,7 @@ def _kind_of(engine: Engine, version: str, name: str, spec: str) -> _Kind | None
         warn, amount = _WARN_WD, before.amount
     else:
         warn, amount = _WARN_DAYS, before.amount * (30 if before.unit == "months" else 1)
-    return _Kind(base, tdef_timer, unit, warn, amount)
+    return _Kind(base, tdef_timer, unit, warn, amount, slot)
 
 
 class _CalendarArrays:
@@ -294,9 +308,27 @@ class _CalendarArrays:
         return cast(I64, self.rank[b] - self.rank[a])
 
 
-_TIMER_COLS = ("id", "case_id", "name", "status", "limit_spec", "started_at", "pauses", "extensions", "due_at",
-               "last_day", "warn_at", "provisional", "next_alert_at", "alert_level")
-_CASE_COLS = ("workflow_version", "state", "version", "last_event_hash", "updated_at")
+_TIMER_COLS = ("id", "case_id", "name", "status", "limit_spec", "pauses", "extensions", "provisional", "alert_level")
+_INSTANT_COLS = ("started_at", "due_at", "warn_at", "next_alert_at")
+_CASE_COLS = ("workflow_version", "state", "version", "last_event_hash")
+# Positions in a chunk row (plain indexing: a chunk may hold a hundred thousand rows).
+_ID, _CASE, _NAME, _STATUS, _SPEC, _PAUSES, _EXT, _PROV, _LEVEL = range(9)
+_START, _DUE, _WARN, _NEXT, _LAST_DAY, _VERSION_KEY, _STATE, _CASE_VERSION, _HEAD, _UPDATED = range(9, 19)
+
+
+@dataclass
+class _Old:
+    """The chunk's stored answers, as integers (microseconds since the epoch; calendar indices)."""
+
+    start: I64
+    due: I64
+    warn: I64
+    next_alert: I64
+    last_day: I64
+    provisional: B
+    running: B
+    no_level: B
+    due_level: B
 
 
 def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: PLR0917
@@ -306,46 +338,90 @@ def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: P
 
     t = TimerRow.__table__  # type: ignore[attr-defined]
     c = CaseRow.__table__  # type: ignore[attr-defined]
-    ids = sa.select(t.c.case_id).where(t.c.status.in_(ACTIVE), t.c.case_id > after) \
-        .group_by(t.c.case_id).order_by(t.c.case_id).limit(size).subquery()
-    last = conn.execute(sa.select(sa.func.max(ids.c.case_id))).scalar()
+    # Keyset on the cases' primary key: each chunk costs its own size, never a scan of what is left.
+    ids = (sa.select(c.c.id).where(c.c.id > after, c.c.closed_at.is_(None)).order_by(c.c.id).limit(size)
+           .subquery())
+    last = conn.execute(sa.select(sa.func.max(ids.c.id))).scalar()
     if last is None:
         return None, []
-    query = (sa.select(*(t.c[k] for k in _TIMER_COLS), *(c.c[k] for k in _CASE_COLS))
+    sqlite = conn.dialect.name == "sqlite"
+
+    def raw(column: Any) -> Any:
+        # On SQLite instants and dates are read as the stored text and parsed by numpy, a column at a time.
+        return sa.type_coerce(column, sa.String).label(column.name) if sqlite else column
+
+    # No status filter in SQL: the case-id range is what the index serves (the status index would
+    # make SQLite walk every open timer per chunk); finished timers are dropped below.
+    query = (sa.select(*(t.c[k] for k in _TIMER_COLS), *(raw(t.c[k]) for k in _INSTANT_COLS), raw(t.c.last_day),
+                       *(c.c[k] for k in _CASE_COLS), raw(c.c.updated_at))
              .select_from(t.join(c, c.c.id == t.c.case_id))
-             .where(t.c.status.in_(ACTIVE), t.c.case_id > after, t.c.case_id <= last)
+             .where(t.c.case_id > after, t.c.case_id <= last)
              .order_by(t.c.case_id, t.c.id))
-    if conn.dialect.name == "postgresql":
+    if not sqlite:
         query = query.with_for_update()
-    rows = conn.execute(query).all()
+    # Straight to the driver: plain tuples, no per-value processing (the bounds are integers we hold).
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
 
     # Python per row only where it must be: JSON of extensions and pauses, and the kind lookup.
     picked: list[Any] = []
-    row_kinds: list[_Kind] = []
+    slots: list[int] = []
     amounts: list[int] = []
-    starts: list[int] = []
     ranges: list[list[tuple[int, int]] | None] = []
+    flags: list[tuple[bool, bool, bool, bool]] = []
     for row in rows:
-        key = (row.workflow_version, row.name, row.limit_spec)
+        status = row[_STATUS]
+        if status not in ACTIVE:
+            continue
+        key = (row[_VERSION_KEY], row[_NAME], row[_SPEC])
         if key in kinds:
             kind = kinds[key]
         else:
-            kind = kinds[key] = _kind_of(engine, *key)
+            kind = kinds[key] = _kind_of(engine, *key, slot=sum(k is not None for k in kinds.values()))
         if kind is None:
             continue
-        extra = 0 if row.extensions == "[]" else sum(int(e["amount"]) for e in json.loads(row.extensions))
+        ext, pauses, level = row[_EXT], row[_PAUSES], row[_LEVEL]
         picked.append(row)
-        row_kinds.append(kind)
-        amounts.append(kind.base.amount + extra)
-        starts.append((row.started_at - _EPOCH) // _ONE_US)
-        ranges.append([] if row.pauses == "[]" else _pause_ranges(row.pauses, kind.tdef, cal.calendar))
+        slots.append(kind.slot)
+        amounts.append(kind.base.amount + (0 if ext == "[]" else sum(int(e["amount"]) for e in json.loads(ext))))
+        ranges.append([] if pauses == "[]" else _pause_ranges(pauses, kind.tdef, cal.calendar))
+        flags.append((bool(row[_PROV]), status == "running", level is None, level in ("warning", "overdue")))
     if not picked:
         return int(last), []
-    new = _bulk_due(cal, row_kinds, np.asarray(amounts, dtype=np.int64), np.asarray(starts, dtype=np.int64),
+    columns = list(zip(*picked, strict=True))
+    bits = np.array(flags, dtype=np.bool_).reshape(-1, 4)
+    old = _Old(_instants(columns[_START]), _instants(columns[_DUE]), _instants(columns[_WARN]),
+               _instants(columns[_NEXT]), _days(columns[_LAST_DAY]), bits[:, 0], bits[:, 1], bits[:, 2], bits[:, 3])
+    table = _KindTable(sorted((k for k in kinds.values() if k is not None), key=lambda k: k.slot))
+    new = _bulk_due(cal, table, np.asarray(slots, dtype=np.int64), np.asarray(amounts, dtype=np.int64), old.start,
                     ranges=ranges)
-    moves, counts = _write(conn, picked, new, now, source=source, actor=actor)
+    moves, counts = _write(conn, picked, old, new, now, source=source, actor=actor)
     totals.add(len(picked), *counts)
     return int(last), moves
+
+
+def _instants(values: Sequence[Any]) -> I64:
+    """Stored instants as microseconds since the epoch (``_NONE`` for NULL): SQLite text or aware datetimes."""
+    if any(isinstance(v, str) for v in values):
+        # SQLite keeps UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'; numpy reads it (and None as NaT = _NONE).
+        return np.array(values, dtype="datetime64[us]").astype(np.int64)
+    return np.fromiter((_NONE if v is None else (v - _EPOCH) // _ONE_US for v in values), dtype=np.int64,
+                       count=len(values))
+
+
+def _days(values: Sequence[Any]) -> I64:
+    """Stored dates as calendar indices (``_NONE`` for NULL)."""
+    if any(isinstance(v, str) for v in values):
+        days = np.array(values, dtype="datetime64[D]").astype(np.int64)
+    else:
+        days = np.fromiter((_NONE if v is None else v.toordinal() - _EPOCH_ORDINAL for v in values),
+                           dtype=np.int64, count=len(values))
+    return np.where(days == _NONE, _NONE, days - _CAL_BASE)
 
 
 def _pause_ranges(text: str, tdef: TimerDef, calendar: WorkCalendar) -> list[tuple[int, int]] | None:
@@ -387,14 +463,12 @@ class _Answers:
     warn: I64  # _NONE when there is no warning
 
 
-def _bulk_due(cal: _CalendarArrays, kinds: Sequence[_Kind], amount: I64, start_us: I64, *,
+def _bulk_due(cal: _CalendarArrays, table: _KindTable, slot: I64, amount: I64, start_us: I64, *,
               ranges: Sequence[list[tuple[int, int]] | None]) -> _Answers:
     """:func:`caseflow.engine.timer_due` and :func:`caseflow.engine.warn_instant` for many timers at once."""
-    n = len(kinds)
-    unit = np.fromiter((k.unit for k in kinds), dtype=np.int64, count=n)
-    roll = np.fromiter((k.base.roll_forward for k in kinds), dtype=np.bool_, count=n)
-    last_to_last = np.fromiter((k.base.month_end == "last_to_last" for k in kinds), dtype=np.bool_, count=n)
-    next_wd = np.fromiter((k.base.start_day == "next_workday" for k in kinds), dtype=np.bool_, count=n)
+    n = slot.size
+    unit, roll = table.unit[slot], table.roll[slot]
+    last_to_last, next_wd = table.last_to_last[slot], table.next_workday[slot]
     known = np.fromiter((r is not None for r in ranges), dtype=np.bool_, count=n)
 
     # The start's Beijing date; an acceptance on a rest day may count from the next working day.
@@ -439,7 +513,7 @@ def _bulk_due(cal: _CalendarArrays, kinds: Sequence[_Kind], amount: I64, start_u
         provisional[other] = rolls & (day > cal.official)
 
     due = (last + _CAL_BASE + 1) * _DAY_US - _OFFSET_US
-    warn = _warnings(cal, kinds, last, due, start_us)
+    warn = _warnings(cal, table.warn[slot], table.warn_amount[slot], last, due, start_us)
     provisional &= known
     return _Answers(known, due, last, provisional, warn)
 
@@ -481,10 +555,9 @@ def _month_days(start: I64, months: I64, last_to_last: B) -> I64:
     return cast(I64, (end - day).astype(np.int64))
 
 
-def _warnings(cal: _CalendarArrays, kinds: Sequence[_Kind], last: I64, due: I64, start_us: I64) -> I64:
-    n = len(kinds)
-    code = np.fromiter((k.warn for k in kinds), dtype=np.int64, count=n)
-    amount = np.fromiter((k.warn_amount for k in kinds), dtype=np.int64, count=n)
+def _warnings(cal: _CalendarArrays, code: I64, amount: I64, last: I64, due: I64,  # noqa: PLR0917
+              start_us: I64) -> I64:
+    n = code.size
     warn = np.full(n, _NONE, dtype=np.int64)
     clock = code == _WARN_CLOCK
     warn[clock] = due[clock] - amount[clock]
@@ -500,85 +573,90 @@ def _warnings(cal: _CalendarArrays, kinds: Sequence[_Kind], last: I64, due: I64,
     return np.where(valid, warn, _NONE)
 
 
-def _us(value: datetime | None) -> int:
-    return _NONE if value is None else (value - _EPOCH) // _ONE_US
-
-
 def _instant(us: int) -> datetime | None:
     return None if us == _NONE else _EPOCH + timedelta(microseconds=us)
 
 
-def _write(conn: sa.Connection, rows: Sequence[Any], new: _Answers, now: datetime, *, source: str,
-           actor: str) -> tuple[list[Move], tuple[int, int, int]]:
-    """Write the changed timers, and one "recompute" event per case whose due moved."""
+def _stored(us: int, sqlite: bool) -> Any:
+    """An instant (microseconds since the epoch, UTC) as the driver takes it: UTCDateTime's stored form."""
+    if us == _NONE:
+        return None
+    value = _EPOCH + timedelta(microseconds=us)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else value
+
+
+def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, now: datetime, *,
+           source: str, actor: str) -> tuple[list[Move], tuple[int, int, int]]:
+    """Write the changed timers, and one "recompute" event per case whose due moved.
+
+    The statements go to the driver as plain ``executemany`` (values already in UTCDateTime's stored
+    form): SQLAlchemy's per-parameter processing would cost more than the arithmetic.
+    """
     from caseflow.engine import GENESIS_HASH, _canonical, _iso, event_hash
 
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
     base = date(FIRST_YEAR, 1, 1).toordinal()
-    known = new.known.tolist()
-    due_l, last_l, prov_l, warn_l = new.due.tolist(), new.last_day.tolist(), new.provisional.tolist(), new.warn.tolist()
-    timer_updates: list[dict[str, Any]] = []
+    known = new.known
+    due = np.where(known, new.due, _NONE)
+    last = np.where(known, new.last_day, _NONE)
+    warn = np.where(known, new.warn, _NONE)
+    # engine._apply_due's rule for the next alert instant.
+    nxt = np.where(old.no_level, np.where(warn != _NONE, warn, due), np.where(old.due_level, due, old.next_alert))
+    nxt = np.where(known & old.running, nxt, _NONE)
+    moved_mask = (due != old.due) | (new.provisional != old.provisional)
+    changed = moved_mask | (last != old.last_day) | (warn != old.warn) | (nxt != old.next_alert)
+    timer_updates: list[tuple[Any, ...]] = []
     moved_by_case: dict[int, list[Move]] = {}
     case_rows: dict[int, Any] = {}
-    for i, row in enumerate(rows):
-        old_due, old_warn, old_next = _us(row.due_at), _us(row.warn_at), _us(row.next_alert_at)
-        old_last = _NONE if row.last_day is None else row.last_day.toordinal() - base
-        if known[i]:
-            due, last, prov, warn = due_l[i], last_l[i], prov_l[i], warn_l[i]
-        else:
-            due, last, prov, warn = _NONE, _NONE, False, _NONE
-        # engine._apply_due's rule for the next alert instant.
-        if not known[i] or row.status != "running":
-            nxt = _NONE
-        elif row.alert_level is None:
-            nxt = warn if warn != _NONE else due
-        elif row.alert_level in ("warning", "overdue"):
-            nxt = due
-        else:
-            nxt = old_next
-        if (due, last, prov, warn, nxt) == (old_due, old_last, bool(row.provisional), old_warn, old_next):
-            continue
-        due_at = _instant(due)
-        timer_updates.append({
-            "b_id": row.id, "due_at": due_at,
-            "last_day": None if last == _NONE else date.fromordinal(last + base),
-            "provisional": prov, "warn_at": _instant(warn), "next_alert_at": _instant(nxt),
-        })
-        if (due, prov) != (old_due, bool(row.provisional)):
-            moved_by_case.setdefault(row.case_id, []).append(
-                _move_entry(row.name, row.due_at, due_at, prov, source=source, iso=_iso))
-            case_rows[row.case_id] = row
-    t = TimerRow.__table__  # type: ignore[attr-defined]
-    c = CaseRow.__table__  # type: ignore[attr-defined]
-    e = EventRow.__table__  # type: ignore[attr-defined]
+    for i in np.flatnonzero(changed).tolist():
+        row = rows[i]
+        day = int(last[i])
+        prov = bool(new.provisional[i])
+        timer_updates.append((
+            _stored(int(due[i]), sqlite), None if day == _NONE else date.fromordinal(day + base).isoformat(),
+            prov, _stored(int(warn[i]), sqlite), _stored(int(nxt[i]), sqlite), row[_ID]))
+        if moved_mask[i]:
+            moved_by_case.setdefault(row[_CASE], []).append(
+                _move_entry(row[_NAME], _instant(int(old.due[i])), _instant(int(due[i])), prov, source=source,
+                            iso=_iso))
+            case_rows[row[_CASE]] = row
     if timer_updates:
-        conn.execute(t.update().where(t.c.id == sa.bindparam("b_id")).values(
-            due_at=sa.bindparam("due_at"), last_day=sa.bindparam("last_day"),
-            provisional=sa.bindparam("provisional"), warn_at=sa.bindparam("warn_at"),
-            next_alert_at=sa.bindparam("next_alert_at")), timer_updates)
+        conn.exec_driver_sql(
+            f"UPDATE caseflow_timers SET due_at = {mark}, last_day = {mark}, provisional = {mark}, "
+            f"warn_at = {mark}, next_alert_at = {mark} WHERE id = {mark}", timer_updates)
     moves: list[Move] = []
     if moved_by_case:
         recorded = datetime.now(UTC)
-        events: list[dict[str, Any]] = []
-        cases: list[dict[str, Any]] = []
+        events: list[tuple[Any, ...]] = []
+        cases: list[tuple[Any, ...]] = []
         for case_id, moved in moved_by_case.items():
             row = case_rows[case_id]
-            at = max(now, row.updated_at)
-            previous = row.last_event_hash
-            seq = row.version + 1 if previous is not None else 1
+            updated = row[_UPDATED]
+            if isinstance(updated, str):
+                updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
+            at = max(now, updated)
+            previous = row[_HEAD]
+            version = row[_CASE_VERSION]
+            seq = version + 1 if previous is not None else 1
             event = SimpleNamespace(case_id=case_id, seq=seq, kind="recompute", at=at, recorded_at=recorded,
-                                    actor=actor, trigger=None, from_state=row.state, to_state=row.state,
+                                    actor=actor, trigger=None, from_state=row[_STATE], to_state=row[_STATE],
                                     data=_canonical({"moved": moved, "source": source}),
                                     prev_hash=previous or GENESIS_HASH)
             event.hash = event_hash(cast(EventRow, event))
-            events.append(dict(vars(event)))
-            cases.append({"b_id": case_id, "b_old": row.version, "version": seq if previous is not None
-                          else row.version, "updated_at": at, "last_event_hash": event.hash, "last_event_at": at})
+            at_us = (at - _EPOCH) // _ONE_US
+            stored_at = _stored(at_us, sqlite)
+            events.append((case_id, seq, "recompute", stored_at, _stored((recorded - _EPOCH) // _ONE_US, sqlite),
+                           actor, None, row[_STATE], row[_STATE], event.data, event.prev_hash, event.hash))
+            cases.append((seq if previous is not None else version, stored_at, event.hash, stored_at, case_id,
+                          version))
             moves.extend({"case": case_id, **m} for m in moved)
-        result = conn.execute(c.update().where(c.c.id == sa.bindparam("b_id"), c.c.version == sa.bindparam("b_old"))
-                              .values(version=sa.bindparam("version"), updated_at=sa.bindparam("updated_at"),
-                                      last_event_hash=sa.bindparam("last_event_hash"),
-                                      last_event_at=sa.bindparam("last_event_at")), cases)
+        result = conn.exec_driver_sql(
+            f"UPDATE caseflow_cases SET version = {mark}, updated_at = {mark}, last_event_hash = {mark}, "
+            f"last_event_at = {mark} WHERE id = {mark} AND version = {mark}", cases)
         if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(cases):
             raise _StaleChunk()
-        conn.execute(e.insert(), events)
+        conn.exec_driver_sql(
+            "INSERT INTO caseflow_events (case_id, seq, kind, at, recorded_at, actor, trigger, from_state, "
+            f"to_state, data, prev_hash, hash) VALUES ({', '.join([mark] * 12)})", events)
     return moves, (len(timer_updates), len(moves), len(moved_by_case))
