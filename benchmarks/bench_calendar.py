@@ -1,209 +1,182 @@
-"""How fast caseflow adds working days, and how often the obvious alternatives get the answer wrong.
+"""How fast caseflow adds working days, against what a user would really write instead.
 
-Run it as ``python benchmarks/bench_calendar.py`` (figures only, no assertions). Every method gets the
-same seeded random inputs: start dates uniform in 2025-01-01..2026-06-30 and n uniform in 1..30.
+Run it as ``python benchmarks/bench_calendar.py [--scalar N] [--vector N] [--repeats R]`` (figures only,
+no assertions). The question every method answers: the n-th working day after day d, d itself not
+counted, n = 0 meaning d (当日). The method, printed with the figures:
 
-1. Scalar: ``WorkCalendar.add_working_days`` against ``chinese_calendar.find_workday(n, d)``, which
-   loops day by day and first rolls a non-working start forward to a working day that it counts as
-   day 0 (DESIGN.md, "The start day does not count": one working day late for such starts).
-2. Vectorised: ``WorkCalendar.add_working_days_many`` against ``numpy.busday_offset`` given
-   chinese-calendar's rest weekdays as holidays. numpy cannot express make-up working days (调休上班
-   Saturdays and Sundays). With ``roll='forward'`` it also repeats find_workday's start-day mistake;
-   ``roll='backward'`` (a non-working start rolls back to the previous working day, then +n) is the
-   fairest reading of the legal rule, so both are timed and both are checked.
-
-"Legal" answers are caseflow's; the script also re-derives them from chinese-calendar on the scalar
-sample (``find_workday(n - 1, d)`` when ``d`` does not work) to show they agree.
+- Inputs: one seeded sample, start days uniform over 2004-01-01..2026-06-30 (every year chinese-calendar
+  knows) and n uniform over 0..30 (n = 0 included). Every method gets the same inputs.
+- Passes: R interleaved repetitions — each repetition runs every method once over the whole sample,
+  in a shuffled order — and each method's time per call is reported as the min and the median over
+  the R passes. Same inputs, same number of passes, same statistic for every side.
+- Scalar baselines: ``chinese_calendar.find_workday`` (made legal: for a rest-day start it counts the
+  rolled-forward day as day 0, so ask it for n - 1), a day loop calling ``chinese_calendar.is_workday``,
+  and ``bisect`` on a precomputed sorted list of chinese-calendar's working days.
+- Vectorised baselines (same 10⁶ inputs): ``numpy.busday_offset`` with chinese-calendar's weekday rest
+  days as holidays (``roll='backward'``, the fairest reading; numpy cannot express make-up working
+  days on weekends), and ``numpy.searchsorted`` on the precomputed working days, which is the memory
+  bound: a two-gather chain on the same indices.
+- ``compute_due`` with the shared calendar (a datetime start, a ``TimeLimit``) against
+  ``add_working_days`` on the same inputs.
+- Wrong answers are counted against caseflow's; peak RSS is ``resource.getrusage`` (the process's
+  peak, all methods together), never current RSS.
 """
 
 from __future__ import annotations
 
+import argparse
+import bisect
+import os
 import platform
+import random
+import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from importlib.metadata import version
 from typing import Any
 
 import chinese_calendar
 import numpy as np
 
-from caseflow.calendar import default_calendar
+from caseflow.calendar import ZONE, default_calendar
+from caseflow.timelimits import TimeLimit, compute_due
 
 SEED = 20261009
-FIRST, LAST = np.datetime64("2025-01-01"), np.datetime64("2026-06-30")
-N_OURS_SCALAR = 1_000_000
-N_CC_SCALAR = 3_000
-N_VECTOR = 1_000_000
-REPEATS_SCALAR = 3
-REPEATS_VECTOR = 5
-
-SCALAR_TARGET = 1000.0  # × chinese-calendar's calls/s
-VECTOR_TARGET = 1.5  # × numpy's rate
-VECTOR_SECONDS = 0.2  # for 1 M inputs
+FIRST, LAST = date(2004, 1, 1), date(2026, 6, 30)
+MAX_N = 30
 
 
-def inputs(count: int, seed: int = SEED) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    rng = np.random.default_rng(seed)
-    span = int((LAST - FIRST).astype(int)) + 1
-    days = FIRST + rng.integers(0, span, count)
-    ns = rng.integers(1, 31, count)
-    return days.astype("datetime64[D]"), ns.astype(np.int64)
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
-def rate(count: int, seconds: float) -> str:
-    per_second = count / seconds
-    if per_second >= 1e6:
-        return f"{per_second / 1e6:,.2f} M/s"
-    return f"{per_second:,.0f} /s"
-
-
-def share(wrong: int, total: int) -> str:
-    return f"{wrong:,} ({100 * wrong / total:.1f}%)"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    right = [False] + [True] * (len(headers) - 1)
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right,
-                                                                                       strict=True)) + " |"
-
-    sep = "|" + "|".join("-" * (w + 1) + (":" if r else "-") for w, r in zip(widths, right, strict=True)) + "|"
-    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
-
-
-def rest_weekdays(first: date, last: date) -> np.ndarray[Any, Any]:
-    """Weekdays chinese-calendar says do not work: numpy's ``holidays`` (it has no make-up days)."""
-    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
-    return np.array([d for d in days if d.weekday() < 5 and not chinese_calendar.is_workday(d)],
-                    dtype="datetime64[D]")
+def sample(count: int, rng: random.Random) -> tuple[list[date], list[int]]:
+    span = (LAST - FIRST).days
+    days = [FIRST + timedelta(days=rng.randrange(span + 1)) for _ in range(count)]
+    return days, [rng.randint(0, MAX_N) for _ in range(count)]
 
 
 def main() -> None:
-    t0 = time.perf_counter()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scalar", type=int, default=3_000, help="inputs for the scalar methods")
+    parser.add_argument("--vector", type=int, default=1_000_000, help="inputs for the vectorised methods")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions")
+    args = parser.parse_args()
+    print(__doc__)
+    print(f"python {platform.python_version()}, numpy {np.__version__}, chinese-calendar "
+          f"{version('chinese-calendar')}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+          "at start (shared machine: figures are under that load)")
+
     cal = default_calendar()
-    build = time.perf_counter() - t0
+    rng = random.Random(SEED)
+    days, ns = sample(args.scalar, rng)
+    legal = [cal.add_working_days(d, n) for d, n in zip(days, ns, strict=True)]
 
-    print("caseflow working-day arithmetic benchmark")
-    print(f"python {platform.python_version()} on {platform.machine()}, {platform.system()}; "
-          f"numpy {np.__version__}; chinese-calendar {version('chinese-calendar')}")
-    print(f"inputs: seed {SEED}, start dates uniform in {FIRST}..{LAST}, n uniform in 1..30")
-    print(f"calendar build (default_calendar, 2004-2099): {build:.3f} s")
-    print()
+    # Precomputed by a user from chinese-calendar's data (2004 to its last year, plus a margin).
+    all_days = [FIRST + timedelta(days=i) for i in range((date(2026, 12, 31) - FIRST).days + 1)]
+    workdays = [d for d in all_days if chinese_calendar.is_workday(d)]
 
-    # ------------------------------------------------------------------ (1) scalar
-    days, ns = inputs(N_OURS_SCALAR)
-    day_list: list[date] = days.tolist()
-    n_list: list[int] = ns.tolist()
-    add = cal.add_working_days
+    def ours() -> list[date]:
+        add = cal.add_working_days
+        return [add(d, n) for d, n in zip(days, ns, strict=True)]
 
-    def ours_loop() -> None:
-        for d, n in zip(day_list, n_list, strict=True):
-            add(d, n)
+    def find_workday() -> list[date]:
+        out = []
+        for d, n in zip(days, ns, strict=True):
+            if n == 0:
+                out.append(d)
+            else:
+                out.append(chinese_calendar.find_workday(n if chinese_calendar.is_workday(d) else n - 1, d))
+        return out
 
-    ours_s, _ = best_of(REPEATS_SCALAR, ours_loop)
-    ours_answers = [add(d, n) for d, n in zip(day_list, n_list, strict=True)]
+    def day_loop() -> list[date]:
+        out = []
+        is_workday = chinese_calendar.is_workday
+        for d, n in zip(days, ns, strict=True):
+            day, count = d, 0
+            while count < n:
+                day += timedelta(days=1)
+                if is_workday(day):
+                    count += 1
+            out.append(day)
+        return out
 
-    cc_days, cc_ns = day_list[:N_CC_SCALAR], n_list[:N_CC_SCALAR]
-    find = chinese_calendar.find_workday
-    t0 = time.perf_counter()
-    cc_answers = [find(n, d) for d, n in zip(cc_days, cc_ns, strict=True)]
-    cc_s = time.perf_counter() - t0
+    def bisect_list() -> list[date]:
+        out = []
+        for d, n in zip(days, ns, strict=True):
+            out.append(d if n == 0 else workdays[bisect.bisect_right(workdays, d) + n - 1])
+        return out
 
-    cc_wrong = sum(a != b for a, b in zip(cc_answers, ours_answers, strict=False))
-    non_working = sum(not chinese_calendar.is_workday(d) for d in cc_days)
-    late_by_one = sum(
-        not chinese_calendar.is_workday(d) and a == cal.next_workday(b)
-        for d, a, b in zip(cc_days, cc_answers, ours_answers, strict=False)
-    )
-    # The legal count re-derived with chinese-calendar: a non-working start is itself not day 0.
-    legal_cc = [find(n if chinese_calendar.is_workday(d) else n - 1, d) for d, n in zip(cc_days, cc_ns, strict=True)]
-    ours_vs_legal_cc = sum(a != b for a, b in zip(legal_cc, ours_answers, strict=False))
+    starts = [datetime.combine(d, dtime(9, 0), tzinfo=ZONE) for d in days]
+    limits = [TimeLimit(n, "working_days") for n in ns]
 
-    ours_rate, cc_rate = N_OURS_SCALAR / ours_s, N_CC_SCALAR / cc_s
-    speedup = ours_rate / cc_rate
-    print("(1) scalar: one (start, n) at a time")
-    print(table(
-        ["method", "calls", "seconds", "rate", "answers differing from caseflow"],
-        [
-            [f"caseflow add_working_days (best of {REPEATS_SCALAR})", f"{N_OURS_SCALAR:,}", f"{ours_s:.3f}",
-             rate(N_OURS_SCALAR, ours_s), "-"],
-            ["chinese_calendar.find_workday(n, d)", f"{N_CC_SCALAR:,}", f"{cc_s:.3f}", rate(N_CC_SCALAR, cc_s),
-             share(cc_wrong, N_CC_SCALAR)],
-        ],
-    ))
-    print(f"speed-up: {speedup:,.0f}x chinese-calendar's calls/s "
-          f"(target >= {SCALAR_TARGET:,.0f}x: {'met' if speedup >= SCALAR_TARGET else 'MISSED'})")
-    print(f"find_workday: {non_working:,} of {N_CC_SCALAR:,} starts ({100 * non_working / N_CC_SCALAR:.1f}%) are "
-          f"non-working days; {late_by_one:,} of its {cc_wrong:,} wrong answers are exactly one working day "
-          "late from such a start (it counts the rolled-forward start as day 0)")
-    print(f"caseflow vs the legal count re-derived from chinese-calendar on the same {N_CC_SCALAR:,} inputs: "
-          f"{ours_vs_legal_cc} disagreements")
-    print()
+    def due() -> list[date]:
+        return [compute_due(s, lim).last_day for s, lim in zip(starts, limits, strict=True)]
 
-    # ------------------------------------------------------------------ (2) vectorised
-    vdays, vns = days[:N_VECTOR], ns[:N_VECTOR]  # the same inputs as the scalar run
-    holidays = rest_weekdays(date(2024, 1, 1), date(2026, 12, 31))
-    busdaycal = np.busdaycalendar(weekmask="1111100", holidays=holidays)
+    scalar: dict[str, Callable[[], list[date]]] = {
+        "caseflow add_working_days": ours, "caseflow compute_due (shared calendar)": due,
+        "chinese_calendar.find_workday": find_workday, "day loop over is_workday": day_loop,
+        "bisect on a precomputed list": bisect_list,
+    }
 
-    runs: list[tuple[str, Callable[[], Any]]] = [
-        ("caseflow add_working_days_many", lambda: cal.add_working_days_many(vdays, vns)),
-        ("numpy busday_offset roll='forward', holidays=", lambda: np.busday_offset(vdays, vns, roll="forward",
-                                                                                   holidays=holidays)),
-        ("numpy busday_offset roll='backward', holidays=", lambda: np.busday_offset(vdays, vns, roll="backward",
-                                                                                    holidays=holidays)),
-        ("numpy busday_offset roll='backward', busdaycal=", lambda: np.busday_offset(vdays, vns, roll="backward",
-                                                                                     busdaycal=busdaycal)),
-    ]
-    timings: dict[str, float] = {}
-    results: dict[str, np.ndarray[Any, Any]] = {}
-    for name, fn in runs:
-        seconds, out = best_of(REPEATS_VECTOR, fn)
-        timings[name], results[name] = seconds, np.asarray(out)
+    vrng = np.random.default_rng(SEED)
+    first64 = np.datetime64(FIRST.isoformat(), "D")
+    vdays = first64 + vrng.integers(0, (LAST - FIRST).days + 1, size=args.vector)
+    vns = vrng.integers(0, MAX_N + 1, size=args.vector)
+    vlegal = cal.add_working_days_many(vdays, vns)
+    rest_weekdays = np.array([d for d in all_days if d.weekday() < 5 and not chinese_calendar.is_workday(d)],
+                             dtype="datetime64[D]")
+    cal_np = np.busdaycalendar(weekmask="1111100", holidays=rest_weekdays)
+    wd64 = np.array(workdays, dtype="datetime64[D]")
 
-    ours_name = runs[0][0]
-    ours_v = results[ours_name]
-    scalar_check = ours_v != np.array(ours_answers[:N_VECTOR], dtype="datetime64[D]")
-    rows = []
-    for name, _ in runs:
-        wrong = int(np.count_nonzero(results[name] != ours_v))
-        rows.append([f"{name}", f"{N_VECTOR:,}", f"{timings[name]:.4f}", rate(N_VECTOR, timings[name]),
-                     "-" if name == ours_name else share(wrong, N_VECTOR)])
-    print(f"(2) vectorised: {N_VECTOR:,} inputs at once (best of {REPEATS_VECTOR})")
-    print(table(["method", "inputs", "seconds", "rate", "answers differing from caseflow"], rows))
-    fastest_numpy = min(t for name, t in timings.items() if name != ours_name)
-    ratio = fastest_numpy / timings[ours_name]
-    ours_v_s = timings[ours_name]
-    print(f"caseflow vs the fastest numpy variant: {ratio:.2f}x its rate (target >= {VECTOR_TARGET}x: "
-          f"{'met' if ratio >= VECTOR_TARGET else 'MISSED'}); 1 M inputs in {ours_v_s:.4f} s "
-          f"(target < {VECTOR_SECONDS} s: {'met' if ours_v_s < VECTOR_SECONDS else 'MISSED'})")
-    print(f"caseflow vectorised vs caseflow scalar on the same inputs: {int(np.count_nonzero(scalar_check))} "
-          "disagreements")
-    fair = results["numpy busday_offset roll='backward', holidays="]
-    wrong_fair = fair != ours_v
-    crosses_makeup = _spans_make_up_day(cal, vdays[wrong_fair], ours_v[wrong_fair])
-    print(f"numpy roll='backward' errors spanning a make-up working day (调休上班): "
-          f"{crosses_makeup:,} of {int(np.count_nonzero(wrong_fair)):,}")
+    def v_ours() -> Any:
+        return cal.add_working_days_many(vdays, vns)
 
+    def v_busday() -> Any:
+        return np.busday_offset(vdays, vns, roll="backward", busdaycal=cal_np)
 
-def _spans_make_up_day(cal: Any, starts: np.ndarray[Any, Any], ends: np.ndarray[Any, Any]) -> int:
-    """How many (start, end] spans contain a weekend day that works."""
-    make_up = np.array(sorted(d for y in (2025, 2026) for d in cal.years[y].workdays), dtype="datetime64[D]")
-    lo = np.searchsorted(make_up, starts, side="right")
-    hi = np.searchsorted(make_up, ends, side="right")
-    return int(np.count_nonzero(hi > lo))
+    def v_search() -> Any:
+        idx = np.searchsorted(wd64, vdays, side="right") + vns - 1
+        return np.where(vns == 0, vdays, wd64[np.maximum(idx, 0)])
+
+    vector: dict[str, Callable[[], Any]] = {
+        "caseflow add_working_days_many": v_ours, "numpy.busday_offset (roll=backward)": v_busday,
+        "numpy.searchsorted on the precomputed days": v_search,
+    }
+
+    times: dict[str, list[float]] = {name: [] for name in [*scalar, *vector]}
+    wrong: dict[str, int] = {}
+    order = list(times)
+    shuffle = random.Random(SEED + 1)
+    for _ in range(args.repeats):
+        shuffle.shuffle(order)
+        for name in order:
+            fn = scalar.get(name) or vector[name]
+            t0 = time.perf_counter()
+            result = fn()
+            times[name].append(time.perf_counter() - t0)
+            if name in scalar:
+                wrong[name] = sum(a != b for a, b in zip(result, legal, strict=True))
+            else:
+                wrong[name] = int(np.count_nonzero(np.asarray(result) != vlegal))
+
+    def show(names: list[str], count: int, unit: str, scale: float, base: str) -> None:
+        base_min = min(times[base])
+        for name in names:
+            per = [t / count * scale for t in times[name]]
+            ratio = min(times[name]) / base_min
+            print(f"  {name:<44} min {min(per):9.3f} {unit}  median {statistics.median(per):9.3f} {unit}  "
+                  f"({ratio:5.2f}x caseflow's min)  wrong {wrong[name]} of {count}")
+
+    print(f"\nscalar, {args.scalar} inputs, {args.repeats} interleaved passes, time per call:")
+    show(list(scalar), args.scalar, "µs", 1e6, "caseflow add_working_days")
+    print(f"\nvectorised, {args.vector} inputs, {args.repeats} interleaved passes, time per element:")
+    show(list(vector), args.vector, "ns", 1e9, "caseflow add_working_days_many")
+    zero = sum(n == 0 for n in ns)
+    print(f"\n(n = 0 in {zero} of {args.scalar} scalar inputs; start on a rest day in "
+          f"{sum(not cal.is_workday(d) for d in days)})")
+    print(f"peak RSS of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+          f"load average at end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

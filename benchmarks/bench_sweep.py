@@ -3,10 +3,16 @@
 It bulk-loads N open timers (executemany on SQLite, COPY on PostgreSQL — not the ORM), then times
 
 1. a sweep that finds nothing (target < 50 ms: one probe of ``ix_caseflow_timers_next_alert``),
-2. a sweep raising 10 000 alerts with their queued notifications (target < 2 s),
+2. a sweep raising 10 000 alerts with their queued notifications (target < 2 s): a third of the due
+   timers reach their warning point (``warn_at``), a third their due instant, a third were overdue
+   since before the weekend and escalate to the leader — every level is exercised,
+3. the delivery that ``scheduler run --once`` does next: every queued notification POSTed to a local
+   webhook receiver running in a separate process (its CPU share printed), claimed, sent and recorded
+   in batches. Its baseline, from the same run: the same number of POSTs of the same size sent straight
+   to the same receiver with the same number of threads and no database ("channel time"),
 
-and reports the process's peak RSS (target < 150 MB). Each database runs in its own process so each
-gets its own peak.
+and reports the process's peak RSS (``VmHWM``, target < 150 MB). Each database runs in its own process
+so each gets its own peak.
 
     python benchmarks/bench_sweep.py                      # SQLite, and PostgreSQL if a URL is set
     python benchmarks/bench_sweep.py --timers 200000 --db sqlite
@@ -67,18 +73,29 @@ def _sqlite_ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _plan(timers: int, alerts: int) -> Iterator[tuple[int, int, datetime, datetime]]:
-    """(timer id, case id, due_at, next_alert_at) for every timer; the last ``alerts`` timers are due."""
+def _plan(timers: int, alerts: int) -> Iterator[tuple[int, int, datetime, datetime, datetime | None, str | None]]:
+    """(timer id, case id, due_at, next_alert_at, warn_at, alert_level) for every timer.
+
+    The last ``alerts`` timers need an alert at BASE: by thirds a warning, an overdue, an escalation.
+    """
     future = timers - alerts
     for i in range(timers):
-        tid = i + 1
+        tid, cid = i + 1, i // TIMERS_PER_CASE + 1
         if i < future:
             # Spread over the next 60 days: none is due at BASE.
             next_at = BASE + timedelta(seconds=3600 + (i * 5_184_000) // max(1, future))
-        else:
-            # Became due during the hour before BASE.
-            next_at = BASE - timedelta(seconds=1 + ((i - future) * 3599) // max(1, alerts))
-        yield tid, i // TIMERS_PER_CASE + 1, next_at, next_at
+            yield tid, cid, next_at, next_at, None, None
+            continue
+        # Became due during the hour before BASE.
+        passed = BASE - timedelta(seconds=1 + ((i - future) * 3599) // max(1, alerts))
+        kind = (i - future) % 3
+        if kind == 0:  # warning point passed, due tomorrow
+            yield tid, cid, passed + timedelta(days=1), passed, passed, None
+        elif kind == 1:  # due instant passed
+            yield tid, cid, passed, passed, None, None
+        else:  # overdue since Sunday, warned and alerted already: one working day later it escalates
+            due = passed - timedelta(days=3)
+            yield tid, cid, due, due, None, "overdue"
 
 
 def _people_rows() -> list[tuple[Any, ...]]:
@@ -128,9 +145,10 @@ def load(store: Store, timers: int, alerts: int) -> float:
                 cur.executemany(
                     "INSERT INTO caseflow_timers (id,case_id,name,round,status,kind,limit_spec,started_at,pauses,"
                     "extensions,due_at,last_day,warn_at,original_due_at,provisional,stopped_at,next_alert_at,"
-                    "alert_level) VALUES (?,?,?,1,'running','statutory',?,?,'[]','[]',?,NULL,NULL,?,0,NULL,?,NULL)",
-                    ((tid, cid, f"step{tid % TIMERS_PER_CASE}", limit, ts, _sqlite_ts(due), _sqlite_ts(due),
-                      _sqlite_ts(nxt)) for tid, cid, due, nxt in rows))
+                    "alert_level) VALUES (?,?,?,1,'running','statutory',?,?,'[]','[]',?,NULL,?,?,0,NULL,?,?)",
+                    ((tid, cid, f"step{tid % TIMERS_PER_CASE}", limit, ts, _sqlite_ts(due),
+                      _sqlite_ts(warn) if warn else None, _sqlite_ts(due), _sqlite_ts(nxt), level)
+                     for tid, cid, due, nxt, warn, level in rows))
                 cur.execute("COMMIT")
             cur.execute("ANALYZE")
         finally:
@@ -150,10 +168,11 @@ def load(store: Store, timers: int, alerts: int) -> float:
                         copy.write_row((c, "bench", "bench-v1", "办理", 1, f"p{c % PEOPLE}",
                                         f"unit{c % PEOPLE % UNITS}", f"p{c % PEOPLE}", opened, opened, "{}"))
                 with cur.copy("COPY caseflow_timers (id,case_id,name,round,status,kind,limit_spec,started_at,pauses,"
-                              "extensions,due_at,original_due_at,provisional,next_alert_at) FROM STDIN") as copy:
-                    for tid, cid, due, nxt in _plan(timers, alerts):
+                              "extensions,due_at,warn_at,original_due_at,provisional,next_alert_at,alert_level) "
+                              "FROM STDIN") as copy:
+                    for tid, cid, due, nxt, warn, level in _plan(timers, alerts):
                         copy.write_row((tid, cid, f"step{tid % TIMERS_PER_CASE}", 1, "running", "statutory", limit,
-                                        opened, "[]", "[]", due, due, False, nxt))
+                                        opened, "[]", "[]", due, warn, due, False, nxt, level))
                 # Ids were given explicitly: move the sequences past them for later inserts.
                 cur.execute("SELECT setval(pg_get_serial_sequence('caseflow_cases','id'), %s)", (cases,))
                 cur.execute("SELECT setval(pg_get_serial_sequence('caseflow_timers','id'), %s)", (timers,))
@@ -185,12 +204,74 @@ def _bind(store: Store, value: Any) -> Any:
     return value
 
 
+_RECEIVER = """
+import sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+count = 0
+lock = threading.Lock()
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_POST(self):
+        global count
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with lock:
+            count += 1
+        self.send_response(204)
+        self.end_headers()
+    def do_GET(self):
+        body = str(count).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def _receiver() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", _RECEIVER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, f"http://127.0.0.1:{proc.stdout.readline().strip()}/hook"
+
+
+def _received(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url.replace("/hook", "/count")) as response:
+        return int(response.read())
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def channel_time(url: str, count: int, workers: int, body: str) -> float:
+    """The baseline: ``count`` POSTs of the same size, same threads, no database."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from caseflow.notify import WebhookNotifier
+
+    hook = WebhookNotifier(url)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda i: hook.send(to=f"p{i}", subject="告警", body=body, notification_id=str(i)),
+                      range(count)))
+    return time.perf_counter() - started
+
+
 def run(url: str, timers: int, alerts: int) -> dict[str, Any]:
-    """Load, sweep, measure; return the figures."""
+    """Load, sweep, deliver, measure; return the figures."""
     store = Store(url)
     load_s = load(store, timers, alerts)
     _, peak_after_load = rss_mb()
-    config = NotifyConfig.from_dict({"scheduler": {"batch": 1000}})
+    receiver, hook = _receiver()
+    config = NotifyConfig.from_dict({"scheduler": {"batch": 1000, "default_channel": "hook"},
+                                     "channels": {"hook": {"url": hook}}})
     scheduler = Scheduler(store, config, owner="bench")
     quiet = BASE - timedelta(hours=2)
     scheduler.sweep(quiet)  # warm-up: imports, statement compilation, pool
@@ -207,7 +288,19 @@ def run(url: str, timers: int, alerts: int) -> dict[str, Any]:
     with store.session() as session:
         alert_rows = session.execute(sa.select(sa.func.count()).select_from(ALERTS)).scalar_one()
         outbox_rows = session.execute(sa.select(sa.func.count()).select_from(OUTBOX)).scalar_one()
-    assert report.alerts == alerts == alert_rows == outbox_rows, (report, alert_rows, outbox_rows)
+    assert report.alerts == alerts == alert_rows, (report, alert_rows, outbox_rows)
+    with store.session() as session:
+        levels = dict(session.execute(sa.select(ALERTS.c.level, sa.func.count()).group_by(ALERTS.c.level)).all())
+        body = session.execute(sa.select(OUTBOX.c.body)).scalars().first() or ""
+    cpu_before = _cpu_of(receiver.pid)
+    started = time.perf_counter()
+    delivery = scheduler.deliver(BASE)
+    deliver_s = time.perf_counter() - started
+    receiver_cpu = _cpu_of(receiver.pid) - cpu_before
+    received = _received(hook)
+    channel_s = channel_time(hook, outbox_rows, scheduler.outbox.max_workers, body)
+    receiver.terminate()
+    receiver.wait()
     # After the raise, the same instant finds nothing again (next_alert_at moved on).
     started = time.perf_counter()
     again = scheduler.sweep(BASE)
@@ -218,7 +311,9 @@ def run(url: str, timers: int, alerts: int) -> dict[str, Any]:
     return {
         "db": store.dialect, "timers": timers, "load_s": round(load_s, 1),
         "empty_sweep_ms_median": round(statistics.median(empties), 2), "empty_sweep_ms_max": round(max(empties), 2),
-        "raise_sweep_s": round(raise_s, 3), "alerts": report.alerts, "queued": report.queued,
+        "raise_sweep_s": round(raise_s, 3), "alerts": report.alerts, "queued": report.queued, "levels": levels,
+        "deliver_s": round(deliver_s, 3), "sent": delivery.sent, "received": received,
+        "receiver_cpu_s": round(receiver_cpu, 2), "channel_s": round(channel_s, 3),
         "batches": report.batches, "sweep_after_raise_ms": round(again_ms, 2),
         "rss_mb": round(current, 1), "peak_rss_mb_after_load": round(peak_after_load, 1), "peak_rss_mb": round(peak, 1),
         "plan": plan,
@@ -263,6 +358,14 @@ def report(result: dict[str, Any]) -> None:
     print(f"  sweep raising {result['alerts']:,} alerts + {result['queued']:,} queued notifications: "
           f"{result['raise_sweep_s']} s in {result['batches']} batches   "
           f"(target < 2 s: {ok[result['raise_sweep_s'] < 2]})")
+    print(f"  alerts by level         {result['levels']}")
+    print(f"  delivery of {result['sent']:,} notifications (received {result['received']:,}): "
+          f"{result['deliver_s']} s; channel time alone (same POSTs, same threads, no database) "
+          f"{result['channel_s']} s; recording overhead {result['deliver_s'] - result['channel_s']:.2f} s "
+          f"(target < 2 s: {ok[result['deliver_s'] - result['channel_s'] < 2]}); receiver process CPU "
+          f"{result['receiver_cpu_s']} s of the {result['deliver_s']} s")
+    total = result["raise_sweep_s"] + result["deliver_s"]
+    print(f"  sweep + delivery (what `scheduler run --once` does): {total:.2f} s")
     print(f"  sweep right after       {result['sweep_after_raise_ms']} ms")
     print(f"  peak RSS                {result['peak_rss_mb']} MB (after load {result['peak_rss_mb_after_load']} MB)"
           f"   (target < 150 MB: {ok[result['peak_rss_mb'] < 150]})")
@@ -296,6 +399,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", kind, "--timers", str(args.timers), "--alerts", str(args.alerts)]
         if args.pg_url:
             cmd += ["--pg-url", args.pg_url]
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores before {kind} "
+              "(shared machine: wall times are under that load)")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(result)

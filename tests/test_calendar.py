@@ -357,6 +357,8 @@ def test_caseflow_holidays_dir_is_honoured(tmp_path: Path, monkeypatch: pytest.M
     assert cal.is_workday(date(2027, 2, 20))
     assert default_calendar() is cal  # cached
     monkeypatch.delenv("CASEFLOW_HOLIDAYS_DIR")
+    assert default_calendar() is cal  # the environment is read once, not per call (issue 11)
+    clear_calendar_cache()  # what `caseflow calendar reload` does
     plain = default_calendar()
     assert plain.official_until == date(2026, 12, 31)
     assert not plain.is_workday(date(2027, 2, 20))

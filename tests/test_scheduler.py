@@ -501,8 +501,8 @@ def _killed_process_scenario(store: Store) -> None:
     # Now a delivering process dies in the middle of its first send: its lease keeps the rows
     # from everyone until it expires, then they are delivered — nothing is lost.
     _kill_child(store.url, "2026-11-04T09:02", "deliver")
-    assert restarted.deliver(bj(2026, 11, 4, 9, 3)).sent == 0
-    assert restarted.deliver(bj(2026, 11, 4, 9, 8)).sent == 3  # lease (300 s) expired
+    assert restarted.deliver(bj(2026, 11, 4, 9, 2, 20)).sent == 0
+    assert restarted.deliver(bj(2026, 11, 4, 9, 3)).sent == 3  # the short lease (30 s) expired, not renewed
     assert len(recorder.sent) == 3
     assert all(o.status == "sent" for o in outbox_of(store))
 

@@ -826,16 +826,29 @@ def _cached_calendar(extra: tuple[str, ...]) -> WorkCalendar:
     return WorkCalendar.load(extra)
 
 
+_shared: WorkCalendar | None = None
+
+
 def default_calendar() -> WorkCalendar:
     """The shared calendar: chinese-calendar, shipped ``holidays/``, then ``CASEFLOW_HOLIDAYS_DIR``.
 
-    ``CASEFLOW_HOLIDAYS_DIR`` may list several directories separated by ``os.pathsep``.
+    ``CASEFLOW_HOLIDAYS_DIR`` may list several directories separated by ``os.pathsep``. It is read
+    once, on the first call (and again after :func:`clear_calendar_cache`), not on every call: the
+    shared calendar sits on the hot path of :func:`~caseflow.timelimits.compute_due`.
     """
-    env = os.environ.get("CASEFLOW_HOLIDAYS_DIR", "")
-    extra = tuple(p for p in env.split(os.pathsep) if p)
-    return _cached_calendar(extra)
+    global _shared  # noqa: PLW0603 - the process-wide shared calendar
+    calendar = _shared
+    if calendar is None:
+        env = os.environ.get("CASEFLOW_HOLIDAYS_DIR", "")
+        calendar = _shared = _cached_calendar(tuple(p for p in env.split(os.pathsep) if p))
+    return calendar
 
 
 def clear_calendar_cache() -> None:
-    """Forget cached calendars, e.g. after a holiday file was added (``caseflow calendar reload``)."""
+    """Forget cached calendars, e.g. after a holiday file was added (``caseflow calendar reload``).
+
+    The next :func:`default_calendar` reads ``CASEFLOW_HOLIDAYS_DIR`` again.
+    """
+    global _shared  # noqa: PLW0603
+    _shared = None
     _cached_calendar.cache_clear()

@@ -1263,51 +1263,27 @@ class Engine:
 
     # ------------------------------------------------------------------ calendar reload
 
-    def reload_calendar(self, calendar: WorkCalendar, *, source: str, actor: str = "system") -> list[dict[str, Any]]:
+    def reload_calendar(self, calendar: WorkCalendar, *, source: str, actor: str = "system",
+                        on_move: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """Switch to ``calendar`` and recompute every open day-based timer whose answer changes.
 
         Each change is written as an event on its case: "due moved from … to … : holidays/2027.yaml".
         ``calendar`` is built from files: notices loaded into the database still replace its years.
+        The work is done in bulk by :func:`caseflow.recompute.recompute_open_timers`; give ``on_move``
+        to stream the changes instead of collecting them (the list returned is then empty).
         """
         with self.store.session() as s:
             calendar = self.published.rebase(calendar, s)
         self.calendar = calendar
-        return self._recompute_open(calendar, source=source, actor=actor)
+        return self._recompute_open(calendar, source=source, actor=actor, on_move=on_move)
 
-    def _recompute_open(self, calendar: WorkCalendar, *, source: str, actor: str) -> list[dict[str, Any]]:
+    def _recompute_open(self, calendar: WorkCalendar, *, source: str, actor: str,
+                        on_move: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        from caseflow.recompute import recompute_open_timers
+
         changes: list[dict[str, Any]] = []
-        with self.store.session() as s:
-            ids = list(s.exec(
-                select(TimerRow.case_id).where(TimerRow.status.in_(ACTIVE)).distinct()  # type: ignore[attr-defined]
-            ))
-        now = require_aware(self.clock.now(), "clock")
-        for case_id in ids:
-            for _attempt in range(_RETRIES):
-                try:
-                    with self.store.session(write=True) as s:
-                        case = s.get(CaseRow, case_id)
-                        if case is None:
-                            break
-                        defn = self.definition(case.workflow_version, s)
-                        moved = []
-                        for row in self._timers(s, case_id):
-                            if row.status not in ACTIVE or _limit_from_spec(row.limit_spec).is_clock:
-                                continue
-                            before = (row.due_at, row.provisional)
-                            self._apply_due(row, defn.timer(row.name), calendar)
-                            if (row.due_at, row.provisional) != before:
-                                moved.append({"timer": row.name, "from": _iso(before[0]), "to": _iso(row.due_at),
-                                              "provisional": row.provisional, "source": source,
-                                              "message": f"due moved from {_iso(before[0])} to {_iso(row.due_at)} : "
-                                                         f"{source}"})
-                        if moved:
-                            self._append_event(s, case, "recompute", max(now, case.updated_at), actor,
-                                               {"moved": moved, "source": source}, trigger=None,
-                                               from_state=case.state, to_state=case.state)
-                            changes.extend({"case": case_id, **m} for m in moved)
-                    break
-                except (StaleDataError, sa.exc.IntegrityError):
-                    continue
+        recompute_open_timers(self, calendar, source=source, actor=actor,
+                              on_move=on_move if on_move is not None else changes.append)
         return changes
 
     # ------------------------------------------------------------------ audit

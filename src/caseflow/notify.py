@@ -10,11 +10,18 @@ afterwards, outside any transaction:
    while a mail server answers, and a process killed mid-delivery loses nothing: its lease expires and
    the row is claimed again;
 2. **send** each row on its channel; rows are grouped by destination and the groups sent in parallel,
-   so a slow or failing channel does not hold up the others;
-3. **record** the outcome: ``sent``, or a retry with exponential backoff (``attempts``,
-   ``next_attempt_at``, ``last_error``), or ``failed`` after the last attempt (``caseflow alerts failed``).
+   so a slow or failing channel does not hold up the others; a channel that takes concurrent requests
+   (a webhook, the log) has its group split across the workers too. While the batch is being sent a
+   keeper thread renews the lease (every third of ``lease_seconds``, 30 s by default), so the lease
+   can be short: a killed scheduler's rows are claimed by another within a minute;
+3. **record** every outcome of the batch in one transaction: ``sent``, or a retry with exponential
+   backoff (``attempts``, ``next_attempt_at``, ``last_error``), or ``failed`` after the last attempt
+   (``caseflow alerts failed``; ``caseflow alerts retry`` queues them again).
 
-Delivery is at least once: a process killed after a send but before recording it sends again.
+Delivery is at least once: a process killed after a send but before recording it sends again. So every
+notification carries a stable id (:attr:`ClaimedDelivery.notification_id`, the same on every attempt):
+a webhook gets it as the ``Idempotency-Key`` and ``X-Caseflow-Notification-Id`` headers and as ``"id"``
+in its JSON, a mail as the ``X-Caseflow-Notification-Id`` header, so a receiver can drop a redelivery.
 
 Channels are apprise URLs (``mailto://``, ``wecombot://``, ``dingtalk://``, ``feishu://`` …), a generic
 JSON webhook (``http://`` / ``https://`` URLs: POST ``{"to", "subject", "body", "format"}``) and the log
@@ -47,12 +54,13 @@ import os
 import re
 import socket
 import threading
+import time as _time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -179,7 +187,8 @@ class SchedulerSettings:
     max_attempts: int = 6
     retry_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
-    lease_seconds: float = 300.0
+    #: Short, because the delivering process renews it while it sends (see the module docstring).
+    lease_seconds: float = 30.0
     digest_grace_seconds: int = 3 * 3600
     digest_empty: bool = False
     default_channel: str = LOG_CHANNEL
@@ -442,20 +451,29 @@ class LogNotifier:
     """The log channel: python logging, and the messages kept in memory (the demo prints them)."""
 
     name = LOG_CHANNEL
+    #: Safe to call from several delivery threads at once.
+    concurrent = True
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
-    def send(self, *, to: str, subject: str, body: str) -> None:
+    def send(self, *, to: str, subject: str, body: str, notification_id: str | None = None) -> None:
         """Log the message and keep it."""
-        log.info("notification to %s: %s\n%s", to, subject, body)
+        log.info("notification %s to %s: %s\n%s", notification_id or "-", to, subject, body)
         with self._lock:
             self.messages.append((to, subject, body))
 
 
 class WebhookNotifier:
-    """A generic JSON webhook: POST ``{"to", "subject", "body", "format"}``; any non-2xx status fails."""
+    """A generic JSON webhook: POST ``{"id", "to", "subject", "body", "format"}``; any non-2xx status fails.
+
+    ``id`` (also the ``Idempotency-Key`` and ``X-Caseflow-Notification-Id`` headers) is the same on every
+    attempt at one notification: a receiver drops a redelivery by it.
+    """
+
+    #: One POST per message, independent of the others: the outbox may send several at once.
+    concurrent = True
 
     def __init__(self, url: str, *, name: str = "webhook", timeout: float = 10.0, body_format: str = "text") -> None:
         self.url = url
@@ -463,17 +481,19 @@ class WebhookNotifier:
         self.timeout = timeout
         self.body_format = body_format
 
-    def send(self, *, to: str, subject: str, body: str) -> None:
+    def send(self, *, to: str, subject: str, body: str, notification_id: str | None = None) -> None:
         """POST the message; raise :class:`DeliveryError` on a network error or an error status."""
         # urllib rather than an HTTP client library: one POST needs no extra dependency.
         import urllib.error
         import urllib.request
 
-        data = json.dumps({"to": to, "subject": subject, "body": body, "format": self.body_format},
-                          ensure_ascii=False).encode("utf-8")
-        request = urllib.request.Request(self.url, data=data, method="POST",
-                                         headers={"Content-Type": "application/json; charset=utf-8",
-                                                  "User-Agent": "caseflow"})
+        payload = {"to": to, "subject": subject, "body": body, "format": self.body_format}
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "caseflow"}
+        if notification_id:
+            payload["id"] = notification_id
+            headers["Idempotency-Key"] = headers["X-Caseflow-Notification-Id"] = notification_id
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        request = urllib.request.Request(self.url, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 status = response.status
@@ -498,20 +518,25 @@ class AppriseNotifier:
         self.name = name
         self.body_format = body_format
 
-    def _url_for(self, to: str) -> str:
+    def _url_for(self, to: str, notification_id: str | None = None) -> str:
         parts = urlsplit(self.url)
-        if parts.scheme.lower() in ("mailto", "mailtos") and "@" in to:
-            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "to"]
-            query.append(("to", to))
+        if parts.scheme.lower() in ("mailto", "mailtos"):
+            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                     if k != "to" or "@" not in to]
+            if "@" in to:
+                query.append(("to", to))
+            if notification_id:
+                # apprise turns a "+NAME" argument of an e-mail URL into the header NAME.
+                query.append(("+X-Caseflow-Notification-Id", notification_id))
             return urlunsplit(parts._replace(query=urlencode(query)))
         return self.url
 
-    def send(self, *, to: str, subject: str, body: str) -> None:
+    def send(self, *, to: str, subject: str, body: str, notification_id: str | None = None) -> None:
         """Send through apprise; raise :class:`DeliveryError` with apprise's own log when it fails."""
         import apprise
 
         notifier = apprise.Apprise()
-        if not notifier.add(self._url_for(to)):
+        if not notifier.add(self._url_for(to, notification_id)):
             raise DeliveryError(f"apprise does not accept the URL {_safe(self.url)}")
         fmt = {"html": apprise.NotifyFormat.HTML, "markdown": apprise.NotifyFormat.MARKDOWN}.get(
             self.body_format, apprise.NotifyFormat.TEXT)
@@ -571,6 +596,9 @@ class DeliveryReport:
                 "deferred": self.deferred, "lost_lease": self.lost_lease, "errors": self.errors[:20]}
 
 
+_ID_NAMESPACE = uuid.UUID("5b0f7a43-3c1e-5d2a-9f61-0c0ffee0cafe")  # names caseflow notification ids
+
+
 @dataclass(frozen=True)
 class ClaimedDelivery:
     """An outbox row leased to this process for delivery."""
@@ -583,6 +611,55 @@ class ClaimedDelivery:
     body: str
     attempts: int
     max_attempts: int
+    created_at: datetime | None = None
+
+    @property
+    def notification_id(self) -> str:
+        """The notification's stable id: the same on every attempt, unique across databases."""
+        created = self.created_at.astimezone(UTC).isoformat() if self.created_at is not None else ""
+        return str(uuid.uuid5(_ID_NAMESPACE, f"caseflow-outbox:{self.id}:{created}"))
+
+
+@dataclass
+class _Outcomes:
+    """What the sends of one claimed batch came to, recorded together in one transaction."""
+
+    sent: list[ClaimedDelivery] = field(default_factory=list)
+    failed: list[tuple[ClaimedDelivery, str]] = field(default_factory=list)
+    deferred: list[tuple[ClaimedDelivery, datetime]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _LeaseKeeper:
+    """Renews this owner's lease on a claimed batch while it is being sent (a thread, stopped after)."""
+
+    def __init__(self, outbox: Outbox, ids: list[int], claimed_at: datetime) -> None:
+        self.outbox, self.ids, self.claimed_at = outbox, ids, claimed_at
+        self.lease = outbox.config.scheduler.lease_seconds
+        self._stop = threading.Event()
+        self._started = _time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="caseflow-lease", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            # Measured from the claim's instant (simulated or real) plus the real time spent since.
+            until = self.claimed_at + timedelta(seconds=_time.monotonic() - self._started + self.lease)
+            t = OUTBOX.c
+            try:
+                with self.outbox.store.session(write=True) as session:
+                    session.execute(sa.update(OUTBOX).where(
+                        t.id.in_(self.ids), t.lease_owner == self.outbox.owner, t.status == "pending",
+                    ).values(lease_until=until))
+            except Exception as exc:  # the sends go on; at worst the lease lapses and a row is sent twice
+                log.warning("could not renew the delivery lease: %s", exc)
 
 
 class Outbox:
@@ -652,68 +729,85 @@ class Outbox:
             session.execute(sa.update(OUTBOX).where(t.id.in_(ids), lease_free)
                             .values(lease_owner=self.owner, lease_until=until))
             rows = session.execute(
-                sa.select(t.id, t.channel, t.address, t.recipient, t.subject, t.body, t.attempts, t.max_attempts)
+                sa.select(t.id, t.channel, t.address, t.recipient, t.subject, t.body, t.attempts, t.max_attempts,
+                          t.created_at)
                 .where(t.id.in_(ids), t.lease_owner == self.owner, t.lease_until == until)
                 .order_by(t.id)
             ).all()
         return [ClaimedDelivery(*row) for row in rows]
 
     def deliver(self, now: datetime | None = None, *, limit: int | None = None) -> DeliveryReport:
-        """Claim due rows and send them, grouped by destination and the groups in parallel."""
+        """Claim due rows, send them (by destination, in parallel) under a renewed lease, record them at once."""
         report = DeliveryReport()
-        claimed = self.claim(now, limit)
+        claimed_at = now or self.clock.now()
+        claimed = self.claim(claimed_at, limit)
         report.claimed = len(claimed)
         if not claimed:
             return report
         groups: dict[tuple[str, str | None], list[ClaimedDelivery]] = {}
         for item in claimed:
             groups.setdefault((item.channel, item.address), []).append(item)
-        lock = threading.Lock()
-        workers = max(1, min(self.max_workers, len(groups)))
-        if workers == 1:
-            for items in groups.values():
-                self._deliver_group(items, report, lock, now)
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caseflow-deliver") as pool:
-                futures = [pool.submit(self._deliver_group, items, report, lock, now) for items in groups.values()]
-                for future in futures:
-                    future.result()
+        slices: list[list[ClaimedDelivery]] = []
+        for (channel, _address), items in groups.items():
+            slices.extend(self._split(channel, items))
+        outcomes = _Outcomes()
+        workers = max(1, min(self.max_workers, len(slices)))
+        with _LeaseKeeper(self, [item.id for item in claimed], claimed_at):
+            if workers == 1:
+                for items in slices:
+                    self._deliver_group(items, outcomes, now)
+            else:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caseflow-deliver") as pool:
+                    for future in [pool.submit(self._deliver_group, items, outcomes, now) for items in slices]:
+                        future.result()
+            self._record(outcomes, report, now)
         return report
 
-    def _deliver_group(self, items: list[ClaimedDelivery], report: DeliveryReport, lock: threading.Lock,
-                       now: datetime | None) -> None:
+    def _split(self, channel: str, items: list[ClaimedDelivery]) -> list[list[ClaimedDelivery]]:
+        """A destination's rows, split across the workers when its channel takes concurrent sends."""
+        try:
+            concurrent = bool(getattr(self.notifier(channel), "concurrent", False))
+        except Exception:  # a misconfigured channel fails per row, in _deliver_group
+            concurrent = False
+        parts = min(self.max_workers, len(items) // 8) if concurrent else 1
+        if parts <= 1:
+            return [items]
+        return [items[i::parts] for i in range(parts)]
+
+    def _send(self, item: ClaimedDelivery) -> None:
+        notifier = self.notifier(item.channel)
+        to = item.address or item.recipient
+        if _takes_id(notifier):
+            notifier.send(to=to, subject=item.subject, body=item.body,  # type: ignore[call-arg]
+                          notification_id=item.notification_id)
+        else:  # a plug-in Notifier of the older, id-less form
+            notifier.send(to=to, subject=item.subject, body=item.body)
+
+    def _deliver_group(self, items: list[ClaimedDelivery], outcomes: _Outcomes, now: datetime | None) -> None:
         failed_until: datetime | None = None
         for item in items:
             if failed_until is not None:
                 # The destination just failed: the rest of its batch waits for the same retry instant
                 # without spending an attempt, instead of timing out one by one.
-                self._release(item, failed_until)
-                with lock:
-                    report.deferred += 1
+                with outcomes.lock:
+                    outcomes.deferred.append((item, failed_until))
                 continue
             try:
-                notifier = self.notifier(item.channel)
-                notifier.send(to=item.address or item.recipient, subject=item.subject, body=item.body)
+                self._send(item)
             except Exception as exc:
                 message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, CaseflowError) else str(exc)
-                outcome, retry_at = self._record_failure(item, message[:1000], now)
-                with lock:
-                    report.errors.append(f"outbox #{item.id} via {_safe(item.channel)}: {message}")
-                    if outcome == "failed":
-                        report.failed += 1
-                    elif outcome == "retry":
-                        report.retried += 1
-                    else:
-                        report.lost_lease += 1
+                with outcomes.lock:
+                    outcomes.failed.append((item, message[:1000]))
                 log.warning("delivery of outbox #%s via %s failed: %s", item.id, _safe(item.channel), message)
-                failed_until = retry_at
+                failed_until = self._retry_at(item, now)
                 continue
-            ok = self._record_sent(item, now)
-            with lock:
-                if ok:
-                    report.sent += 1
-                else:
-                    report.lost_lease += 1
+            with outcomes.lock:
+                outcomes.sent.append(item)
+
+    def _retry_at(self, item: ClaimedDelivery, now: datetime | None) -> datetime:
+        settings = self.config.scheduler
+        return (now or self.clock.now()) + backoff_delay(item.attempts + 1, settings.retry_seconds,
+                                                         settings.retry_max_seconds)
 
     def _mine(self, item: ClaimedDelivery) -> Any:
         t = OUTBOX.c
@@ -721,39 +815,63 @@ class Outbox:
 
     # ``now`` is the instant of a simulated run (run_once --at T); a live run reads the clock again,
     # since sending took time.
+    def _record(self, outcomes: _Outcomes, report: DeliveryReport, now: datetime | None) -> None:
+        """Every outcome of a batch in one transaction; a row whose lease passed to another is left alone."""
+        now = now or self.clock.now()
+        t = OUTBOX.c
+        mine = sa.and_(t.lease_owner == self.owner, t.status == "pending")
+        free = {"lease_owner": None, "lease_until": None}
+        with self.store.session(write=True) as session:
+            if outcomes.sent:
+                result = session.execute(
+                    sa.update(OUTBOX).where(t.id.in_([i.id for i in outcomes.sent]), mine)
+                    .values(status="sent", sent_at=now, attempts=t.attempts + 1, last_error=None, **free))
+                report.sent += _rowcount(result)
+                report.lost_lease += len(outcomes.sent) - _rowcount(result)
+            for item, error in outcomes.failed:
+                attempts = item.attempts + 1
+                status = "failed" if attempts >= item.max_attempts else "pending"
+                result = session.execute(sa.update(OUTBOX).where(self._mine(item)).values(
+                    status=status, attempts=attempts, last_error=error, next_attempt_at=self._retry_at(item, now),
+                    **free))
+                report.errors.append(f"outbox #{item.id} via {_safe(item.channel)}: {error}")
+                if not _rowcount(result):
+                    report.lost_lease += 1
+                elif status == "failed":
+                    report.failed += 1
+                else:
+                    report.retried += 1
+            by_instant: dict[datetime, list[int]] = {}
+            for item, retry_at in outcomes.deferred:
+                by_instant.setdefault(retry_at, []).append(item.id)
+            for retry_at, ids in by_instant.items():
+                session.execute(sa.update(OUTBOX).where(t.id.in_(ids), mine)
+                                .values(next_attempt_at=retry_at, **free))
+                report.deferred += len(ids)
+        if report.lost_lease:
+            log.warning("%s notification(s) were sent but their lease had passed to another process",
+                        report.lost_lease)
+
     def _record_sent(self, item: ClaimedDelivery, now: datetime | None = None) -> bool:
-        now = now or self.clock.now()
-        with self.store.session(write=True) as session:
-            result = session.execute(
-                sa.update(OUTBOX).where(self._mine(item)).values(
-                    status="sent", sent_at=now, attempts=item.attempts + 1, last_error=None,
-                    lease_owner=None, lease_until=None)
-            )
-        if not _rowcount(result):
-            log.warning("outbox #%s was sent but its lease had passed to another process", item.id)
-            return False
-        return True
+        """Record one row as sent (False when its lease passed to another process)."""
+        report = DeliveryReport()
+        self._record(_Outcomes(sent=[item]), report, now)
+        return report.sent == 1
 
-    def _record_failure(self, item: ClaimedDelivery, error: str, now: datetime | None = None) -> tuple[str, datetime]:
-        now = now or self.clock.now()
-        attempts = item.attempts + 1
-        settings = self.config.scheduler
-        retry_at = now + backoff_delay(attempts, settings.retry_seconds, settings.retry_max_seconds)
-        status = "failed" if attempts >= item.max_attempts else "pending"
-        with self.store.session(write=True) as session:
-            result = session.execute(
-                sa.update(OUTBOX).where(self._mine(item)).values(
-                    status=status, attempts=attempts, last_error=error, next_attempt_at=retry_at,
-                    lease_owner=None, lease_until=None)
-            )
-        if not _rowcount(result):
-            return "lost", retry_at
-        return ("failed" if status == "failed" else "retry"), retry_at
+    def retry_failed(self, ids: Sequence[int] = (), *, now: datetime | None = None) -> int:
+        """Queue failed notifications again (all, or those of ``ids``) with a fresh set of attempts.
 
-    def _release(self, item: ClaimedDelivery, retry_at: datetime) -> None:
+        The next delivery round sends them, under the same notification ids as before.
+        """
+        now = now or self.clock.now()
+        t = OUTBOX.c
+        query = sa.update(OUTBOX).where(t.status == "failed")
+        if ids:
+            query = query.where(t.id.in_(list(ids)))
         with self.store.session(write=True) as session:
-            session.execute(sa.update(OUTBOX).where(self._mine(item)).values(
-                next_attempt_at=retry_at, lease_owner=None, lease_until=None))
+            result = session.execute(query.values(status="pending", attempts=0, next_attempt_at=now,
+                                                  lease_owner=None, lease_until=None))
+        return _rowcount(result)
 
     # ----------------------------------------------------------------- queries
 
@@ -769,6 +887,25 @@ class Outbox:
         with self.store.session() as session:
             t = OUTBOX.c
             return int(session.execute(sa.select(sa.func.count()).where(t.status == "pending")).scalar_one())
+
+
+_TAKES_ID: dict[type, bool] = {}
+
+
+def _takes_id(notifier: Notifier) -> bool:
+    """Whether a notifier's ``send`` accepts ``notification_id`` (ours do; older plug-ins may not)."""
+    kind = type(notifier)
+    known = _TAKES_ID.get(kind)
+    if known is None:
+        import inspect
+
+        try:
+            params = inspect.signature(notifier.send).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        known = _TAKES_ID[kind] = "notification_id" in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return known
 
 
 def _rowcount(result: Any) -> int:

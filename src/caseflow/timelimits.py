@@ -33,6 +33,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal, cast
 
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
+from caseflow.clock import check_instant
 from caseflow.errors import CaseflowError, TimeLimitError
 
 __all__ = [
@@ -236,6 +237,24 @@ class Due:
         }
 
 
+_DAY_ENDS: dict[date, datetime] = {}
+
+
+def _fast_due(last: date, provisional: bool, start: datetime, limit: TimeLimit) -> Due:
+    """A :class:`Due` for a day limit, built without the frozen dataclass's per-field checks.
+
+    Same fields, same values as ``Due(...)``; the instant ending each day (00:00 Beijing time of the
+    next) is kept once per day, as there are at most 35 000 of them.
+    """
+    due_at = _DAY_ENDS.get(last)
+    if due_at is None:
+        due_at = _DAY_ENDS[last] = datetime.combine(last + timedelta(days=1), time(0), tzinfo=ZONE)
+    due = object.__new__(Due)
+    due.__dict__.update(due_at=due_at, last_day=last, provisional=provisional, start=start, limit=limit,
+                        excluded_days=0)
+    return due
+
+
 def _periods(excluded: Iterable[object]) -> list[ExcludedPeriod]:
     periods = []
     for item in excluded:
@@ -329,11 +348,18 @@ def compute_due(
         limit = TimeLimit.parse(limit)
     if not isinstance(limit, TimeLimit):
         raise TimeLimitError(f"limit must be a TimeLimit or a string like '3 days', got {limit!r}")
-    from caseflow.clock import check_instant
-
     local = check_instant(start, "start")
+    cal = calendar if calendar is not None else default_calendar()
+    if limit.unit == "working_days" and limit.start_day == "actual" and excluded == ():
+        # The hot path (most limits, no pauses): _day_due with nothing excluded, two list look-ups.
+        try:
+            last = cal.add_working_days(local.date(), limit.amount)
+        except (OverflowError, ValueError) as exc:
+            if isinstance(exc, CaseflowError):
+                raise
+            raise TimeLimitError(f"{limit} from {local.isoformat()} runs past the year 9999") from None
+        return _fast_due(last, last > cal.official_until, local, limit)
     periods = _periods(excluded)
-    cal = calendar or default_calendar()
     try:
         if limit.is_clock:
             return _clock_due(local, limit, periods)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from caseflow.cli.common import emit, handle_errors, json_option, open_store, parse_at, store_db_option
+from caseflow.cli.common import (
+    config_option,
+    emit,
+    handle_errors,
+    json_option,
+    open_store,
+    parse_at,
+    store_db_option,
+)
 
 
 @click.group("alerts")
@@ -15,6 +23,7 @@ def alerts_group() -> None:
     Example:
         caseflow alerts list --unit 城关派出所 --since 2026-11-01
         caseflow alerts failed --json
+        caseflow alerts retry --config caseflow.toml
     """
 
 @alerts_group.command("list")
@@ -91,3 +100,30 @@ def alerts_failed(db: str | None, as_json: bool) -> None:
     emit(as_json, items, "\n".join(lines) or "no failed notifications")
 
 
+@alerts_group.command("retry")
+@click.option("--id", "ids", type=click.IntRange(1, 2**63 - 1), multiple=True,
+              help="Only this notification (repeatable); default: every failed one.")
+@store_db_option
+@config_option
+@json_option
+@handle_errors
+def alerts_retry(ids: tuple[int, ...], db: str | None, config_path: str | None, as_json: bool) -> None:
+    """Send failed notifications again, now, with a fresh set of attempts (under their same ids).
+
+    \b
+    Example:
+        caseflow alerts retry --config caseflow.toml
+        caseflow alerts retry --id 17 --id 18 --json
+    """
+    from caseflow.notify import NotifyConfig
+    from caseflow.scheduler import Scheduler
+
+    scheduler = Scheduler(open_store(db), NotifyConfig.load(config_path))
+    queued = scheduler.outbox.retry_failed(ids)
+    report = scheduler.deliver() if queued else None
+    payload = {"queued": queued, "delivery": report.to_dict() if report else None}
+    text = f"{queued} failed notification(s) queued again"
+    if report is not None:
+        text += (f"; {report.sent} sent, {report.retried} to retry, {report.failed} failed again"
+                 + "".join(f"\nerror: {e}" for e in report.errors))
+    emit(as_json, payload, text)

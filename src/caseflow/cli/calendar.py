@@ -215,9 +215,21 @@ def calendar_reload(dirs: tuple[Path, ...], db: str | None, as_json: bool) -> No
     env = [p for p in os.environ.get("CASEFLOW_HOLIDAYS_DIR", "").split(os.pathsep) if p]
     calendar = WorkCalendar.load([*env, *dirs])
     sources = ", ".join(str(d) for d in [*env, *dirs]) or "holidays/"
-    changes = open_engine(db).reload_calendar(calendar, source=sources)
-    text = "\n".join(f"case {c['case']} {c['timer']}: {c['message']}" for c in changes) or "no deadline moved"
-    emit(as_json, changes, text)
+    engine = open_engine(db)
+    if as_json:
+        emit(True, engine.reload_calendar(calendar, source=sources), "")
+        return
+    # Streamed: a notice can move a million deadlines; each line is printed once its chunk committed.
+    moved = 0
+
+    def show(change: dict[str, Any]) -> None:
+        nonlocal moved
+        moved += 1
+        click.echo(f"case {change['case']} {change['timer']}: {change['message']}")
+
+    engine.reload_calendar(calendar, source=sources, on_move=show)
+    if not moved:
+        click.echo("no deadline moved")
 
 
 # --------------------------------------------------------------------------------------------- demo

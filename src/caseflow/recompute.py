@@ -1,0 +1,663 @@
+"""Recompute every open timer after a holiday notice loads: in bulk, chunk by chunk.
+
+A new notice (国务院办公厅 yearly arrangement) can move the due instant of every open day-based timer:
+a projected year becomes official, a make-up working day appears. :func:`recompute_open_timers` is
+the one entry point a loader calls (``caseflow calendar reload``, the HTTP upload, the loader of
+notices kept in the database). It gives exactly the answers of :func:`caseflow.engine.timer_due` and
+:func:`caseflow.engine.warn_instant`, timer by timer, and writes exactly the events the per-case
+path (:func:`recompute_per_case`, kept as the reference) writes — a test holds the two together.
+
+How it goes, per chunk of cases (keyset on the case id, one transaction each):
+
+1. one read of the chunk's open timers joined to their cases (``FOR UPDATE`` on PostgreSQL; SQLite's
+   ``BEGIN IMMEDIATE`` already holds the write lock), so no concurrent command can slip in between;
+2. per row only what must be Python (JSON of pauses and extensions; a pause's cap), then the
+   calendar's arrays answer every row at once: ranks gathered with numpy for working days, date
+   arithmetic for calendar days and months, the roll-forward, the excluded (paused) ranges one
+   column at a time, the warning instant;
+3. the timers whose answer changed are written with one ``executemany``; each case with a moved due
+   instant gets its "due moved" event, chained to the head kept on the case row, and its version
+   bumped (``WHERE version = old``), also in batches.
+
+A chunk commits or not at all, so an interrupted run leaves whole chunks done; running it again is
+safe: a timer already moved computes to the value it holds and is left alone, no event repeats.
+The report is streamed through ``on_move`` rather than held.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy.orm.exc import StaleDataError
+
+from caseflow.calendar import FIRST_YEAR, ZONE, WorkCalendar
+from caseflow.clock import require_aware
+from caseflow.errors import CalendarCoverageError
+from caseflow.store import CaseRow, EventRow, TimerRow
+from caseflow.timelimits import TimeLimit, compute_due
+
+if TYPE_CHECKING:
+    from caseflow.engine import Engine
+    from caseflow.workflow import TimerDef
+
+__all__ = ["RecomputeSummary", "recompute_open_timers", "recompute_per_case"]
+
+Move = dict[str, Any]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+_US = 1_000_000
+_DAY_US = 86_400 * _US
+# Asia/Shanghai has kept UTC+8 without daylight saving since 1991, so over the calendar's years
+# (2004 on) a Beijing date is the UTC instant shifted by eight hours.
+_OFFSET_US = 8 * 3_600 * _US
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+#: Days since 1970-01-01 of the calendar's index 0.
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_CAL_BASE = date(FIRST_YEAR, 1, 1).toordinal() - _EPOCH_ORDINAL
+_NONE = np.iinfo(np.int64).min  # "no instant" in the integer columns
+
+_UNIT_WD, _UNIT_DAYS, _UNIT_MONTHS = 0, 1, 2
+_WARN_NONE, _WARN_CLOCK, _WARN_WD, _WARN_DAYS = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RecomputeSummary:
+    """What a recompute did."""
+
+    #: Open day-based timers examined (clock timers never move with the calendar).
+    timers: int
+    #: Timers whose due instant, last day, warning or provisional flag changed and were written.
+    timers_written: int
+    #: Timers whose due instant or provisional flag moved ("due moved" entries of the report).
+    moved: int
+    #: Cases that got a "recompute" event.
+    events: int
+    #: Transactions committed.
+    chunks: int
+
+
+# ---------------------------------------------------------------------------------------- reference
+
+
+def recompute_per_case(engine: Engine, calendar: WorkCalendar, *, source: str, actor: str = "system",
+                       on_move: Callable[[Move], None] | None = None) -> RecomputeSummary:
+    """The reference: one transaction per case through the engine's own rows and :func:`timer_due`.
+
+    Slow (a few hundred timers a second) but plain; :func:`recompute_open_timers` must agree with it.
+    """
+    from sqlmodel import select
+
+    from caseflow.engine import ACTIVE
+
+    engine.calendar = calendar
+    with engine.store.session() as s:
+        ids = sorted(s.exec(
+            select(TimerRow.case_id).where(TimerRow.status.in_(ACTIVE)).distinct()  # type: ignore[attr-defined]
+        ))
+    now = require_aware(engine.clock.now(), "clock")
+    timers = written = moved = events = 0
+    for case_id in ids:
+        for _attempt in range(20):
+            try:
+                counts = _recompute_one(engine, calendar, case_id, now, source=source, actor=actor,
+                                        on_move=on_move)
+                timers, written = timers + counts[0], written + counts[1]
+                moved, events = moved + counts[2], events + (1 if counts[2] else 0)
+                break
+            except (StaleDataError, sa.exc.IntegrityError):
+                continue
+    return RecomputeSummary(timers, written, moved, events, len(ids))
+
+
+def _recompute_one(engine: Engine, calendar: WorkCalendar, case_id: int, now: datetime, *, source: str,
+                   actor: str, on_move: Callable[[Move], None] | None) -> tuple[int, int, int]:
+    from caseflow.engine import ACTIVE, _iso, _limit_from_spec
+
+    seen = written = 0
+    with engine.store.session(write=True) as s:
+        case = s.get(CaseRow, case_id)
+        if case is None:
+            return 0, 0, 0
+        defn = engine.definition(case.workflow_version, s)
+        moved = []
+        for row in engine._timers(s, case_id):
+            if row.status not in ACTIVE or _limit_from_spec(row.limit_spec).is_clock:
+                continue
+            seen += 1
+            before = (row.due_at, row.provisional)
+            fields = (row.due_at, row.last_day, row.provisional, row.warn_at, row.next_alert_at)
+            engine._apply_due(row, defn.timer(row.name), calendar)
+            if (row.due_at, row.last_day, row.provisional, row.warn_at, row.next_alert_at) != fields:
+                written += 1
+            if (row.due_at, row.provisional) != before:
+                moved.append(_move_entry(row.name, before[0], row.due_at, row.provisional, source=source, iso=_iso))
+        if moved:
+            engine._append_event(s, case, "recompute", max(now, case.updated_at), actor,
+                                 {"moved": moved, "source": source}, trigger=None,
+                                 from_state=case.state, to_state=case.state)
+    if on_move is not None:
+        for m in moved:
+            on_move({"case": case_id, **m})
+    return seen, written, len(moved)
+
+
+def _move_entry(name: str, before: datetime | None, after: datetime | None, provisional: bool, *,
+                source: str, iso: Callable[[datetime | None], str | None]) -> Move:
+    return {"timer": name, "from": iso(before), "to": iso(after), "provisional": provisional, "source": source,
+            "message": f"due moved from {iso(before)} to {iso(after)} : {source}"}
+
+
+# ---------------------------------------------------------------------------------------- bulk
+
+
+def recompute_open_timers(engine: Engine, calendar: WorkCalendar, *, source: str, actor: str = "system",
+                          on_move: Callable[[Move], None] | None = None,
+                          chunk_size: int = 5000) -> RecomputeSummary:
+    """Switch ``engine`` to ``calendar`` and move every open day-based timer whose answer changes.
+
+    Each case with a moved due instant gets one "recompute" event ("due moved from … to … : SOURCE"),
+    exactly as :func:`recompute_per_case` writes it. ``on_move`` receives each move as it is
+    committed (``{"case", "timer", "from", "to", "provisional", "source", "message"}``). Chunks of
+    ``chunk_size`` cases commit one by one; a rerun after an interruption finishes the work.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    # Commands that run while we work must already use the new calendar, or they would write the
+    # old answer back on a case this run has passed.
+    engine.calendar = calendar
+    arrays = _CalendarArrays(calendar)
+    now = require_aware(engine.clock.now(), "clock")
+    kinds: dict[tuple[str, str, str], _Kind | None] = {}
+    after = 0
+    total = _Totals()
+    while True:
+        for _attempt in range(20):
+            try:
+                with engine.store.session(write=True) as s:
+                    last, moves = _chunk(engine, s.connection(), arrays, kinds, after, chunk_size, now,
+                                         source=source, actor=actor, totals=total)
+                break
+            except _StaleChunk:
+                continue
+        else:  # pragma: no cover - twenty lost races on one chunk under FOR UPDATE
+            raise StaleDataError(f"cases after {after} kept changing; run the recompute again")
+        if last is None:
+            break
+        total.chunks += 1
+        total.commit()
+        if on_move is not None:
+            for m in moves:
+                on_move(m)
+        after = last
+    return RecomputeSummary(total.timers, total.written, total.moved, total.events, total.chunks)
+
+
+class _StaleChunk(Exception):
+    """A case changed under the chunk (its version moved): redo the chunk."""
+
+
+@dataclass
+class _Totals:
+    timers: int = 0
+    written: int = 0
+    moved: int = 0
+    events: int = 0
+    chunks: int = 0
+    _pending: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def add(self, timers: int, written: int, moved: int, events: int) -> None:
+        self._pending = (timers, written, moved, events)
+
+    def commit(self) -> None:
+        t, w, m, e = self._pending
+        self.timers, self.written, self.moved, self.events = (self.timers + t, self.written + w,
+                                                              self.moved + m, self.events + e)
+        self._pending = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What every timer of one (definition version, timer name, limit) shares."""
+
+    base: TimeLimit
+    tdef: TimerDef
+    unit: int
+    warn: int
+    warn_amount: int  # working days, days, or microseconds for a clock warning
+    slot: int  # its row in the per-kind columns (_KindTable)
+
+
+class _KindTable:
+    """The kinds met so far as columns, so each row's attributes are one numpy gather by slot."""
+
+    def __init__(self, kinds: Sequence[_Kind]) -> None:
+        self.unit = np.array([k.unit for k in kinds], dtype=np.int64)
+        self.roll = np.array([k.base.roll_forward for k in kinds], dtype=np.bool_)
+        self.last_to_last = np.array([k.base.month_end == "last_to_last" for k in kinds], dtype=np.bool_)
+        self.next_workday = np.array([k.base.start_day == "next_workday" for k in kinds], dtype=np.bool_)
+        self.warn = np.array([k.warn for k in kinds], dtype=np.int64)
+        self.warn_amount = np.array([k.warn_amount for k in kinds], dtype=np.int64)
+
+
+def _kind_of(engine: Engine, version: str, name: str, spec: str, *, slot: int) -> _Kind | None:
+    from caseflow.engine import _limit_from_spec
+
+    base = _limit_from_spec(spec)
+    if base.is_clock:
+        return None
+    tdef = engine.definition(version)
+    tdef_timer = tdef.timer(name)
+    unit = {"working_days": _UNIT_WD, "days": _UNIT_DAYS, "months": _UNIT_MONTHS}[base.unit]
+    before = tdef_timer.warn_before
+    if before is None:
+        warn, amount = _WARN_NONE, 0
+    elif before.is_clock:
+        warn, amount = _WARN_CLOCK, before.amount * (3_600 if before.unit == "hours" else 60) * _US
+    elif before.unit == "working_days":
+        warn, amount = _WARN_WD, before.amount
+    else:
+        warn, amount = _WARN_DAYS, before.amount * (30 if before.unit == "months" else 1)
+    return _Kind(base, tdef_timer, unit, warn, amount, slot)
+
+
+class _CalendarArrays:
+    """The calendar's arrays in calendar-index space (0 = 2004-01-01), with checked gathers."""
+
+    def __init__(self, calendar: WorkCalendar) -> None:
+        self.calendar = calendar
+        np_work, np_rank, np_by_rank = calendar._numpy_arrays()  # built on first use, then kept
+        self.work: I64 = np_work
+        self.rank: I64 = np_rank
+        self.by_rank: I64 = np_by_rank - _CAL_BASE
+        self.size = int(self.work.size)
+        self.total = int(self.by_rank.size - 1)
+        self.official = calendar._official_until_index
+
+    def check(self, idx: I64) -> None:
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
+            raise CalendarCoverageError("a deadline leaves the calendar (2004-01-01 to 2099-12-31)")
+
+    def ranked(self, r: I64) -> I64:
+        if r.size and (int(r.min()) < 1 or int(r.max()) > self.total):
+            raise CalendarCoverageError("a deadline leaves the calendar (2004-01-01 to 2099-12-31)")
+        return self.by_rank[r]
+
+    def next_workday(self, idx: I64) -> I64:
+        self.check(idx)
+        return self.ranked(self.rank[idx] + 1)
+
+    def add_working(self, idx: I64, n: I64) -> I64:
+        """``add_working_days`` for n >= 0."""
+        self.check(idx)
+        r = self.rank[idx] + n
+        safe = np.where(n > 0, r, 1)
+        return np.where(n > 0, self.ranked(safe), idx)
+
+    def between(self, a: I64, b: I64) -> I64:
+        self.check(a)
+        self.check(b)
+        return cast(I64, self.rank[b] - self.rank[a])
+
+
+_TIMER_COLS = ("id", "case_id", "name", "status", "limit_spec", "pauses", "extensions", "provisional", "alert_level")
+_INSTANT_COLS = ("started_at", "due_at", "warn_at", "next_alert_at")
+_CASE_COLS = ("workflow_version", "state", "version", "last_event_hash")
+# Positions in a chunk row (plain indexing: a chunk may hold a hundred thousand rows).
+_ID, _CASE, _NAME, _STATUS, _SPEC, _PAUSES, _EXT, _PROV, _LEVEL = range(9)
+_START, _DUE, _WARN, _NEXT, _LAST_DAY, _VERSION_KEY, _STATE, _CASE_VERSION, _HEAD, _UPDATED = range(9, 19)
+
+
+@dataclass
+class _Old:
+    """The chunk's stored answers, as integers (microseconds since the epoch; calendar indices)."""
+
+    start: I64
+    due: I64
+    warn: I64
+    next_alert: I64
+    last_day: I64
+    provisional: B
+    running: B
+    no_level: B
+    due_level: B
+
+
+def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: PLR0917
+           kinds: dict[tuple[str, str, str], _Kind | None], after: int, size: int, now: datetime, *,
+           source: str, actor: str, totals: _Totals) -> tuple[int | None, list[Move]]:
+    from caseflow.engine import ACTIVE
+
+    t = TimerRow.__table__  # type: ignore[attr-defined]
+    c = CaseRow.__table__  # type: ignore[attr-defined]
+    # Keyset on the cases' primary key: each chunk costs its own size, never a scan of what is left.
+    ids = (sa.select(c.c.id).where(c.c.id > after, c.c.closed_at.is_(None)).order_by(c.c.id).limit(size)
+           .subquery())
+    last = conn.execute(sa.select(sa.func.max(ids.c.id))).scalar()
+    if last is None:
+        return None, []
+    sqlite = conn.dialect.name == "sqlite"
+
+    def raw(column: Any) -> Any:
+        # On SQLite instants and dates are read as the stored text and parsed by numpy, a column at a time.
+        return sa.type_coerce(column, sa.String).label(column.name) if sqlite else column
+
+    # No status filter in SQL: the case-id range is what the index serves (the status index would
+    # make SQLite walk every open timer per chunk); finished timers are dropped below.
+    query = (sa.select(*(t.c[k] for k in _TIMER_COLS), *(raw(t.c[k]) for k in _INSTANT_COLS), raw(t.c.last_day),
+                       *(c.c[k] for k in _CASE_COLS), raw(c.c.updated_at))
+             .select_from(t.join(c, c.c.id == t.c.case_id))
+             .where(t.c.case_id > after, t.c.case_id <= last)
+             .order_by(t.c.case_id, t.c.id))
+    if not sqlite:
+        query = query.with_for_update()
+    # Straight to the driver: plain tuples, no per-value processing (the bounds are integers we hold).
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+
+    # Python per row only where it must be: JSON of extensions and pauses, and the kind lookup.
+    picked: list[Any] = []
+    slots: list[int] = []
+    amounts: list[int] = []
+    ranges: list[list[tuple[int, int]] | None] = []
+    flags: list[tuple[bool, bool, bool, bool]] = []
+    for row in rows:
+        status = row[_STATUS]
+        if status not in ACTIVE:
+            continue
+        key = (row[_VERSION_KEY], row[_NAME], row[_SPEC])
+        if key in kinds:
+            kind = kinds[key]
+        else:
+            kind = kinds[key] = _kind_of(engine, *key, slot=sum(k is not None for k in kinds.values()))
+        if kind is None:
+            continue
+        ext, pauses, level = row[_EXT], row[_PAUSES], row[_LEVEL]
+        picked.append(row)
+        slots.append(kind.slot)
+        amounts.append(kind.base.amount + (0 if ext == "[]" else sum(int(e["amount"]) for e in json.loads(ext))))
+        ranges.append([] if pauses == "[]" else _pause_ranges(pauses, kind.tdef, cal.calendar))
+        flags.append((bool(row[_PROV]), status == "running", level is None, level in ("warning", "overdue")))
+    if not picked:
+        return int(last), []
+    columns = list(zip(*picked, strict=True))
+    bits = np.array(flags, dtype=np.bool_).reshape(-1, 4)
+    old = _Old(_instants(columns[_START]), _instants(columns[_DUE]), _instants(columns[_WARN]),
+               _instants(columns[_NEXT]), _days(columns[_LAST_DAY]), bits[:, 0], bits[:, 1], bits[:, 2], bits[:, 3])
+    table = _KindTable(sorted((k for k in kinds.values() if k is not None), key=lambda k: k.slot))
+    new = _bulk_due(cal, table, np.asarray(slots, dtype=np.int64), np.asarray(amounts, dtype=np.int64), old.start,
+                    ranges=ranges)
+    moves, counts = _write(conn, picked, old, new, now, source=source, actor=actor)
+    totals.add(len(picked), *counts)
+    return int(last), moves
+
+
+def _instants(values: Sequence[Any]) -> I64:
+    """Stored instants as microseconds since the epoch (``_NONE`` for NULL): SQLite text or aware datetimes."""
+    if any(isinstance(v, str) for v in values):
+        # SQLite keeps UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'; numpy reads it (and None as NaT = _NONE).
+        return np.array(values, dtype="datetime64[us]").astype(np.int64)
+    return np.fromiter((_NONE if v is None else (v - _EPOCH) // _ONE_US for v in values), dtype=np.int64,
+                       count=len(values))
+
+
+def _days(values: Sequence[Any]) -> I64:
+    """Stored dates as calendar indices (``_NONE`` for NULL)."""
+    if any(isinstance(v, str) for v in values):
+        days = np.array(values, dtype="datetime64[D]").astype(np.int64)
+    else:
+        days = np.fromiter((_NONE if v is None else v.toordinal() - _EPOCH_ORDINAL for v in values),
+                           dtype=np.int64, count=len(values))
+    return np.where(days == _NONE, _NONE, days - _CAL_BASE)
+
+
+def _pause_ranges(text: str, tdef: TimerDef, calendar: WorkCalendar) -> list[tuple[int, int]] | None:
+    """A timer's pause ledger as merged excluded day ranges (calendar indices), as :func:`timer_due` reads it.
+
+    None when an open pause without a cap leaves the due instant unknown.
+    """
+    spans: list[tuple[date, date]] = []
+    for pause in json.loads(text):
+        start = datetime.fromisoformat(pause["from"])
+        end = datetime.fromisoformat(pause["to"]) if pause.get("to") else None
+        policy = tdef.pause_policy(pause["reason"])
+        if policy is not None and policy.cap is not None:
+            cap_end = compute_due(start, policy.cap, calendar=calendar).due_at
+            end = cap_end if end is None else min(end, cap_end)
+        if end is None:
+            return None
+        first = start.astimezone(ZONE).date()
+        last = end.astimezone(ZONE).date() - timedelta(days=1)
+        if last >= first:
+            spans.append((first, last))
+    spans.sort()
+    merged: list[tuple[date, date]] = []
+    for a, b in spans:  # timelimits._day_ranges: adjacent or overlapping ranges become one
+        if merged and a <= merged[-1][1] + timedelta(days=1):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    base = date(FIRST_YEAR, 1, 1).toordinal()
+    return [(a.toordinal() - base, b.toordinal() - base) for a, b in merged]
+
+
+@dataclass
+class _Answers:
+    known: B
+    due: I64  # microseconds since the epoch, UTC
+    last_day: I64  # calendar index
+    provisional: B
+    warn: I64  # _NONE when there is no warning
+
+
+def _bulk_due(cal: _CalendarArrays, table: _KindTable, slot: I64, amount: I64, start_us: I64, *,
+              ranges: Sequence[list[tuple[int, int]] | None]) -> _Answers:
+    """:func:`caseflow.engine.timer_due` and :func:`caseflow.engine.warn_instant` for many timers at once."""
+    n = slot.size
+    unit, roll = table.unit[slot], table.roll[slot]
+    last_to_last, next_wd = table.last_to_last[slot], table.next_workday[slot]
+    known = np.fromiter((r is not None for r in ranges), dtype=np.bool_, count=n)
+
+    # The start's Beijing date; an acceptance on a rest day may count from the next working day.
+    idx = (start_us + _OFFSET_US) // _DAY_US - _CAL_BASE
+    cal.check(idx)
+    move = next_wd & (cal.work[idx] == 0)
+    if move.any():
+        idx = np.where(move, cal.next_workday(np.where(move, idx, 0)), idx)
+
+    # Excluded ranges, padded to the longest ledger; a pad (-1, -1) is always behind the position.
+    width = max((len(r) for r in ranges if r), default=0)
+    lo = np.full((n, width), -1, dtype=np.int64)
+    hi = np.full((n, width), -1, dtype=np.int64)
+    if width:
+        for i, r in enumerate(ranges):
+            for k, (a, b) in enumerate(r or ()):
+                lo[i, k], hi[i, k] = a, b
+
+    last = np.zeros(n, dtype=np.int64)
+    provisional = np.zeros(n, dtype=np.bool_)
+    wd = unit == _UNIT_WD
+    if wd.any():
+        pos, remaining = _count_forward(cal, idx[wd], amount[wd], lo[wd], hi[wd], working=True)
+        day = cal.add_working(pos, remaining)
+        last[wd] = day
+        provisional[wd] = day > cal.official
+    other = ~wd
+    if other.any():
+        start = idx[other]
+        nominal = amount[other].copy()
+        months = unit[other] == _UNIT_MONTHS
+        if months.any():
+            nominal[months] = _month_days(start[months], amount[other][months], last_to_last[other][months])
+        pos, remaining = _count_forward(cal, start, nominal, lo[other], hi[other], working=False)
+        day = pos + remaining
+        cal.check(day)
+        rolls = roll[other] & (nominal > 0)
+        rest = rolls & (cal.work[day] == 0)
+        if rest.any():
+            day = np.where(rest, cal.next_workday(np.where(rest, day, 0)), day)
+        last[other] = day
+        provisional[other] = rolls & (day > cal.official)
+
+    due = (last + _CAL_BASE + 1) * _DAY_US - _OFFSET_US
+    warn = _warnings(cal, table.warn[slot], table.warn_amount[slot], last, due, start_us)
+    provisional &= known
+    return _Answers(known, due, last, provisional, warn)
+
+
+def _count_forward(cal: _CalendarArrays, pos: I64, remaining: I64, lo: I64, hi: I64, *,
+                   working: bool) -> tuple[I64, I64]:
+    """timelimits._count_forward, one excluded range (column) at a time for every row."""
+    remaining = remaining.copy()
+    active = np.ones(pos.size, dtype=np.bool_)
+
+    def between(a: I64, b: I64) -> I64:
+        return cal.between(a, b) if working else b - a
+
+    for k in range(lo.shape[1]):
+        a0, b = lo[:, k], hi[:, k]
+        consider = active & (b > pos)
+        if not consider.any():
+            continue
+        a = np.maximum(a0, pos + 1)
+        available = between(pos, np.where(consider, a - 1, pos))
+        stop = consider & (available >= remaining)
+        step = consider & ~stop
+        remaining = np.where(step, remaining - available, remaining)
+        pos = np.where(step, b, pos)
+        active &= ~stop
+    return pos, remaining
+
+
+def _month_days(start: I64, months: I64, last_to_last: B) -> I64:
+    """Calendar days from each start to its day ``months`` later (民法典 第二百零二条; 刑诉解释 第二百零二条)."""
+    day = (start + _CAL_BASE).astype("datetime64[D]")
+    month = day.astype("datetime64[M]")
+    dom = (day - month.astype("datetime64[D]")).astype(np.int64)
+    target = month + months.astype("timedelta64[M]")
+    target_last = (target + np.timedelta64(1, "M")).astype("datetime64[D]") - np.timedelta64(1, "D")
+    start_is_last = (day + np.timedelta64(1, "D")).astype("datetime64[M]") != month
+    same = np.minimum(target.astype("datetime64[D]") + dom, target_last)
+    end = np.where(last_to_last & start_is_last, target_last, same)
+    return cast(I64, (end - day).astype(np.int64))
+
+
+def _warnings(cal: _CalendarArrays, code: I64, amount: I64, last: I64, due: I64,  # noqa: PLR0917
+              start_us: I64) -> I64:
+    n = code.size
+    warn = np.full(n, _NONE, dtype=np.int64)
+    clock = code == _WARN_CLOCK
+    warn[clock] = due[clock] - amount[clock]
+    wd = code == _WARN_WD
+    if wd.any():
+        lw, aw = last[wd], amount[wd]
+        r = cal.rank[lw] - cal.work[lw] - aw + 1
+        day = np.where(aw > 0, cal.ranked(np.where(aw > 0, r, 1)), lw)
+        warn[wd] = (day + _CAL_BASE + 1) * _DAY_US - _OFFSET_US
+    days = code == _WARN_DAYS
+    warn[days] = (last[days] - (amount[days] - 1) + _CAL_BASE) * _DAY_US - _OFFSET_US
+    valid = (code != _WARN_NONE) & (warn > start_us) & (warn < due)
+    return np.where(valid, warn, _NONE)
+
+
+def _instant(us: int) -> datetime | None:
+    return None if us == _NONE else _EPOCH + timedelta(microseconds=us)
+
+
+def _stored(us: int, sqlite: bool) -> Any:
+    """An instant (microseconds since the epoch, UTC) as the driver takes it: UTCDateTime's stored form."""
+    if us == _NONE:
+        return None
+    value = _EPOCH + timedelta(microseconds=us)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else value
+
+
+def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, now: datetime, *,
+           source: str, actor: str) -> tuple[list[Move], tuple[int, int, int]]:
+    """Write the changed timers, and one "recompute" event per case whose due moved.
+
+    The statements go to the driver as plain ``executemany`` (values already in UTCDateTime's stored
+    form): SQLAlchemy's per-parameter processing would cost more than the arithmetic.
+    """
+    from caseflow.engine import GENESIS_HASH, _canonical, _iso, event_hash
+
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    base = date(FIRST_YEAR, 1, 1).toordinal()
+    known = new.known
+    due = np.where(known, new.due, _NONE)
+    last = np.where(known, new.last_day, _NONE)
+    warn = np.where(known, new.warn, _NONE)
+    # engine._apply_due's rule for the next alert instant.
+    nxt = np.where(old.no_level, np.where(warn != _NONE, warn, due), np.where(old.due_level, due, old.next_alert))
+    nxt = np.where(known & old.running, nxt, _NONE)
+    moved_mask = (due != old.due) | (new.provisional != old.provisional)
+    changed = moved_mask | (last != old.last_day) | (warn != old.warn) | (nxt != old.next_alert)
+    timer_updates: list[tuple[Any, ...]] = []
+    moved_by_case: dict[int, list[Move]] = {}
+    case_rows: dict[int, Any] = {}
+    for i in np.flatnonzero(changed).tolist():
+        row = rows[i]
+        day = int(last[i])
+        prov = bool(new.provisional[i])
+        timer_updates.append((
+            _stored(int(due[i]), sqlite), None if day == _NONE else date.fromordinal(day + base).isoformat(),
+            prov, _stored(int(warn[i]), sqlite), _stored(int(nxt[i]), sqlite), row[_ID]))
+        if moved_mask[i]:
+            moved_by_case.setdefault(row[_CASE], []).append(
+                _move_entry(row[_NAME], _instant(int(old.due[i])), _instant(int(due[i])), prov, source=source,
+                            iso=_iso))
+            case_rows[row[_CASE]] = row
+    if timer_updates:
+        conn.exec_driver_sql(
+            f"UPDATE caseflow_timers SET due_at = {mark}, last_day = {mark}, provisional = {mark}, "
+            f"warn_at = {mark}, next_alert_at = {mark} WHERE id = {mark}", timer_updates)
+    moves: list[Move] = []
+    if moved_by_case:
+        recorded = datetime.now(UTC)
+        events: list[tuple[Any, ...]] = []
+        cases: list[tuple[Any, ...]] = []
+        for case_id, moved in moved_by_case.items():
+            row = case_rows[case_id]
+            updated = row[_UPDATED]
+            if isinstance(updated, str):
+                updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
+            at = max(now, updated)
+            previous = row[_HEAD]
+            version = row[_CASE_VERSION]
+            seq = version + 1 if previous is not None else 1
+            event = SimpleNamespace(case_id=case_id, seq=seq, kind="recompute", at=at, recorded_at=recorded,
+                                    actor=actor, trigger=None, from_state=row[_STATE], to_state=row[_STATE],
+                                    data=_canonical({"moved": moved, "source": source}),
+                                    prev_hash=previous or GENESIS_HASH)
+            event.hash = event_hash(cast(EventRow, event))
+            at_us = (at - _EPOCH) // _ONE_US
+            stored_at = _stored(at_us, sqlite)
+            events.append((case_id, seq, "recompute", stored_at, _stored((recorded - _EPOCH) // _ONE_US, sqlite),
+                           actor, None, row[_STATE], row[_STATE], event.data, event.prev_hash, event.hash))
+            cases.append((seq if previous is not None else version, stored_at, event.hash, stored_at, case_id,
+                          version))
+            moves.extend({"case": case_id, **m} for m in moved)
+        result = conn.exec_driver_sql(
+            f"UPDATE caseflow_cases SET version = {mark}, updated_at = {mark}, last_event_hash = {mark}, "
+            f"last_event_at = {mark} WHERE id = {mark} AND version = {mark}", cases)
+        if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(cases):
+            raise _StaleChunk()
+        conn.exec_driver_sql(
+            "INSERT INTO caseflow_events (case_id, seq, kind, at, recorded_at, actor, trigger, from_state, "
+            f"to_state, data, prev_hash, hash) VALUES ({', '.join([mark] * 12)})", events)
+    return moves, (len(timer_updates), len(moves), len(moved_by_case))
