@@ -1,0 +1,255 @@
+"""The window around the clock: visits, 一次告知单, 当场办结, acceptance, ratings and their follow-up.
+
+Scenario tests on a simulated clock (FixedClock), on SQLite and PostgreSQL (``db_url``). The rules are the
+seeds' (shared/seeds/000: 户籍 四(五)、六(一); 出入境 10; 交巡警 18/22) and 行政许可法 第三十二条(四).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from caseflow.alerts import AlertRow
+from caseflow.clock import FixedClock
+from caseflow.desk import Desk, DeskError, code_hash, mask_id_number
+from caseflow.engine import Engine
+from caseflow.errors import PermissionDeniedError, WorkflowError
+from caseflow.materials import materials_digest, parse_materials
+from caseflow.notify import NotifyConfig
+from caseflow.ratings import RatingError, Ratings
+from caseflow.scheduler import Scheduler
+from caseflow.store import Store
+from caseflow.windowstats import window_stats
+from caseflow.workflow import WorkflowRegistry, parse_workflow
+from storefixtures import db_url  # noqa: F401 - the fixture
+
+BJ = ZoneInfo("Asia/Shanghai")
+UNIT = "城关派出所"
+ALICE = "110101199003071234"
+BOB = "32010219850512432X"
+CAROL = "440301200101010011"
+
+
+def bj(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=BJ)  # type: ignore[misc]
+
+
+class Window:
+    """An engine, desk and ratings over one store, on a clock the test moves; warnings are kept."""
+
+    def __init__(self, url: str, registry: WorkflowRegistry | None = None) -> None:
+        self.clock = FixedClock(bj(2026, 11, 2, 9, 0))
+        self.store = Store(url)
+        self.engine = Engine(self.store, clock=self.clock, registry=registry)
+        self.told: list[tuple[str, str, str]] = []
+        self.desk = Desk(self.engine, notify=lambda *m: self.told.append(m))
+        self.ratings = Ratings(self.engine, notify=lambda *m: self.told.append(m))
+        add = self.engine.add_person
+        add("ju", name="赵局长", unit="县公安局", roles=["head"])
+        add("zhang", name="张所长", unit=UNIT, roles=["station_leader"], leader="ju")
+        add("li", name="李警官", unit=UNIT, roles=["household_police", "clerk"], leader="zhang")
+
+    def at(self, *parts: int) -> None:
+        self.clock.set(bj(*parts))
+
+
+@pytest.fixture
+def window(db_url: str) -> Window:  # noqa: F811
+    return Window(db_url)
+
+
+def test_incomplete_file_to_notice_to_acceptance_to_bad_rating_and_an_escalated_follow_up(window: Window) -> None:
+    desk, engine = window.desk, window.engine
+    # Monday 09:00: the applicant brings ID card and 户口簿; moving in with the spouse, so 结婚证 applies.
+    first = desk.visit("hukou_transfer", applicant_id=ALICE, actor="li", brought=["id_card", "household_register"],
+                       applies=["marriage_cert"])
+    assert first.number == 1 and first.applicant == "**************1234"
+    assert [m.key for m in first.missing] == ["transfer_permit", "marriage_cert"]
+    with pytest.raises(DeskError, match="lacks 户口迁移证或准予迁入证明、结婚证"):
+        desk.accept(first.id, actor="li")
+
+    notice = desk.issue_notice(first.id, actor="li")
+    text = notice.to_text()
+    assert notice.number == f"GZ20261102-{notice.id:06d}"
+    assert "1. 户口迁移证或准予迁入证明\n   获取途径:迁出地/迁入地户口登记机关  依据:户口登记条例 第十三条" in text
+    assert "2. 结婚证(投靠配偶迁入的)" in text and "3." not in text
+    assert ALICE not in text and "**************1234" in text
+    assert notice.query_code is not None and f"查询码:{notice.query_code}" in text
+    assert desk.notice(notice.number).query_code is None  # the code is stored hashed only
+    assert window.told == []  # the first visit of two: no warning
+
+    # Tuesday: the second visit brings everything; the file is accepted with a receipt.
+    window.at(2026, 11, 3, 10, 0)
+    second = desk.visit("hukou_transfer", applicant_id=ALICE, actor="li",
+                        brought=["id_card", "household_register", "transfer_permit", "marriage_cert"],
+                        applies=["marriage_cert"])
+    assert second.number == 2 and second.complete and second.warning is None
+    receipt = desk.accept(second.id, actor="li", data={"applicant": "王五"})
+    case = receipt.case
+    assert case.state == "accepted" and case.data["visit_id"] == second.id
+    assert desk.get_visit(second.id).outcome == "accepted" and desk.get_visit(second.id).case_id == case.id
+    assert receipt.query_code != notice.query_code and "受理回执" in receipt.to_text("户口迁移")
+    with pytest.raises(RatingError, match="not finished"):
+        window.ratings.rate_by_code(receipt.query_code, "满意")
+
+    # The complete file goes to the leader and is finished on Thursday.
+    engine.fire(case.id, "submit_for_approval", actor="li")
+    window.at(2026, 11, 4, 9, 0)
+    engine.fire(case.id, "approve_at_station", actor="zhang")
+    window.at(2026, 11, 5, 9, 0)
+    done = engine.fire(case.id, "complete", actor="li")
+    assert done.closed_at == bj(2026, 11, 5, 9, 0)
+
+    # The applicant rates 不满意 with the code of the first 告知单: it leads to the same case now.
+    window.at(2026, 11, 5, 18, 0)
+    rating = window.ratings.rate_by_code(notice.query_code.lower(), "不满意", comment="等太久")
+    assert rating.case_id == case.id and rating.bad and rating.person == "li"
+    with pytest.raises(RatingError, match="一次一评"):
+        window.ratings.rate(case_id=case.id, level=5, actor="li")
+    followup = engine.get(rating.followup_case_id or 0)
+    assert followup.workflow == "service_followup" and followup.responsible == "zhang"
+    # 5 working days from Thursday 11-05: Fri 6, Mon 9, Tue 10, Wed 11, Thu 12.
+    assert followup.timer("followup").last_day.isoformat() == "2026-11-12"
+    assert window.told[-1][:2] == ("zhang", "差评回访整改")
+
+    # Nobody follows it up: overdue on Friday 11-13 00:00, escalated to 张所长's leader a working day later.
+    config = NotifyConfig.from_dict({"channels": {"rec": {"url": "log://"}}, "scheduler": {"default_channel": "rec"}})
+    scheduler = Scheduler(window.store, config, clock=window.clock)
+    scheduler.sweep(bj(2026, 11, 13, 8, 0))
+    scheduler.sweep(bj(2026, 11, 17, 8, 0))
+    with window.store.session() as s:
+        alerts = s.execute(sa.select(AlertRow.level, AlertRow.to_person).where(
+            AlertRow.case_id == followup.id).order_by(AlertRow.id)).all()
+    assert [tuple(a) for a in alerts if a[0] != "warning"] == [("overdue", "zhang"), ("escalated", "ju")]
+
+    # The leader records the outcome (整改); the statistics count it.
+    window.at(2026, 11, 17, 9, 0)
+    settled = window.ratings.settle(rating.id, "整改", actor="zhang", note="已回访致歉,窗口增设叫号")
+    assert settled.state == "rectified" and settled.closed_at is not None
+    unit, total = window_stats(window.store, month="2026-11")
+    figures = total.to_dict()
+    assert unit.key == UNIT
+    assert figures["visits"] == 2 and figures["notices"] == 1 and figures["accepted"] == 1
+    assert figures["first_visit_rate"] == 0.0 and figures["at_most_one_trip_rate"] == 1.0
+    assert figures["ratings"] == 1 and figures["bad"] == 1 and figures["good_rate"] == 0.0
+    assert figures["followed_up_rate"] == 1.0 and figures["rectified_rate"] == 1.0
+
+
+def test_on_the_spot_case_opens_and_closes_in_one_command_and_counts_as_ji_ban(window: Window) -> None:
+    visit = window.desk.visit("hukou_transfer", applicant_id=BOB, actor="li",
+                              brought=["id_card", "household_register", "transfer_permit"])
+    receipt = window.desk.handle_on_the_spot(visit.id, actor="li")
+    assert receipt.on_the_spot and receipt.case.closed_at == bj(2026, 11, 2, 9, 0)
+    assert window.engine.get(receipt.case.id).closed_at is not None
+    with pytest.raises(DeskError, match="already settled"):
+        window.desk.accept(visit.id, actor="li")
+    rating = window.ratings.rate(visit_id=visit.id, level="非常满意", actor="li")
+    assert rating.case_id == receipt.case.id and rating.followup_case_id is None
+    figures = window_stats(window.store, month="2026-11")[-1].to_dict()
+    assert figures["on_the_spot"] == 1 and figures["first_visit_rate"] == 1.0 and figures["good_rate"] == 1.0
+
+
+def test_a_later_notice_may_not_ask_for_a_material_the_first_did_not_list(db_url: str) -> None:  # noqa: F811
+    window = Window(db_url)
+    desk = window.desk
+    first = desk.visit("hukou_transfer", applicant_id=BOB, actor="li", brought=["id_card", "household_register"])
+    desk.issue_notice(first.id, actor="li")  # asks for transfer_permit only
+    window.at(2026, 11, 3, 9, 0)
+    second = desk.visit("hukou_transfer", applicant_id=BOB, actor="li",
+                        brought=["id_card", "household_register", "transfer_permit"], applies=["property_cert"])
+    with pytest.raises(DeskError, match="did not ask for 不动产权证书或购房合同"):
+        desk.issue_notice(second.id, actor="li")
+    with pytest.raises(PermissionDeniedError, match="only a leader"):
+        desk.issue_notice(second.id, actor="li", reason="申请人改称购房迁入")
+    notice = desk.issue_notice(second.id, actor="zhang", reason="申请人第二次来时改称购房迁入")
+    assert [m.key for m in notice.items] == ["property_cert"]
+    assert notice.override_reason == "申请人第二次来时改称购房迁入"
+
+    # The material list changed since (a new version adds a material): a later notice may ask for it.
+    registry = WorkflowRegistry.load()
+    text = registry.latest("hukou_transfer").text.replace(
+        "materials:\n", "materials:\n  - {key: photo, name: 近期免冠照片, source: 照相馆, basis: 四(五)}\n", 1)
+    registry.add(parse_workflow(text, path="<changed>"))
+    changed = Window.__new__(Window)
+    changed.__dict__.update(window.__dict__)
+    changed.engine = Engine(window.store, clock=window.clock, registry=registry)
+    changed.desk = Desk(changed.engine)
+    window.at(2026, 11, 4, 9, 0)
+    third = changed.desk.visit("hukou_transfer", applicant_id=BOB, actor="li",
+                               brought=["id_card", "household_register", "transfer_permit", "property_cert"],
+                               applies=["property_cert"])
+    assert [m.key for m in changed.desk.issue_notice(third.id, actor="li").items] == ["photo"]
+
+
+def test_a_third_visit_is_warned_to_the_clerk_and_the_leader(window: Window) -> None:
+    desk = window.desk
+    one = desk.visit("hukou_transfer", applicant_id=CAROL, actor="li", brought=["id_card"])
+    desk.issue_notice(one.id, actor="li")
+    assert window.told == []
+    window.at(2026, 11, 3, 9, 0)
+    two = desk.visit("hukou_transfer", applicant_id=CAROL, actor="li", brought=["id_card"])
+    desk.issue_notice(two.id, actor="li")  # the same materials again: allowed, and the applicant must come back
+    assert [(who, subject) for who, subject, _ in window.told] == [("li", "第三趟预警"), ("zhang", "第三趟预警")]
+    assert "第2次" in window.told[0][2] and CAROL not in window.told[0][2] and "0011" in window.told[0][2]
+    window.at(2026, 11, 4, 9, 0)
+    three = desk.visit("hukou_transfer", applicant_id=CAROL, actor="li",
+                       brought=["id_card", "household_register", "transfer_permit"])
+    assert three.number == 3 and three.over_limit and "已超过2次" in (three.warning or "")
+    assert len(window.told) == 4
+    figures = window_stats(window.store, month="2026-11")[-1].to_dict()
+    assert figures["over_limit_visits"] == 1 and figures["warnings"] == 2
+
+    # 出入境 allows three visits (出入境窗口 10 "不超过三次"): the second notice warns no one.
+    window.told.clear()
+    for day in (5, 6):
+        window.at(2026, 11, day, 9, 0)
+        v = desk.visit("exit_entry_permit", applicant_id=CAROL, actor="li", brought=["id_card"])
+        desk.issue_notice(v.id, actor="li")
+    assert window.told == []
+    window.at(2026, 11, 9, 9, 0)
+    v = desk.visit("exit_entry_permit", applicant_id=CAROL, actor="li", brought=["id_card"])
+    desk.issue_notice(v.id, actor="li")
+    assert len(window.told) == 2
+
+
+def test_ratings_are_refused_outside_their_rules(window: Window) -> None:
+    visit = window.desk.visit("hukou_transfer", applicant_id=ALICE, actor="li",
+                              brought=["id_card", "household_register", "transfer_permit"])
+    with pytest.raises(RatingError, match="not settled"):
+        window.ratings.rate(visit_id=visit.id, level=3, actor="li")
+    receipt = window.desk.handle_on_the_spot(visit.id, actor="li")
+    with pytest.raises(RatingError, match="1=非常不满意"):
+        window.ratings.rate_by_code(receipt.query_code, "一般")
+    window.at(2026, 11, 18, 9, 0)  # 16 days later: the 15-day window of hukou_transfer has closed
+    with pytest.raises(RatingError, match="window closed 15 days"):
+        window.ratings.rate_by_code(receipt.query_code, 4)
+    with pytest.raises(Exception, match="unknown query code"):
+        window.ratings.rate_by_code("AAAA-BBBB-CCCC", 4)
+
+
+def test_materials_and_service_blocks_are_validated_with_their_place(tmp_path: Path) -> None:
+    base = WorkflowRegistry.load().latest("exit_entry_permit").text
+    bad = base.replace("max_visits: 3", "max_visits: 0")
+    with pytest.raises(WorkflowError, match="max_visits must be a whole number of at least 1") as err:
+        parse_workflow(bad, path="x.yaml")
+    assert "line" in str(err.value)
+    with pytest.raises(WorkflowError, match="one of 即办件, 承诺件, 上报件, 联办件"):
+        parse_workflow(base.replace("type: 承诺件", "type: 加急件"), path="x.yaml")
+    with pytest.raises(WorkflowError, match="not required: say when"):
+        parse_materials([{"key": "a", "name": "甲", "required": False}])
+    with pytest.raises(WorkflowError, match="duplicate material key 'a'"):
+        parse_materials([{"key": "a", "name": "甲"}, {"key": "a", "name": "乙"}])
+    one = parse_materials([{"key": "a", "name": "甲"}])
+    assert materials_digest(one) != materials_digest(parse_materials([{"key": "a", "name": "甲", "condition": "x"}]))
+
+
+def test_query_codes_and_masking() -> None:
+    assert mask_id_number("11010119900307123x") == "**************123X"
+    assert code_hash("not a code") is None and code_hash("") is None
+    assert code_hash("abcd-efgh-jkmn") == code_hash("ABCDEFGHJKMN")
+    with pytest.raises(DeskError, match="6–30 letters and digits"):
+        mask_id_number("12")
