@@ -6,12 +6,15 @@ seeds' (shared/seeds/000: 户籍 四(五)、六(一); 出入境 10; 交巡警 18
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from caseflow.alerts import AlertRow
 from caseflow.clock import FixedClock
@@ -20,6 +23,7 @@ from caseflow.engine import Engine
 from caseflow.errors import PermissionDeniedError, WorkflowError
 from caseflow.materials import materials_digest, parse_materials
 from caseflow.notify import NotifyConfig
+from caseflow.publicity import RateLimiter, procedure_page, progress
 from caseflow.ratings import RatingError, Ratings
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
@@ -253,3 +257,75 @@ def test_query_codes_and_masking() -> None:
     assert code_hash("abcd-efgh-jkmn") == code_hash("ABCDEFGHJKMN")
     with pytest.raises(DeskError, match="6–30 letters and digits"):
         mask_id_number("12")
+
+
+# ------------------------------------------------------------------------------------------- 公示 and progress
+
+
+def test_the_procedure_page_publishes_conditions_materials_limits_and_their_basis() -> None:
+    page = procedure_page(WorkflowRegistry.load().latest("hukou_transfer"), booking_url="/public/book/hukou_transfer")
+    assert page["type"] == "承诺件" and page["max_visits"] == 2 and page["booking_url"]
+    assert page["materials"][3] == {"key": "marriage_cert", "name": "结婚证", "required": False,
+                                    "condition": "投靠配偶迁入的", "source": "婚姻登记机关",
+                                    "basis": "户口登记条例 第十三条", "copies": None, "note": None}
+    approval = next(x for x in page["limits"] if x["name"] == "approval")
+    assert approval["limit"] == "2个工作日" and approval["kind_label"] == "承诺时限" and "六(二)" in approval["basis"]
+    statutory = procedure_page(WorkflowRegistry.load().latest("admin_license"))
+    assert any(x["kind_label"] == "法定时限" and "第四十二条" in x["basis"] for x in statutory["limits"])
+
+
+def test_progress_by_query_code_shows_the_case_and_nothing_personal(window: Window) -> None:
+    desk = window.desk
+    first = desk.visit("hukou_transfer", applicant_id=ALICE, actor="li", brought=["id_card"])
+    notice = desk.issue_notice(first.id, actor="li")
+    seen = progress(window.engine, notice.query_code or "")
+    assert seen is not None and seen["status"] == "notice" and seen["applicant"] == "**************1234"
+    assert [i["name"] for i in seen["notice"]["items"]] == ["居民户口簿", "户口迁移证或准予迁入证明"]
+
+    window.at(2026, 11, 3, 10, 0)
+    second = desk.visit("hukou_transfer", applicant_id=ALICE, actor="li",
+                        brought=["id_card", "household_register", "transfer_permit"])
+    receipt = desk.accept(second.id, actor="li", data={"applicant": "王五", "phone": "13812345678"})
+    window.engine.fire(receipt.case.id, "submit_for_approval", actor="li")
+    seen = progress(window.engine, receipt.query_code)
+    assert seen is not None and seen["state"] == "所领导审核审批" and seen["accepted_on"] == "2026-11-03"
+    assert [s["step"] for s in seen["steps"]] == ["受理", "报所领导审核审批"]
+    assert seen["next_deadline"]["label"] == "所领导审核审批" and seen["next_deadline"]["last_day"] == "2026-11-05"
+    assert progress(window.engine, notice.query_code or "") == seen  # the notice's code follows the case
+    text = json.dumps(seen, ensure_ascii=False)
+    for secret in (ALICE, "王五", "13812345678", "\"li\"", "\"zhang\"", "李警官", "张所长"):
+        assert secret not in text
+
+    # Another applicant's code shows only their own matter.
+    other = desk.visit("exit_entry_permit", applicant_id=BOB, actor="li", brought=["id_card", "photo"])
+    theirs = desk.accept(other.id, actor="li")
+    seen_other = progress(window.engine, theirs.query_code)
+    assert seen_other is not None and seen_other["workflow"] == "exit_entry_permit"
+    assert seen_other["applicant"] == "**************432X" and seen_other["steps"] == [
+        {"step": "受理", "on": "2026-11-03"}]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(code=st.one_of(st.text(max_size=40), st.from_regex(r"[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}",
+                                                             fullmatch=True)))
+def test_any_code_but_a_live_one_gets_the_same_answer(code: str, fuzz_window: tuple[Window, str]) -> None:
+    window, live = fuzz_window
+    if code.strip().upper().replace("-", "") == live.replace("-", ""):
+        return
+    assert progress(window.engine, code) is None
+
+
+@pytest.fixture(scope="module")
+def fuzz_window(tmp_path_factory: pytest.TempPathFactory) -> tuple[Window, str]:
+    window = Window(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'caseflow.db'}")
+    visit = window.desk.visit("hukou_transfer", applicant_id=ALICE, actor="li", brought=["id_card"])
+    return window, window.desk.issue_notice(visit.id, actor="li").query_code or ""
+
+
+def test_the_rate_limiter_slows_guessing() -> None:
+    clock = [0.0]
+    limiter = RateLimiter(3, 60, now=lambda: clock[0])
+    assert [limiter.allow("1.2.3.4") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("5.6.7.8")
+    clock[0] = 61.0
+    assert limiter.allow("1.2.3.4")
