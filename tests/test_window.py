@@ -26,6 +26,7 @@ from caseflow.notify import NotifyConfig
 from caseflow.publicity import RateLimiter, procedure_page, progress
 from caseflow.ratings import RatingError, Ratings
 from caseflow.scheduler import Scheduler
+from caseflow.scoring import ScoringError, ScoringRules, scorecard
 from caseflow.store import Store
 from caseflow.windowstats import window_stats
 from caseflow.workflow import WorkflowRegistry, parse_workflow
@@ -329,3 +330,64 @@ def test_the_rate_limiter_slows_guessing() -> None:
     assert limiter.allow("5.6.7.8")
     clock[0] = 61.0
     assert limiter.allow("1.2.3.4")
+
+
+# ------------------------------------------------------------------------------------------- 考评
+
+
+def test_the_months_scorecard_follows_the_rule_sheet(window: Window, tmp_path: Path) -> None:
+    desk, engine, ratings = window.desk, window.engine, window.ratings
+    # Alice (出入境): a notice, then accepted and finished on 11-03; she rates 不满意.
+    v = desk.visit("exit_entry_permit", applicant_id=ALICE, actor="li", brought=["id_card"])
+    desk.issue_notice(v.id, actor="li")
+    window.at(2026, 11, 3, 9, 0)
+    v = desk.visit("exit_entry_permit", applicant_id=ALICE, actor="li", brought=["id_card", "photo"])
+    case = desk.accept(v.id, actor="li").case
+    engine.fire(case.id, "issue", actor="li")
+    done = engine.fire(case.id, "collect", actor="li")
+    upheld = ratings.rate(case_id=done.id, level="不满意", actor="li")
+    # Bob: on the spot on 11-04, 非常不满意 on the 评价器; 张所长 explains on 11-05, in time.
+    window.at(2026, 11, 4, 9, 0)
+    v = desk.visit("exit_entry_permit", applicant_id=BOB, actor="li", brought=["id_card", "photo"])
+    desk.handle_on_the_spot(v.id, actor="li")
+    explained = ratings.rate(visit_id=v.id, level=1, actor="li")
+    window.at(2026, 11, 5, 9, 0)
+    ratings.settle(explained.id, "explain", actor="zhang", note="已电话解释收费依据")
+    # Carol (户籍): two notices by 李警官, then a third visit (第三趟).
+    for day in (2, 3, 4):
+        window.at(2026, 11, 6, 9 + day, 0)
+        v = desk.visit("hukou_transfer", applicant_id=CAROL, actor="li", brought=["id_card"])
+        if day < 4:
+            desk.issue_notice(v.id, actor="li")
+    # Alice's follow-up (5 working days from 11-03: last day 11-10) is overdue on 11-11, escalated on 11-12.
+    config = NotifyConfig.from_dict({"channels": {"rec": {"url": "log://"}}, "scheduler": {"default_channel": "rec"}})
+    Scheduler(window.store, config, clock=window.clock).sweep(bj(2026, 11, 12, 8, 0))
+    window.at(2026, 11, 12, 9, 0)
+    ratings.settle(upheld.id, "整改", actor="zhang", note="窗口增设引导员")
+
+    card = scorecard(window.store, month="2026-11")
+    people = {p["key"]: p for p in card.to_dict()["people"]}
+    # By hand, with the shipped sheet (bad −2, upheld −5, third visit −2, overdue −2, escalation −3, on time +1):
+    # 李警官: 2 bad ratings, 1 upheld complaint, 1 third visit = −4 −5 −2 = −11 → 89.
+    assert people["li"]["counts"] == {"overdue_step": 0, "escalation": 0, "bad_rating": 2, "upheld_complaint": 1,
+                                      "third_visit": 1, "missed_appointment": 0, "finished_on_time": 0}
+    assert (people["li"]["points"], people["li"]["score"]) == (-11, 89)
+    # 张所长 held both follow-ups: one overdue and escalated, one on time = −2 −3 +1 = −4 → 96.
+    assert people["zhang"]["counts"]["overdue_step"] == 1 and people["zhang"]["counts"]["escalation"] == 1
+    assert people["zhang"]["counts"]["finished_on_time"] == 1 and people["zhang"]["score"] == 96
+    (unit,) = card.to_dict()["units"]
+    assert (unit["key"], unit["points"], unit["score"]) == (UNIT, -15, 85)
+    assert "李警官\t城关派出所\t0\t0\t2\t1\t1\t0\t0\t89" in card.to_text()
+    assert scorecard(window.store, month="2026-12").people == []
+
+    # Another sheet: only bad ratings count, 10 points each.
+    sheet = tmp_path / "rules.toml"
+    sheet.write_text("base = 60\n[points]\nbad_rating = -10\n", encoding="utf-8")
+    other = scorecard(window.store, month="2026-11", rules=ScoringRules.load(sheet)).to_dict()
+    assert {p["key"]: p["score"] for p in other["people"]} == {"li": 40, "zhang": 60}
+    sheet.write_text("[points]\nlate = -1\n", encoding="utf-8")
+    with pytest.raises(ScoringError, match="unknown event 'late'; events are overdue_step"):
+        ScoringRules.load(sheet)
+    with pytest.raises(ScoringError, match="not valid TOML"):
+        sheet.write_text("[points\n", encoding="utf-8")
+        ScoringRules.load(sheet)
