@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caseflow.alerts import AlertRow
+from caseflow.cli import cli
 from caseflow.clock import FixedClock
 from caseflow.desk import Desk, DeskError, code_hash, mask_id_number
 from caseflow.engine import Engine
@@ -391,3 +393,41 @@ def test_the_months_scorecard_follows_the_rule_sheet(window: Window, tmp_path: P
     with pytest.raises(ScoringError, match="not valid TOML"):
         sheet.write_text("[points\n", encoding="utf-8")
         ScoringRules.load(sheet)
+
+
+# ------------------------------------------------------------------------------------------- the command line
+
+
+def test_the_desk_and_ratings_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASEFLOW_DB", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("CASEFLOW_NOW", "2026-11-02T09:00")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("people", "add", "l1", "--name", "王所长", "--unit", UNIT, "--role", "station_leader")
+    run("people", "add", "p1", "--name", "李警官", "--unit", UNIT, "--role", "household_police", "--leader", "l1")
+    out = run("desk", "visit", "hukou_transfer", "--actor", "p1", "--applicant", ALICE, "--brought", "id_card")
+    assert "第1次(最多2次)" in out and ALICE not in out
+    assert "缺少材料 missing: 居民户口簿、户口迁移证或准予迁入证明" in out
+    out = run("desk", "notice", "1", "--actor", "p1")
+    assert "1. 居民户口簿" in out and "查询码:" in out
+    refused = runner.invoke(cli, ["desk", "accept", "1", "--actor", "p1", "--json"])
+    assert refused.exit_code == 1 and json.loads(refused.output)["error"]["type"] == "DeskError"
+    out = run("desk", "visit", "hukou_transfer", "--actor", "p1", "--applicant", ALICE, "--brought", "id_card",
+              "--brought", "household_register", "--brought", "transfer_permit")
+    receipt = json.loads(run("desk", "on-the-spot", "2", "--actor", "p1", "--json"))
+    assert receipt["on_the_spot"] and receipt["case"]["closed_at"]
+    out = run("rating", "add", "--code", receipt["query_code"], "--level", "不满意")
+    assert "评价 rating 1: 不满意; 回访整改 case 2" in out
+    out = run("rating", "settle", "1", "整改", "--note", "已回访", "--actor", "l1")
+    assert "rectified" in out
+    figures = json.loads(run("stats", "--month", "2026-11", "--window", "--json"))
+    assert figures[-1]["on_the_spot"] == 1 and figures[-1]["rectified_rate"] == 1.0
+    card = json.loads(run("stats", "--month", "2026-11", "--score", "--json"))
+    li = next(p for p in card["people"] if p["key"] == "p1")
+    assert li["counts"]["bad_rating"] == 1 and li["counts"]["upheld_complaint"] == 1 and li["score"] == 93
+    assert "考评" in run("stats", "--month", "2026-11", "--score")
