@@ -21,12 +21,16 @@ from caseflow.publicity import RateLimiter, procedure_page, progress
 from caseflow.ratings import LEVELS, Ratings
 from caseflow.scoring import scorecard
 from caseflow.web.auth import ActorDep, WebActor, check_case, engine_of
-from caseflow.web.problems import ApiError, error_status, problem
+from caseflow.web.problems import _PROBLEM_CONTENT, ApiError, _problems, error_status, problem
 from caseflow.windowstats import window_stats
 
 API = "/api/v1"
 #: Progress queries and ratings per client address per minute.
 PUBLIC_LIMIT = 10
+#: The problems each kind of route may answer (documented in /openapi.json, checked by the schema fuzz).
+_STAFF = _problems(400, 401, 403, 404, 409, 422, 503)
+_PUBLIC = {**_problems(400, 404, 422, 503),
+           429: {"description": "Too many requests", "content": _PROBLEM_CONTENT}}
 _UNKNOWN = "没有查到与该查询码对应的办理事项,请核对查询码 (no matter has this query code)"
 
 
@@ -124,20 +128,20 @@ def add_window_routes(app: FastAPI) -> None:
 
     # ---------------------------------------------------------------- desk (staff)
 
-    @app.post(f"{API}/desk/visits", tags=["desk"], status_code=201)
+    @app.post(f"{API}/desk/visits", tags=["desk"], status_code=201, responses=_STAFF)
     def record_visit(body: VisitIn, request: Request, actor: ActorDep) -> Response:
         """Record a visit; the answer lists what is missing and any 第三趟 warning."""
         visit = _desk(request).visit(body.workflow, applicant_id=body.applicant_id, actor=actor.id,
                                      brought=body.brought, applies=body.applies)
         return JSONResponse(visit.to_dict(), status_code=201)
 
-    @app.get(f"{API}/desk/visits/{{visit_id}}", tags=["desk"])
+    @app.get(f"{API}/desk/visits/{{visit_id}}", tags=["desk"], responses=_STAFF)
     def get_visit(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep) -> Response:
         """A visit of the actor's units."""
         _visit_visible(request, actor, visit_id)
         return JSONResponse(_desk(request).get_visit(visit_id).to_dict())
 
-    @app.post(f"{API}/desk/visits/{{visit_id}}/accept", tags=["desk"], status_code=201)
+    @app.post(f"{API}/desk/visits/{{visit_id}}/accept", tags=["desk"], status_code=201, responses=_STAFF)
     def accept(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep,
                body: Annotated[OpenIn | None, Body()] = None) -> Response:
         """Accept the file: the case opens with the visit linked; the receipt carries the query code."""
@@ -146,7 +150,7 @@ def add_window_routes(app: FastAPI) -> None:
         receipt = _desk(request).accept(visit_id, actor=actor.id, data=body.data, responsible=body.responsible)
         return JSONResponse(receipt.to_dict(), status_code=201)
 
-    @app.post(f"{API}/desk/visits/{{visit_id}}/on-the-spot", tags=["desk"], status_code=201)
+    @app.post(f"{API}/desk/visits/{{visit_id}}/on-the-spot", tags=["desk"], status_code=201, responses=_STAFF)
     def on_the_spot(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep,
                     body: Annotated[OpenIn | None, Body()] = None) -> Response:
         """当场办结: the case opens and closes at once (counted 即办)."""
@@ -154,7 +158,7 @@ def add_window_routes(app: FastAPI) -> None:
         receipt = _desk(request).handle_on_the_spot(visit_id, actor=actor.id, data=(body or OpenIn()).data)
         return JSONResponse(receipt.to_dict(), status_code=201)
 
-    @app.post(f"{API}/desk/visits/{{visit_id}}/notice", tags=["desk"], status_code=201)
+    @app.post(f"{API}/desk/visits/{{visit_id}}/notice", tags=["desk"], status_code=201, responses=_STAFF)
     def issue_notice(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep,
                      body: Annotated[NoticeIn | None, Body()] = None) -> Response:
         """Issue the 一次告知单 (JSON, with its plain-text form and the query code)."""
@@ -164,7 +168,7 @@ def add_window_routes(app: FastAPI) -> None:
         return JSONResponse({**notice.to_dict(), "text": notice.to_text(), "html": f"/notices/{notice.id}"},
                             status_code=201)
 
-    @app.get(f"{API}/notices/{{notice_id}}", tags=["desk"])
+    @app.get(f"{API}/notices/{{notice_id}}", tags=["desk"], responses=_STAFF)
     def get_notice(notice_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep) -> Response:
         """A 告知单 of the actor's units (without its query code, which is stored hashed)."""
         try:
@@ -191,7 +195,7 @@ def add_window_routes(app: FastAPI) -> None:
 
     # ---------------------------------------------------------------- ratings (staff)
 
-    @app.post(f"{API}/ratings", tags=["ratings"], status_code=201)
+    @app.post(f"{API}/ratings", tags=["ratings"], status_code=201, responses=_STAFF)
     def rate(body: RatingIn, request: Request, actor: ActorDep) -> Response:
         """Record the 评价器's result for a finished case or settled visit of the actor's unit."""
         if body.case_id is not None:
@@ -200,7 +204,7 @@ def add_window_routes(app: FastAPI) -> None:
                                       visit_id=body.visit_id, comment=body.comment)
         return JSONResponse(view.to_dict(), status_code=201)
 
-    @app.post(f"{API}/ratings/{{rating_id}}/settle", tags=["ratings"])
+    @app.post(f"{API}/ratings/{{rating_id}}/settle", tags=["ratings"], responses=_STAFF)
     def settle(rating_id: Annotated[int, PathParam(ge=1)], body: SettleIn, request: Request,
                actor: ActorDep) -> Response:
         """Record the follow-up's outcome (the follow-up case's leader, or an administrator)."""
@@ -213,7 +217,7 @@ def add_window_routes(app: FastAPI) -> None:
         case = _ratings(request).settle(rating_id, body.outcome, actor=actor.id, note=body.note)
         return JSONResponse(case.to_dict())
 
-    @app.get(f"{API}/window/stats", tags=["queries"])
+    @app.get(f"{API}/window/stats", tags=["queries"], responses=_STAFF)
     def stats(request: Request, actor: ActorDep, month: str, unit: str | None = None) -> Response:
         """一次办结率, 最多跑一次率, 即办, 第三趟, 好评率, 差评数, 回访率, 整改率 per unit for ``month``.
 
@@ -226,7 +230,7 @@ def add_window_routes(app: FastAPI) -> None:
         rows = window_stats(engine_of(request).store, month=month, unit=unit)
         return JSONResponse([r.to_dict() for r in rows])
 
-    @app.get(f"{API}/score", tags=["queries"])
+    @app.get(f"{API}/score", tags=["queries"], responses=_STAFF)
     def score(request: Request, actor: ActorDep, month: str) -> Response:
         """The month's 考评 scorecard (the shipped rule sheet) for the actor's units."""
         card = scorecard(engine_of(request).store, month=month).to_dict()
@@ -236,18 +240,18 @@ def add_window_routes(app: FastAPI) -> None:
 
     # ---------------------------------------------------------------- public (no login)
 
-    @app.get(f"{API}/public/procedures", tags=["public"])
+    @app.get(f"{API}/public/procedures", tags=["public"], responses=_PUBLIC)
     def public_procedures(request: Request) -> Response:
         """Every procedure's 公示 (行政许可法 第三十条), no login."""
         engine = engine_of(request)
         return JSONResponse([procedure_page(d, booking_url=None) for d in _public(engine)])
 
-    @app.get(f"{API}/public/procedures/{{key}}", tags=["public"])
+    @app.get(f"{API}/public/procedures/{{key}}", tags=["public"], responses=_PUBLIC)
     def public_procedure(key: str, request: Request) -> Response:
         """One procedure's 公示 as JSON, no login."""
         return JSONResponse(procedure_page(_procedure(request, key)))
 
-    @app.post(f"{API}/public/progress", tags=["public"])
+    @app.post(f"{API}/public/progress", tags=["public"], responses=_PUBLIC)
     def public_progress(body: CodeIn, request: Request) -> Response:
         """The progress of the matter with this query code; any other code gets the same 404."""
         _throttle(request)
@@ -256,7 +260,7 @@ def add_window_routes(app: FastAPI) -> None:
             return problem(404, "unknown-code", _UNKNOWN, instance=request.url.path)
         return JSONResponse(seen)
 
-    @app.post(f"{API}/public/ratings", tags=["public"], status_code=201)
+    @app.post(f"{API}/public/ratings", tags=["public"], status_code=201, responses=_PUBLIC)
     def public_rate(body: PublicRatingIn, request: Request) -> Response:
         """The applicant rates the finished matter of this query code (once)."""
         _throttle(request)
