@@ -6,6 +6,7 @@ other code — malformed, random, well-formed but unknown — gets the very same
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from datetime import datetime
@@ -113,6 +114,14 @@ def test_ratings_and_follow_up_over_http(window: Window) -> None:
     assert window.post(f"/api/v1/ratings/{only.id}/settle", "x1", outcome="整改", note="x").status_code == 404
     score = window.client.get("/api/v1/score?month=2026-11", headers=window.h("l1")).json()
     assert {p["key"] for p in score["people"]} == {"p1", "l1"}
+    window.client.cookies.set("caseflow_token", window.tokens["l1"])
+    board = window.client.get("/board")
+    assert board.status_code == 200 and "窗口服务与考评" in board.text
+    # 城关派出所 this month: one visit handled on the spot (100% 一次办结), one 差评 (−2), and the follow-up
+    # settled in time (+1) → 99.
+    flat = re.sub(r">\s+<", "><", board.text)
+    assert "<td>城关派出所</td><td>1</td><td>0</td><td>1</td><td>0</td><td>100%</td>" in flat
+    assert "<b>99</b>" in board.text
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -37,6 +37,7 @@ class _Return:
     applicant: str
     applies: tuple[str, ...]
     complete: bool
+    missing: tuple[str, ...] = ()  # what the last 告知单 listed: an incomplete return lacks one of these
 
 
 @dataclass
@@ -93,14 +94,15 @@ class WindowStory:
         clerk = self.rng.choice(clerks)
         brought = list(materials) + list(ret.applies)
         if not ret.complete:
-            brought.remove(self.rng.choice(brought))
+            brought.remove(self.rng.choice([m for m in brought if m in ret.missing] or brought))
         self._tick()
         visit = self.desk.visit(ret.workflow, applicant_id=ret.applicant, actor=clerk, brought=brought,
                                 applies=ret.applies)
         self._tick()
         if visit.missing:
             self.desk.issue_notice(visit.id, actor=clerk)
-            again = _Return(ret.workflow, ret.applicant, ret.applies, self.rng.random() < 0.7)
+            again = _Return(ret.workflow, ret.applicant, ret.applies, self.rng.random() < 0.7,
+                            tuple(m.key for m in visit.missing))
             self.returns.setdefault(self._later(day, 1, 6), []).append(again)
             return
         if ret.workflow == "hukou_transfer" or self.rng.random() < 0.3:

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from caseflow.board import board_data, timer_level
+from caseflow.board import board_data, timer_level, window_board
 from caseflow.engine import ACTIVE, Engine
 from caseflow.errors import (
     CaseflowError,
@@ -135,7 +135,8 @@ def add_web_routes(app: FastAPI) -> None:
         engine = engine_of(request)
         now = engine.clock.now()
         data = board_data(engine, actor.units, now)
-        return _page(request, "board.html", actor, board=data, chart=month_chart(data["monthly"]))
+        return _page(request, "board.html", actor, board=data, chart=month_chart(data["monthly"]),
+                     window=window_board(engine.store, actor.units, now))
 
     @app.get("/queue", include_in_schema=False)
     def queue_page(request: Request, actor: WebActor, msg: str | None = None) -> Response:
