@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caseflow.alerts import AlertRow
+from caseflow.appointments import AppointmentError, Appointments
 from caseflow.cli import cli
 from caseflow.clock import FixedClock
 from caseflow.desk import Desk, DeskError, code_hash, mask_id_number
@@ -431,3 +432,77 @@ def test_the_desk_and_ratings_from_the_command_line(tmp_path: Path, monkeypatch:
     li = next(p for p in card["people"] if p["key"] == "p1")
     assert li["counts"]["bad_rating"] == 1 and li["counts"]["upheld_complaint"] == 1 and li["score"] == 93
     assert "考评" in run("stats", "--month", "2026-11", "--score")
+
+
+# ------------------------------------------------------------------------------------------- 预约
+
+
+def test_a_booking_shows_in_the_queue_at_its_instant_and_a_no_show_is_recorded(window: Window) -> None:
+    bookings = Appointments(window.engine, notify=lambda *m: window.told.append(m))
+    # Working-day slots come from the service block: 09:00-11:30 and 14:30-17:00 by half hours, 2 places each.
+    tuesday = bj(2026, 11, 3, 9, 0)
+    first = bookings.book(UNIT, "hukou_transfer", tuesday, applicant_id=ALICE)
+    assert first.applicant == "**************1234" and first.status == "booked"
+    bookings.book(UNIT, "hukou_transfer", tuesday, applicant_id=BOB)
+    with pytest.raises(AppointmentError, match="is full"):
+        bookings.book(UNIT, "hukou_transfer", tuesday, applicant_id=CAROL)
+    with pytest.raises(AppointmentError, match="not a bookable slot"):
+        bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, 9, 10), applicant_id=CAROL)
+    # Saturday: closed until a leader opens 延时服务 hours (户籍 四(四)).
+    saturday = bj(2026, 11, 7, 9, 30)
+    with pytest.raises(AppointmentError, match="not a bookable slot"):
+        bookings.book(UNIT, "hukou_transfer", saturday, applicant_id=CAROL)
+    with pytest.raises(PermissionDeniedError, match="only a leader"):
+        bookings.open_rest_day(UNIT, "hukou_transfer", saturday.date(), "09:00-12:00", actor="li")
+    bookings.open_rest_day(UNIT, "hukou_transfer", saturday.date(), "09:00-12:00", actor="zhang")
+    assert bookings.book(UNIT, "hukou_transfer", saturday, applicant_id=CAROL).extra_hours
+
+    # The queue: nothing on Monday; from 08:30 on Tuesday the 09:00 bookings are there.
+    assert bookings.due(UNIT, now=bj(2026, 11, 3, 8, 29)) == []
+    assert [a.id for a in bookings.due(UNIT, now=bj(2026, 11, 3, 8, 30))] == [first.id, first.id + 1]
+    window.at(2026, 11, 3, 9, 0)
+    with pytest.raises(AppointmentError, match="only after the booked instant"):
+        window.at(2026, 11, 3, 8, 59)
+        bookings.record(first.id, "no_show", actor="li")
+    window.at(2026, 11, 3, 9, 0)
+    bookings.record(first.id + 1, "served", actor="li")
+    # 30 minutes past its instant with no outcome: the unit's staff are warned, once.
+    assert bookings.sweep(now=bj(2026, 11, 3, 9, 31)) == [first.id]
+    assert {who for who, subject, _ in window.told if subject == "预约逾时未办"} == {"li", "zhang"}
+    assert bookings.sweep(now=bj(2026, 11, 3, 10, 0)) == []
+    window.at(2026, 11, 3, 10, 0)
+    assert bookings.record(first.id, "no_show", actor="li").status == "no_show"
+    assert bookings.due(UNIT, now=bj(2026, 11, 3, 10, 0)) == []
+    # The Saturday booking is missed by the unit (违约): counted, and −2 for the clerk who recorded it.
+    window.at(2026, 11, 7, 12, 0)
+    bookings.record(first.id + 2, "missed", actor="li")
+    figures = window_stats(window.store, month="2026-11")[-1].to_dict()
+    assert (figures["booked"], figures["no_show"], figures["missed_appointments"]) == (3, 1, 1)
+    li = next(p for p in scorecard(window.store, month="2026-11").to_dict()["people"] if p["key"] == "li")
+    assert li["counts"]["missed_appointment"] == 1 and li["score"] == 98
+
+
+def test_bookings_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASEFLOW_DB", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("CASEFLOW_NOW", "2026-11-02T09:00")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("people", "add", "l1", "--name", "王所长", "--unit", UNIT, "--role", "station_leader")
+    run("people", "add", "p1", "--name", "李警官", "--unit", UNIT, "--role", "household_police", "--leader", "l1")
+    assert "09:00  余 2" in run("desk", "slots", "hukou_transfer", "--unit", UNIT, "--day", "2026-11-03")
+    out = run("desk", "book", "hukou_transfer", "--unit", UNIT, "--at", "2026-11-03T09:00", "--applicant", ALICE)
+    assert "预约 1  hukou_transfer  2026-11-03 09:00  申请人 **************1234  booked" in out
+    assert "no slots" in run("desk", "slots", "hukou_transfer", "--unit", UNIT, "--day", "2026-11-07")
+    run("desk", "open-rest-day", "hukou_transfer", "--unit", UNIT, "--day", "2026-11-07", "--hours", "09:00-10:00",
+        "--actor", "l1")
+    assert "09:30  余 2" in run("desk", "slots", "hukou_transfer", "--unit", UNIT, "--day", "2026-11-07")
+    monkeypatch.setenv("CASEFLOW_NOW", "2026-11-03T08:45")
+    assert "预约 1" in run("desk", "due", "--unit", UNIT)
+    monkeypatch.setenv("CASEFLOW_NOW", "2026-11-03T09:40")
+    assert "warned for 1 booking(s)" in run("desk", "sweep-bookings")
+    assert "no_show" in run("desk", "booking-outcome", "1", "no_show", "--actor", "p1")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -47,7 +48,8 @@ ITEM_TYPES = ("即办件", "承诺件", "上报件", "联办件")
 
 _MATERIAL_KEYS = ("key", "name", "required", "condition", "source", "basis", "copies", "note")
 _SERVICE_KEYS = ("type", "max_visits", "conditions", "office_hours", "promise", "rating_window_days",
-                 "booking", "basis")
+                 "booking", "booking_hours", "slot_minutes", "per_slot", "basis")
+_DEFAULT_HOURS = ("09:00-11:30", "14:30-17:00")
 
 Fail = Callable[[str, str], NoReturn]
 
@@ -96,6 +98,10 @@ class ServiceSpec:
     promise: str = ""
     rating_window_days: int = 15
     booking: bool = False
+    #: Bookable hours on working days (appointments.py), the length of a slot and the places per slot.
+    booking_hours: tuple[str, ...] = _DEFAULT_HOURS
+    slot_minutes: int = 30
+    per_slot: int = 2
     basis: str = ""
     declared: bool = field(default=False, compare=False)
 
@@ -114,7 +120,9 @@ class ServiceSpec:
         """The JSON shape of the 公示 page."""
         return {"type": self.type, "max_visits": self.max_visits, "conditions": list(self.conditions),
                 "office_hours": self.office_hours, "promise": self.promise,
-                "rating_window_days": self.rating_window_days, "booking": self.booking, "basis": self.basis}
+                "rating_window_days": self.rating_window_days, "booking": self.booking,
+                "booking_hours": list(self.booking_hours), "slot_minutes": self.slot_minutes,
+                "per_slot": self.per_slot, "basis": self.basis}
 
 
 def _text(node: Mapping[str, Any], key: str, fld: str, fail: Fail, *, required: bool = False) -> str:
@@ -192,10 +200,23 @@ def parse_service(value: Any, fail: Fail = _raise) -> ServiceSpec:
     booking = value.get("booking", False)
     if not isinstance(booking, bool):
         fail(f"service.booking must be true or false, got {booking!r}", "service.booking")
+    hours = value.get("booking_hours", list(_DEFAULT_HOURS))
+    if not isinstance(hours, list) or not hours or not all(
+            isinstance(h, str) and re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", h.strip()) for h in hours):
+        fail(f"service.booking_hours must be a list like [09:00-11:30, 14:30-17:00], got {hours!r}",
+             "service.booking_hours")
+    numbers = {}
+    for key, default in (("slot_minutes", 30), ("per_slot", 2)):
+        number = value.get(key, default)
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            fail(f"service.{key} must be a whole number of at least 1, got {number!r}", f"service.{key}")
+        numbers[key] = number
     return ServiceSpec(type=kind, max_visits=max_visits, conditions=tuple(c.strip() for c in conditions),
                        office_hours=_text(value, "office_hours", "service.office_hours", fail),
                        promise=_text(value, "promise", "service.promise", fail), rating_window_days=window,
-                       booking=booking, basis=_text(value, "basis", "service.basis", fail), declared=True)
+                       booking=booking, booking_hours=tuple(h.strip() for h in hours),
+                       slot_minutes=numbers["slot_minutes"], per_slot=numbers["per_slot"],
+                       basis=_text(value, "basis", "service.basis", fail), declared=True)
 
 
 def materials_digest(materials: Iterable[Material]) -> str:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from caseflow.alerts import ALERTS, CASES, TIMERS, table_of
+from caseflow.appointments import missed_by_unit
 from caseflow.desk import NoticeRow, VisitRow
 from caseflow.errors import CaseflowError
 from caseflow.ratings import BAD_LEVELS, RatingRow
@@ -175,6 +176,7 @@ def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
                                                    NoticeRow.workflow_key == v.workflow_key)
                            .order_by(NoticeRow.id).limit(1)).first()  # type: ignore[arg-type]
             events.append(("third_visit", first.issued_by if first else v.clerk_id, v.unit))
+        events += [("missed_appointment", person, a_unit) for person, a_unit in missed_by_unit(s, start, end)]
         if unit:
             events = [e for e in events if e[2] == unit]
         people = {p.id: p for p in s.exec(select(Person))}

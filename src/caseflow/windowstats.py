@@ -9,6 +9,7 @@ Definitions (each a share of a count shown beside it, None when the count is zer
   the first 告知单 — i.e. settled on the first or second visit (户籍 四(五) "不让群众跑第三趟").
 - 即办 ``on_the_spot``: visits handled on the spot (户籍 六(一)).
 - 第三趟 ``over_limit_visits``: visits beyond the procedure's ``max_visits``.
+- 预约 ``booked`` / ``no_show`` (群众爽约) / ``missed_appointments`` (单位违约): bookings whose instant is in the month.
 - 好评率 ``good_rate``: ratings 非常满意 / 满意 / 基本满意 over all ratings; 差评数 ``bad``: 不满意 + 非常不满意.
 - 回访率 ``followed_up_rate``: bad ratings whose follow-up is closed (any outcome), over bad ratings;
   整改率 ``rectified_rate``: bad ratings whose follow-up ended 整改, over bad ratings.
@@ -22,6 +23,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from caseflow.appointments import AppointmentRow
 from caseflow.desk import VisitRow
 from caseflow.ratings import BAD_LEVELS, RatingRow
 from caseflow.stats import month_bounds, parse_month
@@ -52,6 +54,9 @@ class WindowStats:
     bad: int = 0
     followed_up: int = 0
     rectified: int = 0
+    booked: int = 0
+    no_show: int = 0
+    missed_appointments: int = 0
     levels: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -70,6 +75,7 @@ class WindowStats:
             "good_rate": _rate(self.good, self.ratings),
             "followed_up_rate": _rate(self.followed_up, self.bad),
             "rectified_rate": _rate(self.rectified, self.bad),
+            "booked": self.booked, "no_show": self.no_show, "missed_appointments": self.missed_appointments,
             "levels": {str(k): v for k, v in sorted(self.levels.items())},
         }
 
@@ -98,6 +104,15 @@ def window_stats(store: Store, *, month: str, unit: str | None = None) -> list[W
                 if v.outcome in ("on_the_spot", "accepted"):
                     g.settled_first_visit += v.number == 1
                     g.settled_by_second_visit += v.number <= 2
+        bookings = select(AppointmentRow).where(AppointmentRow.at >= start, AppointmentRow.at < end,
+                                                AppointmentRow.status != "cancelled")
+        if unit:
+            bookings = bookings.where(AppointmentRow.unit == unit)
+        for a in s.exec(bookings):
+            for g in (group(a.unit), total):
+                g.booked += 1
+                g.no_show += a.status == "no_show"
+                g.missed_appointments += a.status == "missed"
         ratings = select(RatingRow).where(RatingRow.at >= start, RatingRow.at < end)
         if unit:
             ratings = ratings.where(RatingRow.unit == unit)

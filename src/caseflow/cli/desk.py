@@ -189,3 +189,101 @@ def rating_settle(rating_id: int, outcome: str, note: str, actor: str, at: str |
     from caseflow.ratings import Ratings
 
     print_case(Ratings(open_engine(db)).settle(rating_id, outcome, actor=actor, note=note, at=parse_at(at)), as_json)
+
+
+# ------------------------------------------------------------------------------------------- 预约
+
+
+def _bookings(db: str | None) -> Any:
+    from caseflow.appointments import Appointments
+
+    return Appointments(open_engine(db), notify=lambda who, subject, body: click.echo(
+        f"⚠ {subject} → {who}: {body}", err=True))
+
+
+def _booking_line(a: Any) -> str:
+    from caseflow.calendar import ZONE
+
+    extra = " 延时服务" if a.extra_hours else ""
+    return f"预约 {a.id}  {a.workflow}  {a.at.astimezone(ZONE):%Y-%m-%d %H:%M}{extra}  申请人 {a.applicant}  {a.status}"
+
+
+@desk_group.command("book")
+@click.argument("workflow")
+@click.option("--unit", required=True)
+@click.option("--at", "at", required=True, metavar="INSTANT", help="The slot's start (Beijing time).")
+@click.option("--applicant", required=True, metavar="ID_NUMBER")
+@db_option
+@json_option
+@handle_errors
+def book(workflow: str, unit: str, at: str, applicant: str, db: str | None, as_json: bool) -> None:  # noqa: PLR0917
+    """Book a slot of WORKFLOW at UNIT (working days in the booking hours, or opened 延时服务 hours)."""
+    from caseflow.clock import parse_instant
+
+    a = _bookings(db).book(unit, workflow, parse_instant(at), applicant_id=applicant)
+    emit(as_json, a.to_dict(), _booking_line(a))
+
+
+@desk_group.command("slots")
+@click.argument("workflow")
+@click.option("--unit", required=True)
+@click.option("--day", required=True, metavar="YYYY-MM-DD")
+@db_option
+@json_option
+@handle_errors
+def slots(workflow: str, unit: str, day: str, db: str | None, as_json: bool) -> None:
+    """The day's bookable slots and the places left."""
+    from caseflow.clock import parse_date
+
+    rows = _bookings(db).slots(unit, workflow, parse_date(day))
+    emit(as_json, [{**r, "at": r["at"].isoformat()} for r in rows],
+         "\n".join(f"{r['at']:%H:%M}  余 {r['free']}" for r in rows) or "no slots that day (rest day not opened)")
+
+
+@desk_group.command("open-rest-day")
+@click.argument("workflow")
+@click.option("--unit", required=True)
+@click.option("--day", required=True, metavar="YYYY-MM-DD")
+@click.option("--hours", required=True, metavar="HH:MM-HH:MM")
+@click.option("--actor", required=True, metavar="ID", help="A leader.")
+@db_option
+@handle_errors
+def open_rest_day(workflow: str, unit: str, day: str, hours: str, actor: str, db: str | None) -> None:  # noqa: PLR0917
+    """延时服务 (户籍 四(四)): open bookable hours on a rest day."""
+    from caseflow.clock import parse_date
+
+    _bookings(db).open_rest_day(unit, workflow, parse_date(day), hours, actor=actor)
+    click.echo(f"opened {day} {hours} for {workflow} at {unit}")
+
+
+@desk_group.command("due")
+@click.option("--unit", required=True)
+@db_option
+@json_option
+@handle_errors
+def due(unit: str, db: str | None, as_json: bool) -> None:
+    """Bookings the unit must serve now (from half an hour before their instant until an outcome)."""
+    rows = _bookings(db).due(unit)
+    emit(as_json, [a.to_dict() for a in rows], "\n".join(_booking_line(a) for a in rows) or "no bookings due")
+
+
+@desk_group.command("booking-outcome")
+@click.argument("appointment_id", type=int, metavar="BOOKING")
+@click.argument("outcome", type=click.Choice(["served", "no_show", "missed"]))
+@click.option("--actor", required=True, metavar="ID")
+@db_option
+@json_option
+@handle_errors
+def booking_outcome(appointment_id: int, outcome: str, actor: str, db: str | None, as_json: bool) -> None:
+    """Record BOOKING's outcome: served, no_show (群众爽约) or missed (单位违约)."""
+    a = _bookings(db).record(appointment_id, outcome, actor=actor)
+    emit(as_json, a.to_dict(), _booking_line(a))
+
+
+@desk_group.command("sweep-bookings")
+@db_option
+@handle_errors
+def sweep_bookings(db: str | None) -> None:
+    """Warn the unit of bookings half an hour past their instant with no outcome (once each)."""
+    ids = _bookings(db).sweep()
+    click.echo(f"warned for {len(ids)} booking(s)")

@@ -4,8 +4,9 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-30 01:33:42
 
-The window around the clock (desk.py, ratings.py): visits of applicants, 一次告知单, query codes of
-receipts and notices, and ratings (好差评) with the follow-up case each bad one opens.
+The window around the clock (desk.py, ratings.py, appointments.py): visits of applicants, 一次告知单, query
+codes of receipts and notices, ratings (好差评) with the follow-up case each bad one opens, bookings (预约)
+and the 延时服务 hours opened on rest days.
 """
 
 from __future__ import annotations
@@ -110,7 +111,42 @@ def upgrade() -> None:
 
 
 
+    op.create_table("caseflow_appointments",
+    sa.Column("id", sa.Integer(), nullable=False),
+    sa.Column("unit", AutoString(length=100), nullable=False),
+    sa.Column("workflow_key", AutoString(length=100), nullable=False),
+    sa.Column("at", caseflow.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column("applicant_hash", AutoString(length=64), nullable=False),
+    sa.Column("applicant_masked", AutoString(length=40), nullable=False),
+    sa.Column("status", AutoString(length=16), nullable=False),
+    sa.Column("booked_at", caseflow.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column("extra_hours", sa.Boolean(), nullable=False),
+    sa.Column("clerk_id", AutoString(length=64), nullable=True),
+    sa.Column("outcome_at", caseflow.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column("warned_at", caseflow.store.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint("id")
+    )
+    with op.batch_alter_table("caseflow_appointments", schema=None) as batch_op:
+        batch_op.create_index("ix_caseflow_appointments_unit_at", ["unit", "at"], unique=False)
+
+    op.create_table("caseflow_rest_day_hours",
+    sa.Column("id", sa.Integer(), nullable=False),
+    sa.Column("unit", AutoString(length=100), nullable=False),
+    sa.Column("workflow_key", AutoString(length=100), nullable=False),
+    sa.Column("day", sa.Date(), nullable=False),
+    sa.Column("hours", AutoString(length=100), nullable=False),
+    sa.Column("opened_by", AutoString(length=64), nullable=False),
+    sa.PrimaryKeyConstraint("id"),
+    sa.UniqueConstraint("unit", "workflow_key", "day", name="uq_caseflow_rest_day_hours")
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("caseflow_rest_day_hours")
+    with op.batch_alter_table("caseflow_appointments", schema=None) as batch_op:
+        batch_op.drop_index("ix_caseflow_appointments_unit_at")
+
+    op.drop_table("caseflow_appointments")
     with op.batch_alter_table("caseflow_ratings", schema=None) as batch_op:
         batch_op.drop_index("ix_caseflow_ratings_unit_at")
 
