@@ -152,3 +152,26 @@ def test_guessing_codes_is_rate_limited(public: tuple[Window, str, dict[str, Any
                for i in range(2, 9)] + [window.client.post("/api/v1/public/progress",
                                                            json={"code": "x"}).status_code for _ in range(5)]
     assert answers[:10] == [404] * 10 and answers[10:] == [429, 429]
+
+
+def test_a_public_booking_reaches_the_clerks_queue_at_its_instant(window: Window) -> None:
+    slots = window.client.get("/api/v1/public/slots", params={"workflow": "hukou_transfer", "unit": "城关派出所",
+                                                              "day": "2026-11-03"})
+    assert slots.status_code == 200 and slots.json()[0]["at"] == "2026-11-03T09:00:00+08:00"
+    r = window.client.post("/api/v1/public/bookings", json={"workflow": "hukou_transfer", "unit": "城关派出所",
+                                                             "at": "2026-11-03T09:00:00+08:00", "applicant_id": ALICE})
+    assert r.status_code == 201 and r.json()["applicant"] == "**************1234", r.text
+    assert window.client.post("/api/v1/public/bookings", json={
+        "workflow": "hukou_transfer", "unit": "城关派出所", "at": "2026-11-03T09:10:00+08:00",
+        "applicant_id": ALICE}).status_code == 422
+    window.client.cookies.set("caseflow_token", window.tokens["p1"])
+    assert "预约" not in window.client.get("/queue").text.split("<main>")[1].split("</h1>")[1][:40]
+    window.clock.set(datetime(2026, 11, 3, 8, 40, tzinfo=ZONE))
+    queue = window.client.get("/queue").text
+    assert 'id="bookings"' in queue and "**************1234" in queue and "即将到时" in queue
+    due = window.client.get("/api/v1/desk/bookings/due", headers=window.h("p1")).json()
+    assert [b["id"] for b in due] == [r.json()["id"]]
+    window.clock.set(datetime(2026, 11, 3, 9, 40, tzinfo=ZONE))
+    out = window.post(f"/api/v1/desk/bookings/{r.json()['id']}/outcome", outcome="no_show")
+    assert out.status_code == 200 and out.json()["status"] == "no_show"
+    assert window.client.get("/api/v1/desk/bookings/due", headers=window.h("x1")).status_code == 200

@@ -125,6 +125,8 @@ class Appointments:
         """The day's slots with how many places are left (none on a rest day not opened)."""
         service = self.engine.registry.latest(workflow).service
         with self.engine.store.session() as s:
+            if s.exec(select(Person.id).where(Person.unit == unit).limit(1)).first() is None:
+                raise AppointmentError(f"no unit is called {unit!r}")
             periods, extra = self._periods(s, unit, workflow, day)
             start_of_day = datetime.combine(day, time(0), tzinfo=ZONE)
             taken: dict[datetime, int] = {}

@@ -8,6 +8,7 @@ answer, and each client address may try a few codes a minute (:class:`~caseflow.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request
@@ -15,6 +16,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from caseflow.appointments import Appointments
 from caseflow.desk import Desk
 from caseflow.errors import CaseflowError, NotFoundError
 from caseflow.publicity import RateLimiter, procedure_page, progress
@@ -71,6 +73,21 @@ class SettleIn(BaseModel):
 
     outcome: str
     note: str = Field(min_length=1, max_length=2000)
+
+
+class BookingIn(BaseModel):
+    """A booking: the procedure, the unit, the slot's start (with its zone) and the applicant's ID number."""
+
+    workflow: str = Field(max_length=100)
+    unit: str = Field(max_length=100)
+    at: datetime
+    applicant_id: str = Field(min_length=6, max_length=40)
+
+
+class OutcomeIn(BaseModel):
+    """A booking's outcome: served, no_show (群众爽约) or missed (单位违约)."""
+
+    outcome: str = Field(max_length=20)
 
 
 class CodeIn(BaseModel):
@@ -237,6 +254,42 @@ def add_window_routes(app: FastAPI) -> None:
         card["units"] = [u for u in card["units"] if actor.sees_unit(u["key"])]
         card["people"] = [p for p in card["people"] if actor.sees_unit(p["unit"])]
         return JSONResponse(card)
+
+    # ---------------------------------------------------------------- bookings
+
+    @app.get(f"{API}/desk/bookings/due", tags=["desk"], responses=_STAFF)
+    def bookings_due(request: Request, actor: ActorDep, unit: str | None = None) -> Response:
+        """Bookings the unit must serve now: from half an hour before their instant until an outcome."""
+        unit = unit or actor.person.unit
+        if not actor.sees_unit(unit):
+            raise _missing(f"unit {unit!r} among the units you see")
+        return JSONResponse([a.to_dict() for a in Appointments(engine_of(request)).due(unit)])
+
+    @app.post(f"{API}/desk/bookings/{{booking_id}}/outcome", tags=["desk"], responses=_STAFF)
+    def booking_outcome(booking_id: Annotated[int, PathParam(ge=1)], body: OutcomeIn, request: Request,
+                        actor: ActorDep) -> Response:
+        """Record a booking's outcome (the actor must be of its unit)."""
+        try:
+            view = Appointments(engine_of(request)).record(booking_id, body.outcome, actor=actor.id)
+        except NotFoundError:
+            raise _missing(f"booking has the id {booking_id}") from None
+        return JSONResponse(view.to_dict())
+
+    @app.get(f"{API}/public/slots", tags=["public"], responses=_PUBLIC)
+    def public_slots(request: Request, workflow: str, unit: str, day: date) -> Response:
+        """A day's bookable slots of a procedure at a unit, with the places left (no login)."""
+        _procedure(request, workflow)
+        rows = Appointments(engine_of(request)).slots(unit, workflow, day)
+        return JSONResponse([{**r, "at": r["at"].isoformat()} for r in rows])
+
+    @app.post(f"{API}/public/bookings", tags=["public"], status_code=201, responses=_PUBLIC)
+    def public_book(body: BookingIn, request: Request) -> Response:
+        """Book a slot (no login; rate-limited like the progress query)."""
+        _throttle(request)
+        _procedure(request, body.workflow)
+        view = Appointments(engine_of(request)).book(body.unit, body.workflow, body.at,
+                                                     applicant_id=body.applicant_id)
+        return JSONResponse(view.to_dict(), status_code=201)
 
     # ---------------------------------------------------------------- public (no login)
 
