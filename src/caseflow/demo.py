@@ -397,7 +397,8 @@ def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
                 f"受理 {w['accepted']:>3}  第三趟 {w['over_limit_visits']:>2}  "
                 f"一次办结率 {_pct(w['first_visit_rate'])}  "
                 f"最多跑一次率 {_pct(w['at_most_one_trip_rate'])}  好评率 {_pct(w['good_rate'])}  差评 {w['bad']:>2}  "
-                f"整改率 {_pct(w['rectified_rate'])}")
+                f"整改率 {_pct(w['rectified_rate'])}  预约 {w['booked']:>2}  爽约 {w['no_show']:>2}  "
+                f"违约 {w['missed_appointments']:>2}")
         report.stats.append(line.strip())
         say(line)
     card = scorecard(store, month="2026-10")

@@ -1,4 +1,4 @@
-"""The window in ``caseflow demo``: applicants at the 户籍 and 出入境 windows, notices, ratings, follow-ups.
+"""The window in ``caseflow demo``: applicants at the 户籍 and 出入境 windows, notices, bookings, ratings.
 
 Each working day some applicants come to 城关派出所's 户籍 window (hukou_transfer) and to the 政务服务中心's
 出入境 window (exit_entry_permit). Most bring everything and are served on the spot or accepted; the rest get
@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from caseflow.appointments import Appointments
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
 from caseflow.desk import Desk
@@ -53,9 +54,12 @@ class WindowStory:
     refused: int = 0
     applicants: int = 0
 
+    booked: list[tuple[int, datetime]] = field(default_factory=list)
+
     def __post_init__(self) -> None:
         self.desk = Desk(self.engine)
         self.ratings = Ratings(self.engine)
+        self.appointments = Appointments(self.engine)
 
     def _tick(self) -> None:
         self.clock.set(self.clock.now() + timedelta(minutes=1))
@@ -73,6 +77,7 @@ class WindowStory:
                     self._visit(day, _Return(workflow, applicant, applies, self.rng.random() < 0.65))
                 for ret in self.returns.pop(day, []):
                     self._visit(day, ret)
+            self._bookings(day, working)
             for case_id, actor in self.to_finish.pop(day, []):
                 self._finish(case_id, actor)
             for rating_id, leader in self.to_settle.pop(day, []):
@@ -81,6 +86,24 @@ class WindowStory:
                 self.ratings.settle(rating_id, outcome, actor=leader, note="已电话回访")
         except CaseflowError:
             self.refused += 1
+
+    def _bookings(self, day: date, working: bool) -> None:
+        """Today's bookings get their outcome; a working day takes one or two bookings for a later day."""
+        for booking_id, at in [b for b in self.booked if b[1].astimezone(ZONE).date() == day]:
+            self.booked.remove((booking_id, at))
+            outcome = self.rng.choices(("served", "no_show", "missed"), weights=(85, 11, 4))[0]
+            self._tick()
+            self.appointments.record(booking_id, outcome, actor=self.rng.choice(("zhang", "liu")))
+        if not working:
+            return
+        for _ in range(self.rng.choice((0, 1, 2))):
+            later = day + timedelta(days=self.rng.randint(1, 4))
+            free = [x for x in self.appointments.slots("城关派出所", "hukou_transfer", later) if x["free"] > 0]
+            if free:
+                at = self.rng.choice(free)["at"]
+                applicant = f"3204{self.rng.randrange(10**12, 10**13)}{self.rng.choice('0123456789')}"
+                view = self.appointments.book("城关派出所", "hukou_transfer", at, applicant_id=applicant)
+                self.booked.append((view.id, at))
 
     @staticmethod
     def _window(workflow: str) -> tuple[str, tuple[str, ...], tuple[str, ...], str]:
