@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 
 from caseflow.alerts import AlertRow
 from caseflow.appointments import AppointmentError, Appointments
@@ -432,6 +433,12 @@ def test_the_desk_and_ratings_from_the_command_line(tmp_path: Path, monkeypatch:
     li = next(p for p in card["people"] if p["key"] == "p1")
     assert li["counts"]["bad_rating"] == 1 and li["counts"]["upheld_complaint"] == 1 and li["score"] == 93
     assert "考评" in run("stats", "--month", "2026-11", "--score")
+    # The month's ledger carries the unit's 考评 on a second sheet.
+    run("report", "ledger", "--unit", UNIT, "--month", "2026-11", "--xlsx", str(tmp_path / "ledger.xlsx"))
+    sheet = load_workbook(tmp_path / "ledger.xlsx")["考评 2026-11"]
+    values = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
+    assert values[0][:3] == ["对象", "超期环节", "超期督办"] and values[0][-2:] == ["加减分", "得分"]
+    assert [v[0] for v in values[1:]] == [UNIT, "王所长", "李警官"] and values[3][-1] == 93
 
 
 # ------------------------------------------------------------------------------------------- 预约
