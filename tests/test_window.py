@@ -23,6 +23,7 @@ from caseflow.appointments import AppointmentError, Appointments
 from caseflow.cli import cli
 from caseflow.clock import FixedClock
 from caseflow.desk import Desk, DeskError, code_hash, mask_id_number
+from caseflow.digest import build_digest, render_digest
 from caseflow.engine import Engine
 from caseflow.errors import PermissionDeniedError, WorkflowError
 from caseflow.materials import materials_digest, parse_materials
@@ -383,6 +384,10 @@ def test_the_months_scorecard_follows_the_rule_sheet(window: Window, tmp_path: P
     assert (unit["key"], unit["points"], unit["score"]) == (UNIT, -15, 85)
     assert "李警官\t城关派出所\t0\t0\t2\t1\t1\t0\t0\t89" in card.to_text()
     assert scorecard(window.store, month="2026-12").people == []
+    # The leader's digest shows the window and the score so far.
+    text = render_digest(build_digest(window.store, "zhang", bj(2026, 11, 12, 18, 0)))
+    assert "六、窗口服务与考评 (2026-11)" in text
+    assert f"{UNIT}：来访 6，一次办结率 50.0%，第三趟 1，好评率 0.0%，差评 2，考评 85 分" in text
 
     # Another sheet: only bad ratings count, 10 points each.
     sheet = tmp_path / "rules.toml"
