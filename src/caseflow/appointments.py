@@ -106,6 +106,11 @@ def _hours(text: str) -> tuple[time, time]:
     return start, end
 
 
+def _check_year(day: date) -> None:
+    if not 2000 <= day.year <= 2100:
+        raise AppointmentError(f"{day} is not a day one can book (years 2000–2100)")
+
+
 class Appointments:
     """Slots, bookings, the queue at the booked instant, the late warning and the outcome."""
 
@@ -124,6 +129,7 @@ class Appointments:
     def slots(self, unit: str, workflow: str, day: date) -> list[dict[str, Any]]:
         """The day's slots with how many places are left (none on a rest day not opened)."""
         service = self.engine.registry.latest(workflow).service
+        _check_year(day)
         with self.engine.store.session() as s:
             if s.exec(select(Person.id).where(Person.unit == unit).limit(1)).first() is None:
                 raise AppointmentError(f"no unit is called {unit!r}")
@@ -162,6 +168,7 @@ class Appointments:
         now = self.engine.clock.now()
         if at.tzinfo is None:
             raise AppointmentError("give the booked instant with its zone (e.g. 2026-11-03T09:00+08:00)")
+        _check_year(at.date())
         if at <= now:
             raise AppointmentError(f"{at.astimezone(ZONE):%Y-%m-%d %H:%M} has passed; book a later slot")
         day = at.astimezone(ZONE).date()

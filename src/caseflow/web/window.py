@@ -24,9 +24,12 @@ from caseflow.ratings import LEVELS, Ratings
 from caseflow.scoring import scorecard
 from caseflow.web.auth import ActorDep, WebActor, check_case, engine_of
 from caseflow.web.problems import _PROBLEM_CONTENT, ApiError, _problems, error_status, problem
+from caseflow.web.schemas import MAX_INT4
 from caseflow.windowstats import window_stats
 
 API = "/api/v1"
+#: A row id in a path: bounded like case ids, so a huge number is a 422, never a database overflow.
+RowId = Annotated[int, PathParam(ge=1, le=MAX_INT4)]
 #: Progress queries and ratings per client address per minute.
 PUBLIC_LIMIT = 10
 #: The problems each kind of route may answer (documented in /openapi.json, checked by the schema fuzz).
@@ -62,8 +65,8 @@ class NoticeIn(BaseModel):
 class RatingIn(BaseModel):
     """A rating recorded by the clerk from the window's 评价器."""
 
-    case_id: int | None = None
-    visit_id: int | None = None
+    case_id: int | None = Field(default=None, ge=1, le=MAX_INT4)
+    visit_id: int | None = Field(default=None, ge=1, le=MAX_INT4)
     level: int | str
     comment: str = Field(default="", max_length=500)
 
@@ -153,13 +156,13 @@ def add_window_routes(app: FastAPI) -> None:
         return JSONResponse(visit.to_dict(), status_code=201)
 
     @app.get(f"{API}/desk/visits/{{visit_id}}", tags=["desk"], responses=_STAFF)
-    def get_visit(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep) -> Response:
+    def get_visit(visit_id: RowId, request: Request, actor: ActorDep) -> Response:
         """A visit of the actor's units."""
         _visit_visible(request, actor, visit_id)
         return JSONResponse(_desk(request).get_visit(visit_id).to_dict())
 
     @app.post(f"{API}/desk/visits/{{visit_id}}/accept", tags=["desk"], status_code=201, responses=_STAFF)
-    def accept(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep,
+    def accept(visit_id: RowId, request: Request, actor: ActorDep,
                body: Annotated[OpenIn | None, Body()] = None) -> Response:
         """Accept the file: the case opens with the visit linked; the receipt carries the query code."""
         _visit_visible(request, actor, visit_id)
@@ -168,7 +171,7 @@ def add_window_routes(app: FastAPI) -> None:
         return JSONResponse(receipt.to_dict(), status_code=201)
 
     @app.post(f"{API}/desk/visits/{{visit_id}}/on-the-spot", tags=["desk"], status_code=201, responses=_STAFF)
-    def on_the_spot(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep,
+    def on_the_spot(visit_id: RowId, request: Request, actor: ActorDep,
                     body: Annotated[OpenIn | None, Body()] = None) -> Response:
         """当场办结: the case opens and closes at once (counted 即办)."""
         _visit_visible(request, actor, visit_id)
@@ -176,7 +179,7 @@ def add_window_routes(app: FastAPI) -> None:
         return JSONResponse(receipt.to_dict(), status_code=201)
 
     @app.post(f"{API}/desk/visits/{{visit_id}}/notice", tags=["desk"], status_code=201, responses=_STAFF)
-    def issue_notice(visit_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep,
+    def issue_notice(visit_id: RowId, request: Request, actor: ActorDep,
                      body: Annotated[NoticeIn | None, Body()] = None) -> Response:
         """Issue the 一次告知单 (JSON, with its plain-text form and the query code)."""
         _visit_visible(request, actor, visit_id)
@@ -186,7 +189,7 @@ def add_window_routes(app: FastAPI) -> None:
                             status_code=201)
 
     @app.get(f"{API}/notices/{{notice_id}}", tags=["desk"], responses=_STAFF)
-    def get_notice(notice_id: Annotated[int, PathParam(ge=1)], request: Request, actor: ActorDep) -> Response:
+    def get_notice(notice_id: RowId, request: Request, actor: ActorDep) -> Response:
         """A 告知单 of the actor's units (without its query code, which is stored hashed)."""
         try:
             notice = _desk(request).notice(notice_id)
@@ -197,7 +200,7 @@ def add_window_routes(app: FastAPI) -> None:
         return JSONResponse({**notice.to_dict(), "text": notice.to_text()})
 
     @app.get("/notices/{notice_id}", include_in_schema=False)
-    def notice_page(notice_id: Annotated[int, PathParam(ge=1)], request: Request, actor: WebActor) -> Response:
+    def notice_page(notice_id: RowId, request: Request, actor: WebActor) -> Response:
         """The printable 一次告知单."""
         try:
             notice = _desk(request).notice(notice_id)
@@ -222,7 +225,7 @@ def add_window_routes(app: FastAPI) -> None:
         return JSONResponse(view.to_dict(), status_code=201)
 
     @app.post(f"{API}/ratings/{{rating_id}}/settle", tags=["ratings"], responses=_STAFF)
-    def settle(rating_id: Annotated[int, PathParam(ge=1)], body: SettleIn, request: Request,
+    def settle(rating_id: RowId, body: SettleIn, request: Request,
                actor: ActorDep) -> Response:
         """Record the follow-up's outcome (the follow-up case's leader, or an administrator)."""
         try:
@@ -266,7 +269,7 @@ def add_window_routes(app: FastAPI) -> None:
         return JSONResponse([a.to_dict() for a in Appointments(engine_of(request)).due(unit)])
 
     @app.post(f"{API}/desk/bookings/{{booking_id}}/outcome", tags=["desk"], responses=_STAFF)
-    def booking_outcome(booking_id: Annotated[int, PathParam(ge=1)], body: OutcomeIn, request: Request,
+    def booking_outcome(booking_id: RowId, body: OutcomeIn, request: Request,
                         actor: ActorDep) -> Response:
         """Record a booking's outcome (the actor must be of its unit)."""
         try:
