@@ -62,7 +62,12 @@ def desk_group() -> None:
 @handle_errors
 def visit(workflow: str, actor: str, applicant: str, brought: tuple[str, ...], applies: tuple[str, ...],  # noqa: PLR0917
           at: str | None, db: str | None, as_json: bool) -> None:
-    """Record a visit for WORKFLOW: what was brought, and what is missing."""
+    """Record a visit for WORKFLOW: what was brought, and what is missing.
+
+    \b
+    Example:
+        caseflow desk visit hukou_transfer --actor p1 --applicant 110101199003071234 --brought id_card
+    """
     v = _desk(db).visit(workflow, applicant_id=applicant, actor=actor, brought=brought, applies=applies,
                         at=parse_at(at))
     emit(as_json, v.to_dict(), _visit_text(v))
@@ -84,7 +89,12 @@ def _receipt(receipt: Any, as_json: bool, db: str | None) -> None:
 @handle_errors
 def accept(visit_id: int, actor: str, responsible: str | None, data: tuple[str, ...], at: str | None,  # noqa: PLR0917
            db: str | None, as_json: bool) -> None:
-    """Accept VISIT's file: the case opens; prints the 受理回执 with its query code."""
+    """Accept VISIT's file: the case opens; prints the 受理回执 with its query code.
+
+    \b
+    Example:
+        caseflow desk accept 2 --actor p1 --data applicant=李四
+    """
     receipt = _desk(db).accept(visit_id, actor=actor, data=parse_data(data), responsible=responsible,
                                at=parse_at(at))
     _receipt(receipt, as_json, db)
@@ -100,7 +110,12 @@ def accept(visit_id: int, actor: str, responsible: str | None, data: tuple[str, 
 @handle_errors
 def on_the_spot(visit_id: int, actor: str, data: tuple[str, ...], at: str | None, db: str | None,  # noqa: PLR0917
                 as_json: bool) -> None:
-    """当场办结: the case opens and closes at once (counted 即办)."""
+    """当场办结: the case opens and closes at once (counted 即办).
+
+    \b
+    Example:
+        caseflow desk on-the-spot 2 --actor p1
+    """
     receipt = _desk(db).handle_on_the_spot(visit_id, actor=actor, data=parse_data(data), at=parse_at(at))
     _receipt(receipt, as_json, db)
 
@@ -116,7 +131,12 @@ def on_the_spot(visit_id: int, actor: str, data: tuple[str, ...], at: str | None
 @handle_errors
 def notice(visit_id: int, actor: str, also: tuple[str, ...], reason: str | None, at: str | None,  # noqa: PLR0917
            db: str | None, as_json: bool) -> None:
-    """Issue VISIT's 一次告知单: every missing material, numbered, with source and basis."""
+    """Issue VISIT's 一次告知单: every missing material, numbered, with source and basis.
+
+    \b
+    Example:
+        caseflow desk notice 1 --actor p1
+    """
     n = _desk(db).issue_notice(visit_id, actor=actor, also=also, reason=reason, at=parse_at(at))
     emit(as_json, {**n.to_dict(), "text": n.to_text()}, n.to_text().rstrip())
 
@@ -127,7 +147,12 @@ def notice(visit_id: int, actor: str, also: tuple[str, ...], reason: str | None,
 @json_option
 @handle_errors
 def show_notice(notice_id: str, db: str | None, as_json: bool) -> None:
-    """Print a 告知单 again, by id or number (its query code is not stored and not shown)."""
+    """Print a 告知单 again, by id or number (its query code is not stored and not shown).
+
+    \b
+    Example:
+        caseflow desk show-notice GZ20261102-000001
+    """
     n = _desk(db).notice(notice_id)
     emit(as_json, {**n.to_dict(), "text": n.to_text()}, n.to_text().rstrip())
 
@@ -156,7 +181,12 @@ def rating_group() -> None:
 @handle_errors
 def rating_add(case_id: int | None, visit_id: int | None, code: str | None, level: str, comment: str,  # noqa: PLR0917
                actor: str | None, at: str | None, db: str | None, as_json: bool) -> None:
-    """Record a rating (by the clerk with --actor, or with the applicant's --code)."""
+    """Record a rating (by the clerk with --actor, or with the applicant's --code).
+
+    \b
+    Example:
+        caseflow rating add --case 7 --level 满意 --actor p1
+    """
     from caseflow.errors import CommandError
     from caseflow.ratings import Ratings
 
@@ -184,7 +214,12 @@ def rating_add(case_id: int | None, visit_id: int | None, code: str | None, leve
 @handle_errors
 def rating_settle(rating_id: int, outcome: str, note: str, actor: str, at: str | None, db: str | None,  # noqa: PLR0917
                   as_json: bool) -> None:
-    """Record OUTCOME of RATING's follow-up: 整改 (rectify), 解释说明 (explain) or 申诉复核 (review)."""
+    """Record OUTCOME of RATING's follow-up: 整改 (rectify), 解释说明 (explain) or 申诉复核 (review).
+
+    \b
+    Example:
+        caseflow rating settle 3 整改 --note "已回访致歉" --actor l1
+    """
     from caseflow.cli.common import print_case
     from caseflow.ratings import Ratings
 
@@ -217,7 +252,12 @@ def _booking_line(a: Any) -> str:
 @json_option
 @handle_errors
 def book(workflow: str, unit: str, at: str, applicant: str, db: str | None, as_json: bool) -> None:  # noqa: PLR0917
-    """Book a slot of WORKFLOW at UNIT (working days in the booking hours, or opened 延时服务 hours)."""
+    """Book a slot of WORKFLOW at UNIT (working days in the booking hours, or opened 延时服务 hours).
+
+    \b
+    Example:
+        caseflow desk book hukou_transfer --unit 城关派出所 --at 2026-11-03T09:00 --applicant 110101199003071234
+    """
     from caseflow.clock import parse_instant
 
     a = _bookings(db).book(unit, workflow, parse_instant(at), applicant_id=applicant)
@@ -232,7 +272,12 @@ def book(workflow: str, unit: str, at: str, applicant: str, db: str | None, as_j
 @json_option
 @handle_errors
 def slots(workflow: str, unit: str, day: str, db: str | None, as_json: bool) -> None:
-    """The day's bookable slots and the places left."""
+    """The day's bookable slots and the places left.
+
+    \b
+    Example:
+        caseflow desk slots hukou_transfer --unit 城关派出所 --day 2026-11-03
+    """
     from caseflow.clock import parse_date
 
     rows = _bookings(db).slots(unit, workflow, parse_date(day))
@@ -247,13 +292,21 @@ def slots(workflow: str, unit: str, day: str, db: str | None, as_json: bool) -> 
 @click.option("--hours", required=True, metavar="HH:MM-HH:MM")
 @click.option("--actor", required=True, metavar="ID", help="A leader.")
 @db_option
+@json_option
 @handle_errors
-def open_rest_day(workflow: str, unit: str, day: str, hours: str, actor: str, db: str | None) -> None:  # noqa: PLR0917
-    """延时服务 (户籍 四(四)): open bookable hours on a rest day."""
+def open_rest_day(workflow: str, unit: str, day: str, hours: str, actor: str, db: str | None,  # noqa: PLR0917
+                  as_json: bool) -> None:
+    """延时服务 (户籍 四(四)): open bookable hours on a rest day.
+
+    \b
+    Example:
+        caseflow desk open-rest-day hukou_transfer --unit 城关派出所 --day 2026-11-07 --hours 09:00-12:00 --actor l1
+    """
     from caseflow.clock import parse_date
 
     _bookings(db).open_rest_day(unit, workflow, parse_date(day), hours, actor=actor)
-    click.echo(f"opened {day} {hours} for {workflow} at {unit}")
+    emit(as_json, {"unit": unit, "workflow": workflow, "day": day, "hours": hours},
+         f"opened {day} {hours} for {workflow} at {unit}")
 
 
 @desk_group.command("due")
@@ -262,7 +315,12 @@ def open_rest_day(workflow: str, unit: str, day: str, hours: str, actor: str, db
 @json_option
 @handle_errors
 def due(unit: str, db: str | None, as_json: bool) -> None:
-    """Bookings the unit must serve now (from half an hour before their instant until an outcome)."""
+    """Bookings the unit must serve now (from half an hour before their instant until an outcome).
+
+    \b
+    Example:
+        caseflow desk due --unit 城关派出所
+    """
     rows = _bookings(db).due(unit)
     emit(as_json, [a.to_dict() for a in rows], "\n".join(_booking_line(a) for a in rows) or "no bookings due")
 
@@ -275,15 +333,26 @@ def due(unit: str, db: str | None, as_json: bool) -> None:
 @json_option
 @handle_errors
 def booking_outcome(appointment_id: int, outcome: str, actor: str, db: str | None, as_json: bool) -> None:
-    """Record BOOKING's outcome: served, no_show (群众爽约) or missed (单位违约)."""
+    """Record BOOKING's outcome: served, no_show (群众爽约) or missed (单位违约).
+
+    \b
+    Example:
+        caseflow desk booking-outcome 1 no_show --actor p1
+    """
     a = _bookings(db).record(appointment_id, outcome, actor=actor)
     emit(as_json, a.to_dict(), _booking_line(a))
 
 
 @desk_group.command("sweep-bookings")
 @db_option
+@json_option
 @handle_errors
-def sweep_bookings(db: str | None) -> None:
-    """Warn the unit of bookings half an hour past their instant with no outcome (once each)."""
+def sweep_bookings(db: str | None, as_json: bool) -> None:
+    """Warn the unit of bookings half an hour past their instant with no outcome (once each).
+
+    \b
+    Example:
+        caseflow desk sweep-bookings
+    """
     ids = _bookings(db).sweep()
-    click.echo(f"warned for {len(ids)} booking(s)")
+    emit(as_json, {"warned": ids}, f"warned for {len(ids)} booking(s)")
