@@ -431,7 +431,7 @@ def test_the_desk_and_ratings_from_the_command_line(tmp_path: Path, monkeypatch:
     out = run("rating", "add", "--code", receipt["query_code"], "--level", "不满意")
     assert "评价 rating 1: 不满意; 回访整改 case 2" in out
     out = run("rating", "settle", "1", "整改", "--note", "已回访", "--actor", "l1")
-    assert "rectified" in out
+    assert "已整改" in out
     figures = json.loads(run("stats", "--month", "2026-11", "--window", "--json"))
     assert figures[-1]["on_the_spot"] == 1 and figures[-1]["rectified_rate"] == 1.0
     card = json.loads(run("stats", "--month", "2026-11", "--score", "--json"))
