@@ -196,7 +196,9 @@ def test_a_case_goes_through_its_steps_on_the_command_line(runner: CliRunner, db
     audit = _json(runner, ["audit", "verify", "--db", db])
     assert audit == {"ok": True, "problems": []}
     shown = runner.invoke(cli, ["case", "show", cid, "--db", db])
-    assert "verifying" in shown.output and "p2" in shown.output
+    # A person reads labels and names, never keys: the state's label and the clerk's name (issue 10).
+    assert "社区民警调查核实" in shown.output and "李社区" in shown.output
+    assert "verifying" not in shown.output
 
 
 def test_command_errors_are_json_with_their_type(runner: CliRunner, db: str) -> None:

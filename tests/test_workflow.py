@@ -42,9 +42,11 @@ SHIPPED_KEYS = {
     "admin_license",
     "complaint_110",
     "criminal_detention",
+    "exit_entry_permit",
     "holiday_appointment",
     "hukou_transfer",
     "petition",
+    "service_followup",
 }
 
 # A small valid definition; the refusal tests below change one thing in it. Line numbers matter:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from caseflow.audit import Checkpoint, rebuild_case, write_checkpoint
     from caseflow.calendar import ZONE, DayInfo, WorkCalendar, YearArrangement, default_calendar
     from caseflow.clock import FixedClock, SystemClock, parse_instant
+    from caseflow.desk import Desk, DeskError, Notice, Receipt, VisitView
     from caseflow.engine import AuditProblem, CaseView, Engine, EventView, QueueItem, TimerView
     from caseflow.errors import (
         AuditError,
@@ -35,8 +36,11 @@ if TYPE_CHECKING:
         WorkflowError,
         WorkflowNotFoundError,
     )
+    from caseflow.materials import Material, ServiceSpec
+    from caseflow.ratings import RatingError, Ratings, RatingView
     from caseflow.store import Store
     from caseflow.timelimits import Due, ExcludedPeriod, TimeLimit, compute_due, explain_due
+    from caseflow.windowstats import WindowStats, window_stats
     from caseflow.workflow import (
         FieldDef,
         TimerDef,
@@ -51,6 +55,18 @@ if TYPE_CHECKING:
 # Each public name and the module defining it. They are imported on first use (PEP 562), so
 # ``import caseflow`` (and ``caseflow deadline``) does not load SQLAlchemy, SQLModel or the scheduler.
 _EXPORTS: dict[str, str] = {
+    "Desk": "caseflow.desk",
+    "DeskError": "caseflow.desk",
+    "Notice": "caseflow.desk",
+    "Receipt": "caseflow.desk",
+    "VisitView": "caseflow.desk",
+    "Material": "caseflow.materials",
+    "ServiceSpec": "caseflow.materials",
+    "RatingError": "caseflow.ratings",
+    "Ratings": "caseflow.ratings",
+    "RatingView": "caseflow.ratings",
+    "WindowStats": "caseflow.windowstats",
+    "window_stats": "caseflow.windowstats",
     "Checkpoint": "caseflow.audit",
     "rebuild_case": "caseflow.audit",
     "write_checkpoint": "caseflow.audit",
@@ -133,6 +149,8 @@ __all__ = [
     "CommandError",
     "ConflictError",
     "DayInfo",
+    "Desk",
+    "DeskError",
     "Due",
     "Engine",
     "EventView",
@@ -140,11 +158,18 @@ __all__ = [
     "FieldDef",
     "FixedClock",
     "HolidayFileError",
+    "Material",
     "NotFoundError",
+    "Notice",
     "OutputFileError",
     "PermissionDeniedError",
     "PersonNotFoundError",
     "QueueItem",
+    "RatingError",
+    "RatingView",
+    "Ratings",
+    "Receipt",
+    "ServiceSpec",
     "Store",
     "StoreError",
     "SystemClock",
@@ -155,6 +180,8 @@ __all__ = [
     "TimerView",
     "TransitionDef",
     "TransitionError",
+    "VisitView",
+    "WindowStats",
     "WorkCalendar",
     "WorkflowDef",
     "WorkflowError",
@@ -170,5 +197,6 @@ __all__ = [
     "parse_instant",
     "parse_workflow",
     "rebuild_case",
+    "window_stats",
     "write_checkpoint",
 ]

@@ -29,7 +29,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,7 @@ __all__ = [
 #: ``stopped`` is the name older databases gave a timer ended by closing the case (``cancelled`` now).
 _SAME_STATUS = {"stopped": "cancelled"}
 CHECKPOINT_KIND = "caseflow-checkpoint/1"
+CHECKPOINT_GRACE = timedelta(minutes=2)
 EVENTS: sa.Table = EventRow.__table__  # type: ignore[attr-defined]
 
 
@@ -608,13 +609,17 @@ def verify_against_checkpoint(store: Store, path: str | os.PathLike[str], public
             known = set(checkpoint.heads)
             table = CaseRow.__table__  # type: ignore[attr-defined]
             newest = max(known, default=0)
+            # A case opened in the last moments before a checkpoint may commit just after it read the heads.
+            cutoff = checkpoint.at - CHECKPOINT_GRACE
+            first_at = dict(s.execute(sa.select(EVENTS.c.case_id, EVENTS.c.at).where(EVENTS.c.seq == 1)).all())
             for cid, opened_at in s.execute(sa.select(table.c.id, table.c.opened_at).order_by(table.c.id)):
                 if int(cid) in known:
                     continue
-                opened = opened_at if opened_at.tzinfo else opened_at.replace(tzinfo=UTC)
-                if int(cid) < newest or opened <= checkpoint.at:
-                    yield _problem(int(cid), None, None, f"the case is not in the {where}, yet it is "
-                                                         f"{'numbered' if int(cid) < newest else 'dated'} before it: "
+                dated = min(opened_at, first_at.get(cid, opened_at))
+                if dated <= cutoff:
+                    numbered = " numbered and" if int(cid) < newest else ""
+                    yield _problem(int(cid), None, None, f"the case is not in the {where}, yet it is{numbered} "
+                                                         f"dated before it ({dated.astimezone(UTC).isoformat()}): "
                                                          "inserted", "checkpoint")
             counted = s.execute(sa.select(sa.func.count()).select_from(EVENTS)
                                 .where(EVENTS.c.case_id.in_(list(known)) if known else sa.false())).scalar() or 0

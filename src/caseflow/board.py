@@ -128,3 +128,23 @@ def _late(engine: Engine, due: datetime, timer: Any, now: datetime) -> str:
     row = TimerRow(case_id=timer.case_id, name=timer.name, status="running", kind=timer.kind,
                    limit_spec=timer.limit_spec, started_at=timer.started_at, due_at=due, last_day=timer.last_day)
     return str(engine.time_left(row, now))
+
+
+def window_board(store: Store, units: frozenset[str] | None, now: datetime) -> dict[str, Any]:
+    """The board's window panel for the current month: 一次办结率 … 整改率 and the 考评 score per unit."""
+    from caseflow.scoring import scorecard
+    from caseflow.windowstats import window_stats
+
+    month = f"{now.astimezone(ZONE):%Y-%m}"
+    figures = [r.to_dict() for r in window_stats(store, month=month) if r.key != "total"]
+    card = scorecard(store, month=month).to_dict()
+    scores = {u["key"]: u for u in card["units"]}
+    rows = []
+    for row in figures:
+        if units is None or row["key"] in units:
+            score = scores.get(row["key"])
+            rows.append({**row, "score": score["score"] if score else card["rules"]["base"]})
+    for key, score in scores.items():
+        if (units is None or key in units) and not any(r["key"] == key for r in rows):
+            rows.append({"key": key, "visits": 0, "score": score["score"]})
+    return {"month": month, "rows": sorted(rows, key=lambda r: r["key"])}

@@ -25,13 +25,16 @@ import sqlalchemy as sa
 from caseflow.alerts import AlertRow
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import FixedClock
+from caseflow.demo_window import WindowStory
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import CaseflowError
 from caseflow.narrate import Labels, due_text
 from caseflow.notify import LogNotifier, NotifyConfig
 from caseflow.scheduler import Scheduler
+from caseflow.scoring import scorecard
 from caseflow.stats import KIND_TITLES, compute_case_stats, render_stats_text, stats_tables
 from caseflow.store import CaseRow, Store, TimerRow
+from caseflow.windowstats import window_stats
 from caseflow.workflow import WorkflowRegistry
 
 __all__ = ["DemoReport", "run_demo"]
@@ -128,6 +131,8 @@ class _Simulation:
         self.report = DemoReport(str(store.url))
         self.extended: set[int] = set()
         self.end = END
+        # The window (demo_window.py) draws from its own generator, so the cases' story stays as it was.
+        self.window = WindowStory(self.engine, self.clock, random.Random(20261130))
 
     # ---------------------------------------------------------------- setup
 
@@ -283,6 +288,8 @@ class _Simulation:
             before = Counter(self.report.alerts)
             cases_before = self.report.cases
             self.sweep(morning, digests=self.calendar.is_workday(day))
+            self.advance_until(evening - timedelta(minutes=30))
+            self.window.day(day, self.calendar.is_workday(day))
             self.advance_until(evening)
             self.sweep(evening, digests=False)
             self.advance_until(datetime.combine(day + timedelta(days=1), time(8, 30), tzinfo=ZONE)
@@ -308,6 +315,10 @@ class _Simulation:
                     self.step(key, case_id, index, when)
             except _Postponed:
                 continue
+
+
+def _pct(value: float | None) -> str:
+    return "    —" if value is None else f"{value * 100:5.1f}%"
 
 
 class _Postponed(Exception):
@@ -378,6 +389,23 @@ def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
     say(render_stats_text(tables, heading="2026-10 按期办结率（案件与办理环节分列，法定时限与承诺时限分列；"
                                           "函调、补正等依法不计入的暂停不计入单位用时）："))
     say("  其他月份：caseflow stats --month 2026-09 --db " + str(path))
+    say("")
+    say("窗口 the window (一次告知, 当场办结, 好差评) by month:")
+    for month in ("2026-09", "2026-10", "2026-11"):
+        w = window_stats(store, month=month)[-1].to_dict()
+        line = (f"  {month} visits {w['visits']:>3}  告知单 {w['notices']:>3}  即办 {w['on_the_spot']:>3}  "
+                f"受理 {w['accepted']:>3}  第三趟 {w['over_limit_visits']:>2}  "
+                f"一次办结率 {_pct(w['first_visit_rate'])}  "
+                f"最多跑一次率 {_pct(w['at_most_one_trip_rate'])}  好评率 {_pct(w['good_rate'])}  差评 {w['bad']:>2}  "
+                f"整改率 {_pct(w['rectified_rate'])}  预约 {w['booked']:>2}  爽约 {w['no_show']:>2}  "
+                f"违约 {w['missed_appointments']:>2}")
+        report.stats.append(line.strip())
+        say(line)
+    card = scorecard(store, month="2026-10")
+    say("考评 2026-10 (shipped rule sheet; lowest scores first):")
+    for person in sorted(card.to_dict()["people"], key=lambda p: p["score"])[:6]:
+        counts = ", ".join(f"{card.to_dict()['labels'][k]} {v}" for k, v in person["counts"].items() if v)
+        say(f"  {person['name']:<10} {person['unit']:<8} {person['score']:>4}  ({counts})")
     problems = sim.engine.verify_audit()
     say("")
     say(f"审计：{'每个案件的事件链均校验通过' if not problems else f'{len(problems)} 处问题'}")

@@ -97,6 +97,8 @@ class Digest:
     escalations: list[DigestItem] = field(default_factory=list)
     month: str = ""
     month_stats: GroupStats | None = None
+    #: The month's window figures and 考评 score per unit (windowstats.py, scoring.py).
+    window: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -123,7 +125,7 @@ class Digest:
             "overdue": [i.to_dict() for i in self.overdue], "due_today": [i.to_dict() for i in self.due_today],
             "due_next": [i.to_dict() for i in self.due_next],
             "escalations": [i.to_dict() for i in self.escalations],
-            "month": self.month, "month_stats": stats, "subject": self.subject,
+            "month": self.month, "month_stats": stats, "subject": self.subject, "window": self.window,
         }
 
 
@@ -214,7 +216,20 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
     except StatsError:  # pragma: no cover - the month is always valid here
         groups = []
     digest.month_stats = total(groups, key="month")
+    digest.window = _window_lines(store, digest.month, units)
     return digest
+
+
+def _window_lines(store: Store, month: str, units: list[str]) -> list[dict[str, Any]]:
+    """Per unit of the digest: the window's figures and the month's 考评 score so far (only units with either)."""
+    from caseflow.scoring import scorecard
+    from caseflow.windowstats import WindowStats, window_stats
+
+    figures = {r.key: r.to_dict() for r in window_stats(store, month=month) if r.key in units}
+    card = scorecard(store, month=month).to_dict()
+    scores = {u["key"]: u["score"] for u in card["units"] if u["key"] in units}
+    return [{**figures.get(unit, WindowStats(unit).to_dict()), "score": scores.get(unit, card["rules"]["base"])}
+            for unit in units if unit in figures or unit in scores]
 
 
 @functools.lru_cache(maxsize=1)

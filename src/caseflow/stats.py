@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -566,8 +566,12 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
 
 
 
-def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str, month: str) -> Path:
-    """Write the ledger as an .xlsx workbook (one sheet, a title row, a header row, one row per case)."""
+def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str, month: str,
+                 score: Mapping[str, Any] | None = None) -> Path:
+    """Write the ledger as an .xlsx workbook (a title row, a header row, one row per case).
+
+    ``score`` (a :meth:`caseflow.scoring.Scorecard.to_dict`) adds a second sheet, the unit's 考评 for the month.
+    """
     # openpyxl ships no type information; imported as modules typed Any (an optional dependency).
     from importlib import import_module
 
@@ -604,6 +608,8 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
         for cell in row_cells:
             _as_text_if_formula_like(cell)
     sheet.freeze_panes = "A3"
+    if score is not None:
+        _score_sheet(workbook.create_sheet(f"考评 {month}"), score, unit=unit, month=month, font=Font)
     try:
         workbook.save(path)
     except OSError as exc:
@@ -628,3 +634,14 @@ def previous_month(day: date) -> str:
     """The month before ``day``'s, as ``YYYY-MM``."""
     first = day.replace(day=1) - timedelta(days=1)
     return f"{first:%Y-%m}"
+
+
+def _score_sheet(sheet: Any, score: Mapping[str, Any], *, unit: str, month: str, font: Any) -> None:
+    """The 考评 sheet of the ledger: the unit's line, then its people, one column per rule (scoring.py)."""
+    labels: Mapping[str, str] = score["labels"]
+    sheet.append([f"{unit} 考评 {month}(规则表 {score['rules']['source']},基础分 {score['rules']['base']})"])
+    sheet["A1"].font = font(bold=True, size=14)
+    sheet.append(["对象", *labels.values(), "加减分", "得分"])
+    lines = [u for u in score["units"] if u["key"] == unit] + [p for p in score["people"] if p["unit"] == unit]
+    for line in lines:
+        sheet.append([line["name"], *(line["counts"][k] for k in labels), line["points"], line["score"]])

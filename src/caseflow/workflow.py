@@ -72,6 +72,7 @@ import yaml
 # _yaml only offers a path-based loader; parse_workflow must read text (a store keeps the text).
 from caseflow._yaml import MAX_DATA_FILE_BYTES, LineDict, LineList, load_yaml_text
 from caseflow.errors import TimeLimitError, WorkflowError, WorkflowNotFoundError
+from caseflow.materials import Material, ServiceSpec, parse_materials, parse_service
 from caseflow.timelimits import TimeLimit, Unit
 
 __all__ = [
@@ -613,6 +614,9 @@ class WorkflowDef:
     text: str = field(default="", kw_only=True, repr=False)
     basis: str = field(default="", kw_only=True)
     fields: Mapping[str, FieldDef] = field(default_factory=FrozenMap, kw_only=True)
+    #: The window terms and materials (materials.py): published on the 公示 page, used by the desk.
+    service: ServiceSpec = field(default=ServiceSpec(), kw_only=True)
+    materials: tuple[Material, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not _KEY.match(self.key):
@@ -771,7 +775,8 @@ class WorkflowDef:
 
 # --- parsing -------------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("key", "title", "basis", "description", "fields", "roles", "states", "transitions", "timers")
+_TOP_KEYS = ("key", "title", "basis", "description", "service", "materials", "fields", "roles", "states",
+             "transitions", "timers")
 _FIELD_KEYS = ("label", "kind")
 _STATE_KEYS = ("name", "label", "initial", "final")
 _TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label")
@@ -896,6 +901,8 @@ class _Parser:
         if "description" in top and not isinstance(top["description"], str):
             self.fail(f"description must be a text, got {top['description']!r}", "description")
         fields = self.fields(top.get("fields"))
+        service = parse_service(top.get("service"), self.fail)
+        materials = parse_materials(top.get("materials"), self.fail)
         roles = self.roles(top.get("roles"))
         states, initial = self.states(top)
         transitions = self.transitions(top.get("transitions"), states, roles, fields)
@@ -909,7 +916,8 @@ class _Parser:
                 version=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
                 roles=FrozenMap(roles), states=tuple(states), initial=initial,
                 transitions=tuple(transitions), timers=tuple(timers),
-                source=self.path, text=text, basis=basis, fields=FrozenMap(fields),
+                source=self.path, text=text, basis=basis, fields=FrozenMap(fields), service=service,
+                materials=materials,
             )
         except WorkflowError as exc:  # pragma: no cover - the checks above come first, with lines
             self.rewrap(exc, "")

@@ -20,6 +20,7 @@ from caseflow.cli import (
     db,
     deadline,
     demo,
+    desk,
     digest,
     people,
     queue,
@@ -49,7 +50,7 @@ for _command in (
     deadline.deadline, calendar.calendar_group, db.db_group, workflows.workflows_group, people.people_group,
     cases.case_group, queue.queue, audit.audit_group, demo.demo,
     scheduler.scheduler_group, alerts.alerts_group, digest.digest_cmd, stats.stats_cmd, report.report_group,
-    server.serve, tokens.token_group,
+    server.serve, tokens.token_group, desk.desk_group, desk.rating_group,
 ):
     cli.add_command(_command)
 

@@ -33,10 +33,12 @@ def report_ledger(unit: str, month: str, xlsx: Path, db: str | None, as_json: bo
     Example:
         caseflow report ledger --unit 城关派出所 --month 2026-10 --xlsx ledger-2026-10.xlsx
     """
+    from caseflow.scoring import scorecard
     from caseflow.stats import ledger_rows, write_ledger
 
-    rows = ledger_rows(open_store(db), unit, month)
-    path = write_ledger(rows, xlsx, unit=unit, month=month)
+    store = open_store(db)
+    rows = ledger_rows(store, unit, month)
+    path = write_ledger(rows, xlsx, unit=unit, month=month, score=scorecard(store, month=month, unit=unit).to_dict())
     emit(as_json, {"file": str(path), "unit": unit, "month": month, "cases": len(rows)},
           f"{path}: {len(rows)} case(s) of {unit} in {month}")
 

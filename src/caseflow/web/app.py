@@ -29,6 +29,7 @@ from caseflow.store import Store
 from caseflow.web.pages import add_web_routes, error_page
 from caseflow.web.problems import _TITLES, ApiError, LoginRequired, _slug, error_status, problem
 from caseflow.web.routes import add_api_routes
+from caseflow.web.window import add_window_routes
 
 WEB_DIR = Path(__file__).parent
 
@@ -73,6 +74,7 @@ def create_app(store_url: str | None = None, *, engine: Engine | None = None, cl
     install_error_handlers(app)
     add_api_routes(app)
     add_web_routes(app)
+    add_window_routes(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app
 

@@ -15,7 +15,8 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from caseflow.board import board_data, timer_level
+from caseflow.appointments import Appointments
+from caseflow.board import board_data, timer_level, window_board
 from caseflow.engine import ACTIVE, Engine
 from caseflow.errors import (
     CaseflowError,
@@ -135,7 +136,8 @@ def add_web_routes(app: FastAPI) -> None:
         engine = engine_of(request)
         now = engine.clock.now()
         data = board_data(engine, actor.units, now)
-        return _page(request, "board.html", actor, board=data, chart=month_chart(data["monthly"]))
+        return _page(request, "board.html", actor, board=data, chart=month_chart(data["monthly"]),
+                     window=window_board(engine.store, actor.units, now))
 
     @app.get("/queue", include_in_schema=False)
     def queue_page(request: Request, actor: WebActor, msg: str | None = None) -> Response:
@@ -259,7 +261,10 @@ def queue_context(engine: Engine, actor: Actor) -> dict[str, Any]:
                  "workflow_title": titles.get(i.workflow, i.workflow), "state_label": state_label(i.workflow, i.state),
                  "responsible_name": people.get(i.responsible, i.responsible)} for i in items]
     openable = [d for d in engine.registry if actor.is_admin or actor.person.role_set & set(d.roles)]
-    return {"rows": rows_out, "workflows": openable}
+    # 预约 due at the person's unit now (appointments.py): shown above the clocks, at their instant.
+    bookings = [{"booking": a, "title": titles.get(a.workflow, a.workflow), "late": a.at <= now}
+                for a in Appointments(engine).due(actor.person.unit, now=now)]
+    return {"rows": rows_out, "workflows": openable, "bookings": bookings}
 
 
 def case_context(engine: Engine, actor: Actor, case_id: int) -> dict[str, Any]:

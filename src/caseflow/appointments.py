@@ -1,0 +1,250 @@
+"""预约: bookable slots per unit and procedure, the booking in the clerk's queue at its time, and 违约.
+
+- 乡计生便民服务窗口 办事预约 (seed 004); 户籍窗口 四(三) 预约服务制度 "在群众约定的时间帮助群众办理相关事项" and
+  四(四) 延时服务制度 "法定大假(假期达到七天)的最后一天以及工作日中午延时服务 … 国庆和春节长假不少于2个半天、双休日
+  不少于1个半天接待群众办证" (seed 000); 出入境窗口 12 "午间和周六休息时间窗口值班制".
+- Slots come from the procedure's ``service`` block (``booking_hours``, ``slot_minutes``, ``per_slot``) on
+  working days of the calendar; a rest day takes bookings only once a leader opens it (延时服务).
+- A booking is due at its instant: :meth:`Appointments.due` lists it for the unit's clerks from
+  ``lead`` before; once its instant has passed without an outcome it is late (逾时未办) and the clerk and the
+  unit leader are warned once (:meth:`Appointments.sweep`). The outcome is recorded: served (已办理),
+  ``no_show`` (群众爽约) or ``missed`` (违约 on the unit's side, counted against the clerk in 考评).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, select
+
+from caseflow.calendar import ZONE
+from caseflow.desk import applicant_fingerprint, mask_id_number
+from caseflow.engine import Engine
+from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
+from caseflow.store import CaseflowBase, Person, UTCDateTime
+
+__all__ = ["OUTCOMES", "AppointmentError", "AppointmentRow", "AppointmentView", "Appointments", "RestDayRow",
+           "missed_by_unit"]
+
+#: Outcome → label.
+OUTCOMES = {"served": "已按约办理", "no_show": "群众爽约", "missed": "单位违约"}
+
+
+class AppointmentError(CommandError):
+    """A booking refused (not a slot, slot full, in the past) or an outcome refused."""
+
+
+class AppointmentRow(CaseflowBase, table=True):
+    """One booking: an absolute instant at a unit for a procedure."""
+
+    __tablename__ = "caseflow_appointments"
+    __table_args__ = (sa.Index("ix_caseflow_appointments_unit_at", "unit", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit: str = Field(max_length=100)
+    workflow_key: str = Field(max_length=100)
+    at: datetime = Field(sa_type=UTCDateTime)
+    applicant_hash: str = Field(max_length=64)
+    applicant_masked: str = Field(max_length=40)
+    status: str = Field(default="booked", max_length=16)  # booked, served, no_show, missed, cancelled
+    booked_at: datetime = Field(sa_type=UTCDateTime)
+    extra_hours: bool = False  # booked in 延时服务 hours opened on a rest day
+    clerk_id: str | None = Field(default=None, max_length=64)  # who recorded the outcome
+    outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    warned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RestDayRow(CaseflowBase, table=True):
+    """延时服务: hours a leader opened for bookings on a rest day."""
+
+    __tablename__ = "caseflow_rest_day_hours"
+    __table_args__ = (sa.UniqueConstraint("unit", "workflow_key", "day", name="uq_caseflow_rest_day_hours"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit: str = Field(max_length=100)
+    workflow_key: str = Field(max_length=100)
+    day: date
+    hours: str = Field(max_length=100)  # e.g. "09:00-12:00"
+    opened_by: str = Field(max_length=64)
+
+
+@dataclass(frozen=True)
+class AppointmentView:
+    """A booking as shown (the applicant masked)."""
+
+    id: int
+    unit: str
+    workflow: str
+    at: datetime
+    applicant: str
+    status: str
+    extra_hours: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        return {"id": self.id, "unit": self.unit, "workflow": self.workflow, "at": self.at.isoformat(),
+                "applicant": self.applicant, "status": self.status, "extra_hours": self.extra_hours}
+
+
+def _view(row: AppointmentRow) -> AppointmentView:
+    assert row.id is not None
+    return AppointmentView(id=row.id, unit=row.unit, workflow=row.workflow_key, at=row.at,
+                           applicant=row.applicant_masked, status=row.status, extra_hours=row.extra_hours)
+
+
+def _hours(text: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(p.strip()) for p in text.split("-"))
+    except ValueError:
+        raise AppointmentError(f"hours must look like 09:00-12:00, got {text!r}") from None
+    if start >= end:
+        raise AppointmentError(f"hours {text!r} end before they start")
+    return start, end
+
+
+def _check_year(day: date) -> None:
+    if not 2000 <= day.year <= 2100:
+        raise AppointmentError(f"{day} is not a day one can book (years 2000–2100)")
+
+
+class Appointments:
+    """Slots, bookings, the queue at the booked instant, the late warning and the outcome."""
+
+    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None) -> None:
+        self.engine = engine
+        self.notify = notify
+
+    def _periods(self, s: Session, unit: str, workflow: str, day: date) -> tuple[list[tuple[time, time]], bool]:
+        service = self.engine.registry.latest(workflow).service
+        if self.engine.calendar.is_workday(day):
+            return [_hours(h) for h in service.booking_hours], False
+        opened = s.exec(select(RestDayRow).where(RestDayRow.unit == unit, RestDayRow.workflow_key == workflow,
+                                                 RestDayRow.day == day)).first()
+        return ([_hours(opened.hours)] if opened else []), True
+
+    def slots(self, unit: str, workflow: str, day: date) -> list[dict[str, Any]]:
+        """The day's slots with how many places are left (none on a rest day not opened)."""
+        service = self.engine.registry.latest(workflow).service
+        _check_year(day)
+        with self.engine.store.session() as s:
+            if s.exec(select(Person.id).where(Person.unit == unit).limit(1)).first() is None:
+                raise AppointmentError(f"no unit is called {unit!r}")
+            periods, extra = self._periods(s, unit, workflow, day)
+            start_of_day = datetime.combine(day, time(0), tzinfo=ZONE)
+            taken: dict[datetime, int] = {}
+            for row in s.exec(select(AppointmentRow).where(
+                    AppointmentRow.unit == unit, AppointmentRow.workflow_key == workflow,
+                    AppointmentRow.at >= start_of_day, AppointmentRow.at < start_of_day + timedelta(days=1),
+                    AppointmentRow.status != "cancelled")):
+                taken[row.at] = taken.get(row.at, 0) + 1
+        result = []
+        step = timedelta(minutes=service.slot_minutes)
+        for start, end in periods:
+            at = datetime.combine(day, start, tzinfo=ZONE)
+            while at + step <= datetime.combine(day, end, tzinfo=ZONE):
+                result.append({"at": at, "free": service.per_slot - taken.get(at, 0), "extra_hours": extra})
+                at += step
+        return result
+
+    def open_rest_day(self, unit: str, workflow: str, day: date, hours: str, *, actor: str) -> None:
+        """延时服务 (户籍 四(四)): a leader opens hours on a rest day for bookings."""
+        _hours(hours)
+        if self.engine.calendar.is_workday(day):
+            raise AppointmentError(f"{day} is a working day: its slots are open already")
+        with self.engine.store.session(write=True) as s:
+            person = s.get(Person, actor)
+            leads = person is not None and (person.admin or s.exec(
+                select(Person.id).where(Person.leader_id == actor).limit(1)).first() is not None)
+            if not leads:
+                raise PermissionDeniedError(f"{actor!r} leads no one: only a leader opens 延时服务 hours")
+            s.add(RestDayRow(unit=unit, workflow_key=workflow, day=day, hours=hours, opened_by=actor))
+
+    def book(self, unit: str, workflow: str, at: datetime, *, applicant_id: str) -> AppointmentView:
+        """Book the slot starting at ``at``; refused unless it is an open slot with a free place, in the future."""
+        now = self.engine.clock.now()
+        if at.tzinfo is None:
+            raise AppointmentError("give the booked instant with its zone (e.g. 2026-11-03T09:00+08:00)")
+        _check_year(at.date())
+        if at <= now:
+            raise AppointmentError(f"{at.astimezone(ZONE):%Y-%m-%d %H:%M} has passed; book a later slot")
+        day = at.astimezone(ZONE).date()
+        slot = next((x for x in self.slots(unit, workflow, day) if x["at"] == at), None)
+        if slot is None:
+            raise AppointmentError(f"{at.astimezone(ZONE):%Y-%m-%d %H:%M} is not a bookable slot of {workflow} at "
+                                   f"{unit} (working days within the booking hours, or 延时服务 hours opened)")
+        if slot["free"] <= 0:
+            raise AppointmentError(f"the slot {at.astimezone(ZONE):%Y-%m-%d %H:%M} is full; choose another")
+        with self.engine.store.session(write=True) as s:
+            row = AppointmentRow(unit=unit, workflow_key=workflow, at=at, applicant_hash=applicant_fingerprint(
+                applicant_id), applicant_masked=mask_id_number(applicant_id), booked_at=now,
+                extra_hours=bool(slot["extra_hours"]))
+            s.add(row)
+            s.flush()
+            return _view(row)
+
+    def due(self, unit: str, *, now: datetime | None = None, lead: timedelta = timedelta(minutes=30)
+            ) -> list[AppointmentView]:
+        """Bookings the unit's clerks must see now: from ``lead`` before their instant until an outcome is recorded."""
+        now = now or self.engine.clock.now()
+        with self.engine.store.session() as s:
+            rows = s.exec(select(AppointmentRow).where(AppointmentRow.unit == unit,
+                                                       AppointmentRow.status == "booked",
+                                                       AppointmentRow.at <= now + lead)
+                          .order_by(AppointmentRow.at))  # type: ignore[arg-type]
+            return [_view(r) for r in rows]
+
+    def sweep(self, *, now: datetime | None = None, grace: timedelta = timedelta(minutes=30)) -> list[int]:
+        """Warn (once) the unit's clerks' leader and clerks of bookings ``grace`` past their instant with no outcome."""
+        now = now or self.engine.clock.now()
+        warned: list[tuple[str, str, str]] = []
+        ids: list[int] = []
+        with self.engine.store.session(write=True) as s:
+            late = s.exec(select(AppointmentRow).where(AppointmentRow.status == "booked",
+                                                       AppointmentRow.at <= now - grace,
+                                                       AppointmentRow.warned_at.is_(None)))  # type: ignore[union-attr]
+            for row in late:
+                row.warned_at = now
+                s.add(row)
+                assert row.id is not None
+                ids.append(row.id)
+                text = (f"预约 {row.id}({row.workflow_key},{row.at.astimezone(ZONE):%m-%d %H:%M},申请人 "
+                        f"{row.applicant_masked})已过约定时间仍未办理:请办理,或登记群众爽约/单位违约")
+                people = s.exec(select(Person).where(Person.unit == row.unit)).all()
+                for person in people:
+                    warned.append((person.id, "预约逾时未办", text))
+        if self.notify is not None:
+            for who, subject, body in warned:
+                self.notify(who, subject, body)
+        return ids
+
+    def record(self, appointment_id: int, outcome: str, *, actor: str) -> AppointmentView:
+        """Record the outcome: served, no_show (群众爽约) or missed (单位违约)."""
+        if outcome not in OUTCOMES:
+            raise AppointmentError(f"unknown outcome {outcome!r}; give one of {', '.join(OUTCOMES)}")
+        now = self.engine.clock.now()
+        with self.engine.store.session(write=True) as s:
+            row = s.get(AppointmentRow, appointment_id)
+            if row is None:
+                raise NotFoundError(f"no appointment has the id {appointment_id}")
+            person = s.get(Person, actor)
+            if person is None or (not person.admin and person.unit != row.unit):
+                raise PermissionDeniedError(f"{actor!r} is not of {row.unit}")
+            if row.status != "booked":
+                raise AppointmentError(f"appointment {appointment_id} is already {row.status}")
+            if outcome == "no_show" and now < row.at:
+                raise AppointmentError("a no-show can be recorded only after the booked instant")
+            row.status, row.clerk_id, row.outcome_at = outcome, actor, now
+            s.add(row)
+            s.flush()
+            return _view(row)
+
+
+def missed_by_unit(session: Session, start: datetime, end: datetime) -> list[tuple[str, str]]:
+    """(clerk, unit) of each booking missed on the unit's side whose instant lies in [start, end) (考评)."""
+    rows = session.exec(select(AppointmentRow).where(AppointmentRow.status == "missed", AppointmentRow.at >= start,
+                                                     AppointmentRow.at < end))
+    return [(r.clerk_id or "", r.unit) for r in rows]

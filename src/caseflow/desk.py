@@ -1,0 +1,570 @@
+"""The front desk: visits, 当场办结, acceptance with a receipt, and the 一次告知单.
+
+The rules it keeps (seeds in shared/seeds/):
+
+- 户籍窗口 六(一) (seed 000): "凡能够确认符合政策规定，证明材料齐全、具备当场办理条件的，均应当场办理" — a visit with
+  nothing missing may be handled on the spot: the case opens and closes at once and counts as 即办.
+- 户籍窗口 四(五): "材料齐全的当场办结(受理)，材料不全的，提供办证、办事须知，不让群众跑第三趟";
+  出入境窗口 10: "一次告知应补齐的所有材料", "到出入境管理部门不超过三次"; 行政服务中心 "一次告知、两次终结制"
+  (seed 001); 交巡警 第十八条
+  "手续不全的应一次性退办或口头告知交代清楚，确保第二次即时办结"; 行政许可法 第三十二条(四) "一次告知申请人需要补正的
+  全部内容". Hence a 一次告知单 lists *every* missing material, and a later notice for the same applicant and
+  matter may not ask for a material the earlier ones did not list — unless the procedure's material list
+  changed since, or a leader overrides with a recorded reason.
+- Visits are counted per applicant and matter; when a notice sends the applicant away on the last visit the
+  procedure allows (``service.max_visits``: 户籍 2, 出入境 3), or a visit beyond it is recorded, the clerk and
+  their leader are warned.
+
+An applicant is known by a fingerprint of the ID number (never the number itself); the number is shown
+masked everywhere (last four characters). The 告知单 and the acceptance receipt (受理回执) carry a query code
+for the public page (publicity.py); only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, select
+
+from caseflow.calendar import ZONE
+from caseflow.engine import CaseView, Engine
+from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
+from caseflow.materials import Material, materials_digest
+from caseflow.notify import Outbox
+from caseflow.store import CaseflowBase, Person, UTCDateTime
+from caseflow.workflow import WorkflowDef
+
+__all__ = [
+    "Desk",
+    "DeskError",
+    "Notice",
+    "NoticeRow",
+    "QueryCodeRow",
+    "Receipt",
+    "VisitRow",
+    "VisitView",
+    "applicant_fingerprint",
+    "code_hash",
+    "mask_id_number",
+    "new_query_code",
+    "outbox_sender",
+]
+
+#: Visit outcomes: still at the desk, handled on the spot (即办), accepted (a case opened), sent away with a notice.
+OUTCOMES = ("open", "on_the_spot", "accepted", "notice")
+#: The reason an on-the-spot case is closed with.
+ON_THE_SPOT = "当场办结"
+#: Query-code alphabet: no 0/O, 1/I/L, so a code read over the phone survives.
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+_CODE_RE = re.compile(r"^[2-9A-HJKMNP-Z]{4}-?[2-9A-HJKMNP-Z]{4}-?[2-9A-HJKMNP-Z]{4}$")
+
+
+class DeskError(CommandError):
+    """A desk command refused: the message names the rule and what to do."""
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+class VisitRow(CaseflowBase, table=True):
+    """One visit (一趟) of an applicant to the window for one matter (a workflow)."""
+
+    __tablename__ = "caseflow_visits"
+    __table_args__ = (sa.Index("ix_caseflow_visits_applicant_matter", "applicant_hash", "workflow_key"),
+                      sa.Index("ix_caseflow_visits_unit_at", "unit", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_key: str = Field(max_length=100)
+    workflow_version: str = Field(max_length=64)
+    materials_digest: str = Field(max_length=64)
+    applicant_hash: str = Field(max_length=64)
+    applicant_masked: str = Field(max_length=40)
+    unit: str = Field(max_length=100)
+    clerk_id: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime)
+    number: int  # the applicant's n-th visit for this matter
+    brought: str = "[]"  # JSON list of material keys ticked
+    applies: str = "[]"  # JSON list of conditional material keys whose condition applies
+    outcome: str = Field(default="open", max_length=16)
+    case_id: int | None = Field(default=None, foreign_key="caseflow_cases.id", index=True)
+    notice_id: int | None = None
+    over_limit: bool = False  # a visit beyond the procedure's max_visits (第三趟)
+    warning: str | None = None  # the 第三趟 warning given, if any
+
+
+class NoticeRow(CaseflowBase, table=True):
+    """One 一次告知单: the numbered list of every missing material, issued at a visit."""
+
+    __tablename__ = "caseflow_notices"
+    __table_args__ = (sa.Index("ix_caseflow_notices_applicant_matter", "applicant_hash", "workflow_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=40, unique=True)
+    visit_id: int = Field(foreign_key="caseflow_visits.id", index=True)
+    workflow_key: str = Field(max_length=100)
+    applicant_hash: str = Field(max_length=64)
+    unit: str = Field(max_length=100)
+    materials_digest: str = Field(max_length=64)
+    items: str = "[]"  # JSON list of Material.to_dict()
+    issued_by: str = Field(max_length=64)
+    issued_at: datetime = Field(sa_type=UTCDateTime)
+    override_by: str | None = Field(default=None, max_length=64)
+    override_reason: str | None = None
+
+
+class QueryCodeRow(CaseflowBase, table=True):
+    """A query code handed to an applicant (on a 告知单 or 受理回执), stored as its SHA-256."""
+
+    __tablename__ = "caseflow_query_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)  # notice, receipt
+    visit_id: int = Field(foreign_key="caseflow_visits.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="caseflow_cases.id", index=True)
+    notice_id: int | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def applicant_fingerprint(id_number: str) -> str:
+    """The stored identity of an applicant: SHA-256 of the normalised ID number (the number is never stored)."""
+    value = normalise_id(id_number)
+    return hashlib.sha256(f"caseflow-applicant:{value}".encode()).hexdigest()
+
+
+def normalise_id(id_number: str) -> str:
+    """An ID number without spaces, upper-case; refused when empty or not 6–30 letters and digits."""
+    value = re.sub(r"[\s-]", "", str(id_number or "")).upper()
+    if not re.fullmatch(r"[0-9A-Z]{6,30}", value):
+        raise DeskError("the applicant's ID number must be 6–30 letters and digits (身份证号 is 18); got a value "
+                        f"of {len(value)} characters")
+    return value
+
+
+def mask_id_number(id_number: str) -> str:
+    """An ID number as shown anywhere: all but its last four characters starred (as notify.mask_text)."""
+    value = normalise_id(id_number)
+    return "*" * (len(value) - 4) + value[-4:]
+
+
+def new_query_code() -> str:
+    """A fresh query code like ``7KQ4-M2XD-9TNB`` (12 characters of 31: about 8·10^17 codes)."""
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def code_hash(code: str) -> str | None:
+    """The stored form of a query code, or None when ``code`` cannot be one (wrong shape)."""
+    value = str(code or "").strip().upper()
+    if not _CODE_RE.match(value):
+        return None
+    return hashlib.sha256(value.replace("-", "").encode()).hexdigest()
+
+
+def _materials(defn: WorkflowDef, keys: Iterable[str]) -> list[Material]:
+    by_key = {m.key: m for m in defn.materials}
+    return [by_key[k] for k in keys if k in by_key]
+
+
+def _check_keys(defn: WorkflowDef, keys: Iterable[str], what: str) -> list[str]:
+    known = [m.key for m in defn.materials]
+    result: list[str] = []
+    for key in keys:
+        if key not in known:
+            raise DeskError(f"{defn.key} has no material {key!r} ({what}); its materials are "
+                            f"{', '.join(known) or 'none (the workflow lists no materials:)'}")
+        if key not in result:
+            result.append(key)
+    return result
+
+
+# ------------------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class VisitView:
+    """A visit as shown: the applicant masked, what was brought, what is missing, the outcome."""
+
+    id: int
+    workflow: str
+    number: int
+    applicant: str  # masked
+    unit: str
+    clerk: str
+    at: datetime
+    brought: tuple[str, ...]
+    missing: tuple[Material, ...]
+    outcome: str
+    max_visits: int
+    case_id: int | None = None
+    notice_id: int | None = None
+    warning: str | None = None
+    over_limit: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing is missing (the file may be handled on the spot or accepted)."""
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the CLI and HTTP API."""
+        return {"id": self.id, "workflow": self.workflow, "number": self.number, "applicant": self.applicant,
+                "unit": self.unit, "clerk": self.clerk, "at": self.at.isoformat(), "brought": list(self.brought),
+                "missing": [m.to_dict() for m in self.missing], "outcome": self.outcome,
+                "max_visits": self.max_visits, "case_id": self.case_id, "notice_id": self.notice_id,
+                "warning": self.warning, "over_limit": self.over_limit}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A 一次告知单. ``query_code`` is set only on the result of issuing it (it is stored hashed)."""
+
+    id: int
+    number: str
+    visit_id: int
+    workflow: str
+    title: str
+    unit: str
+    applicant: str  # masked
+    items: tuple[Material, ...]
+    issued_by: str
+    issued_at: datetime
+    override_reason: str | None = None
+    query_code: str | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape (``items`` numbered from 1 in the printed forms)."""
+        return {"id": self.id, "number": self.number, "visit_id": self.visit_id, "workflow": self.workflow,
+                "title": self.title, "unit": self.unit, "applicant": self.applicant,
+                "items": [m.to_dict() for m in self.items], "issued_by": self.issued_by,
+                "issued_at": self.issued_at.isoformat(), "override_reason": self.override_reason,
+                "query_code": self.query_code}
+
+    def to_text(self) -> str:
+        """The printable plain-text form: one numbered line per missing material, with source and basis."""
+        local = self.issued_at.astimezone(ZONE)
+        lines = [f"一次性告知单  编号 {self.number}", f"事项:{self.title}", f"申请人证件号码:{self.applicant}",
+                 f"告知时间:{local:%Y-%m-%d %H:%M}  单位:{self.unit}", "",
+                 "请补齐以下全部材料(本单一次告知,不再增加其他材料):"]
+        for i, m in enumerate(self.items, 1):
+            when = f"({m.condition})" if m.condition else ""
+            lines.append(f"{i}. {m.name}{when}")
+            lines.append(f"   获取途径:{m.source or '—'}  依据:{m.basis or '—'}")
+        if self.query_code:
+            lines += ["", f"查询码:{self.query_code}(凭此码在公示页查询办理进度)"]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A 受理回执 (or an on-the-spot result): the case, the visit and the applicant's query code."""
+
+    case: CaseView
+    visit: VisitView
+    query_code: str
+    on_the_spot: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape."""
+        return {"case": self.case.to_dict(), "visit": self.visit.to_dict(), "query_code": self.query_code,
+                "on_the_spot": self.on_the_spot}
+
+    def to_text(self, title: str) -> str:
+        """The printable 受理回执."""
+        kind = "当场办结凭证" if self.on_the_spot else "受理回执"
+        local = (self.case.opened_at or self.visit.at).astimezone(ZONE)
+        return (f"{kind}  案件编号 {self.case.id}\n事项:{title}\n申请人证件号码:{self.visit.applicant}\n"
+                f"受理时间:{local:%Y-%m-%d %H:%M}  单位:{self.case.unit}\n"
+                f"查询码:{self.query_code}(凭此码在公示页查询办理进度、评价服务)\n")
+
+
+# ------------------------------------------------------------------------------------------- the desk
+
+
+class Desk:
+    """Visits, 当场办结, acceptance and 一次告知 over an :class:`~caseflow.engine.Engine`.
+
+    ``notify`` (optional) is called with ``(person_id, subject, body)`` for each warning to a clerk or
+    leader (the CLI and API pass the outbox); the warning is also kept on the visit row.
+    """
+
+    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None) -> None:
+        self.engine = engine
+        self.notify = notify
+
+    # ---------------------------------------------------------------- visits
+
+    def visit(self, workflow: str, *, applicant_id: str, actor: str, brought: Iterable[str] = (),
+              applies: Iterable[str] = (), at: datetime | None = None) -> VisitView:
+        """Record a visit: the clerk ticks the materials brought and the conditional ones that apply."""
+        defn = self.engine.registry.latest(workflow)
+        brought_keys = _check_keys(defn, brought, "ticked as brought")
+        applies_keys = _check_keys(defn, applies, "said to apply")
+        for key in applies_keys:
+            if next(m for m in defn.materials if m.key == key).required:
+                raise DeskError(f"material {key!r} is always required; only conditional materials 'apply'")
+        when = self.engine._now(at)
+        fingerprint = applicant_fingerprint(applicant_id)
+        masked = mask_id_number(applicant_id)
+        with self.engine.store.session(write=True) as s:
+            clerk = self._person(s, actor)
+            if not clerk.admin and not (clerk.role_set & set(defn.roles)):
+                raise PermissionDeniedError(f"{actor!r} has no role in {workflow!r}; its roles are "
+                                            f"{', '.join(defn.roles)}")
+            prior = s.exec(select(sa.func.count()).select_from(VisitRow).where(
+                VisitRow.applicant_hash == fingerprint, VisitRow.workflow_key == defn.key)).one()
+            number = int(prior) + 1
+            row = VisitRow(workflow_key=defn.key, workflow_version=defn.version,
+                           materials_digest=materials_digest(defn.materials), applicant_hash=fingerprint,
+                           applicant_masked=masked, unit=clerk.unit, clerk_id=clerk.id, at=when, number=number,
+                           brought=json.dumps(brought_keys), applies=json.dumps(applies_keys))
+            if number > defn.service.max_visits:
+                # 户籍 四(五) "不让群众跑第三趟" / 出入境 10 "不超过三次": this visit is already one too many.
+                row.over_limit = True
+                row.warning = (f"申请人第{number}次来办理「{defn.title}」,已超过{defn.service.max_visits}次的规定"
+                               f"(申请人 {masked})")
+            s.add(row)
+            s.flush()
+            warned = self._warn(s, clerk, row.warning)
+            view = self._view(defn, row)
+        self._send(warned)
+        return view
+
+    def get_visit(self, visit_id: int) -> VisitView:
+        """A visit by id."""
+        with self.engine.store.session() as s:
+            row = self._visit(s, visit_id)
+            return self._view(self.engine.definition(row.workflow_version, s), row)
+
+    def visits(self, *, applicant_id: str | None = None, workflow: str | None = None,
+               unit: str | None = None, limit: int = 200) -> list[VisitView]:
+        """Visits, newest first, filtered by applicant (ID number), matter and unit."""
+        query = select(VisitRow)
+        if applicant_id:
+            query = query.where(VisitRow.applicant_hash == applicant_fingerprint(applicant_id))
+        if workflow:
+            query = query.where(VisitRow.workflow_key == workflow)
+        if unit:
+            query = query.where(VisitRow.unit == unit)
+        query = query.order_by(VisitRow.id.desc()).limit(limit)  # type: ignore[union-attr]
+        with self.engine.store.session() as s:
+            return [self._view(self.engine.definition(r.workflow_version, s), r) for r in s.exec(query)]
+
+    # ---------------------------------------------------------------- outcomes
+
+    def handle_on_the_spot(self, visit_id: int, *, actor: str, data: Mapping[str, Any] | None = None,
+                           at: datetime | None = None) -> Receipt:
+        """当场办结 (户籍 六(一)): open the case and close it at once, counted as 即办. Nothing may be missing."""
+        return self._open_case(visit_id, actor=actor, data=data, at=at, on_the_spot=True)
+
+    def accept(self, visit_id: int, *, actor: str, data: Mapping[str, Any] | None = None,
+               responsible: str | None = None, at: datetime | None = None) -> Receipt:
+        """Accept the file: the case opens with the visit linked; the receipt carries a query code."""
+        return self._open_case(visit_id, actor=actor, data=data, at=at, responsible=responsible)
+
+    def _open_case(self, visit_id: int, *, actor: str, data: Mapping[str, Any] | None, at: datetime | None,
+                   on_the_spot: bool = False, responsible: str | None = None) -> Receipt:
+        view = self.get_visit(visit_id)
+        if view.outcome != "open":
+            raise DeskError(f"visit {visit_id} is already settled ({view.outcome}); record a new visit")
+        if view.missing:
+            names = "、".join(m.name for m in view.missing)
+            raise DeskError(f"visit {visit_id} lacks {names}: issue a 一次告知单 (caseflow desk notice {visit_id}) "
+                            "or tick what the applicant brought")
+        if on_the_spot and view.workflow not in self.engine.registry:
+            raise DeskError(f"unknown workflow {view.workflow!r}")
+        when = self.engine._now(at)
+        case_data = dict(data or {})
+        case_data["visit_id"] = visit_id
+        case = self.engine.open(view.workflow, actor=actor, at=when, data=case_data, responsible=responsible)
+        if on_the_spot:
+            # 户籍 六(一) "具备当场办理条件的，均应当场办理": the case opens and closes in the same instant.
+            case = self.engine.close(case.id, actor=actor, reason=ON_THE_SPOT, at=when)
+        code = new_query_code()
+        with self.engine.store.session(write=True) as s:
+            row = self._visit(s, visit_id)
+            if row.outcome != "open":  # a concurrent command settled it first: keep the first settlement
+                raise DeskError(f"visit {visit_id} was settled by another command ({row.outcome})")
+            row.outcome = "on_the_spot" if on_the_spot else "accepted"
+            row.case_id = case.id
+            s.add(row)
+            s.add(QueryCodeRow(code_hash=code_hash(code) or "", kind="receipt", visit_id=visit_id, case_id=case.id,
+                               created_at=when))
+            # Earlier 告知单 codes of the same applicant and matter now lead to this case too.
+            same_matter = select(VisitRow.id).where(VisitRow.applicant_hash == row.applicant_hash,
+                                                    VisitRow.workflow_key == row.workflow_key)
+            earlier = s.exec(select(QueryCodeRow).where(
+                QueryCodeRow.visit_id.in_(same_matter),  # type: ignore[attr-defined]
+                QueryCodeRow.case_id.is_(None))).all()  # type: ignore[union-attr]
+            for code_row in earlier:
+                code_row.case_id = case.id
+                s.add(code_row)
+            s.flush()
+            visit = self._view(self.engine.definition(row.workflow_version, s), row)
+        return Receipt(case=case, visit=visit, query_code=code, on_the_spot=on_the_spot)
+
+    def issue_notice(self, visit_id: int, *, actor: str, also: Iterable[str] = (), reason: str | None = None,
+                     at: datetime | None = None) -> Notice:
+        """Issue the 一次告知单 of a visit: every missing material, plus ``also`` (materials found defective).
+
+        Refused when it asks for a material no earlier notice to this applicant for this matter listed,
+        unless the procedure's material list changed since that notice, or ``reason`` is given by a
+        leader (recorded on the notice).
+        """
+        when = self.engine._now(at)
+        warned: list[tuple[str, str, str]] = []
+        with self.engine.store.session(write=True) as s:
+            row = self._visit(s, visit_id)
+            defn = self.engine.definition(row.workflow_version, s)
+            current = self.engine.registry.latest(row.workflow_key) if row.workflow_key in self.engine.registry \
+                else defn
+            if row.outcome != "open":
+                raise DeskError(f"visit {visit_id} is already settled ({row.outcome}); record a new visit")
+            clerk = self._person(s, actor)
+            missing = [m.key for m in self._missing(defn, row)]
+            extra = _check_keys(defn, also, "to add to the notice")
+            keys = missing + [k for k in extra if k not in missing]
+            if not keys:
+                raise DeskError(f"visit {visit_id} lacks nothing: accept it or handle it on the spot")
+            override_by = None
+            earlier = list(s.exec(select(NoticeRow).where(NoticeRow.applicant_hash == row.applicant_hash,
+                                                           NoticeRow.workflow_key == row.workflow_key)
+                                  .order_by(NoticeRow.id)))  # type: ignore[arg-type]
+            if earlier:
+                listed = {item["key"] for n in earlier for item in json.loads(n.items)}
+                unlisted = [k for k in keys if k not in listed]
+                changed = earlier[0].materials_digest != materials_digest(current.materials)
+                if unlisted and not changed:
+                    names = "、".join(m.name for m in _materials(defn, unlisted))
+                    if not reason or not reason.strip():
+                        raise DeskError(
+                            f"一次告知: notice {earlier[0].number} of {earlier[0].issued_at.astimezone(ZONE):%Y-%m-%d}"
+                            f" did not ask for {names}, and the material list of {defn.key} has not changed "
+                            "since; a later notice may not ask for more (出入境窗口规范 10, 交巡警 第十八条). "
+                            "A leader may override with --reason")
+                    if not self._is_leader(s, clerk):
+                        raise PermissionDeniedError(
+                            f"{actor!r} leads no one: only a leader may override 一次告知 with a reason")
+                    override_by = clerk.id
+            notice = NoticeRow(number="", visit_id=visit_id, workflow_key=row.workflow_key,
+                               applicant_hash=row.applicant_hash, unit=row.unit,
+                               materials_digest=materials_digest(defn.materials),
+                               items=json.dumps([m.to_dict() for m in _materials(defn, keys)], ensure_ascii=False),
+                               issued_by=clerk.id, issued_at=when, override_by=override_by,
+                               override_reason=reason.strip() if override_by and reason else None)
+            s.add(notice)
+            s.flush()
+            assert notice.id is not None
+            notice.number = f"GZ{when.astimezone(ZONE):%Y%m%d}-{notice.id:06d}"
+            row.outcome, row.notice_id = "notice", notice.id
+            if row.number >= defn.service.max_visits and row.warning is None:
+                # The applicant leaves without a result on the last visit allowed: the next one breaks the rule.
+                row.warning = (f"申请人(证件 {row.applicant_masked})第{row.number}次来办理「{defn.title}」仍未办成,"
+                               f"下一趟将超过{defn.service.max_visits}次的规定:请当面确认材料,必要时由领导协调")
+                warned = self._warn(s, clerk, row.warning)
+            s.add(row)
+            code = new_query_code()
+            s.add(QueryCodeRow(code_hash=code_hash(code) or "", kind="notice", visit_id=visit_id,
+                               notice_id=notice.id, created_at=when))
+            s.flush()
+            result = self._notice(s, notice, query_code=code)
+        self._send(warned)
+        return result
+
+    def notice(self, notice_id: int | str) -> Notice:
+        """A 告知单 by id or number (without its query code, which is stored hashed)."""
+        with self.engine.store.session() as s:
+            if isinstance(notice_id, str) and not notice_id.isdigit():
+                row = s.exec(select(NoticeRow).where(NoticeRow.number == notice_id)).first()
+            else:
+                row = s.get(NoticeRow, int(notice_id))
+            if row is None:
+                raise NotFoundError(f"no 告知单 {notice_id!r}")
+            return self._notice(s, row)
+
+    # ---------------------------------------------------------------- internals
+
+    @staticmethod
+    def _person(s: Session, person_id: str) -> Person:
+        person = s.get(Person, person_id)
+        if person is None:
+            raise NotFoundError(f"no person has the id {person_id!r}; add them with `caseflow person add`")
+        return person
+
+    @staticmethod
+    def _visit(s: Session, visit_id: int) -> VisitRow:
+        row = s.get(VisitRow, visit_id)
+        if row is None:
+            raise NotFoundError(f"no visit has the id {visit_id}")
+        return row
+
+    @staticmethod
+    def _is_leader(s: Session, person: Person) -> bool:
+        if person.admin:
+            return True
+        led = s.exec(select(Person.id).where(Person.leader_id == person.id).limit(1)).first()
+        return led is not None
+
+    @staticmethod
+    def _missing(defn: WorkflowDef, row: VisitRow) -> list[Material]:
+        brought = set(json.loads(row.brought))
+        applies = set(json.loads(row.applies))
+        return [m for m in defn.materials if m.key not in brought and (m.required or m.key in applies)]
+
+    def _view(self, defn: WorkflowDef, row: VisitRow) -> VisitView:
+        assert row.id is not None
+        return VisitView(id=row.id, workflow=row.workflow_key, number=row.number, applicant=row.applicant_masked,
+                         unit=row.unit, clerk=row.clerk_id, at=row.at, brought=tuple(json.loads(row.brought)),
+                         missing=tuple(self._missing(defn, row)), outcome=row.outcome,
+                         max_visits=defn.service.max_visits, case_id=row.case_id, notice_id=row.notice_id,
+                         warning=row.warning, over_limit=row.over_limit)
+
+    def _notice(self, s: Session, row: NoticeRow, *, query_code: str | None = None) -> Notice:
+        assert row.id is not None
+        visit = self._visit(s, row.visit_id)
+        defn = self.engine.definition(visit.workflow_version, s)
+        items = tuple(Material(key=d["key"], name=d["name"], source=d.get("source") or "",
+                               basis=d.get("basis") or "", condition=d.get("condition") or "")
+                      for d in json.loads(row.items))
+        return Notice(id=row.id, number=row.number, visit_id=row.visit_id, workflow=row.workflow_key,
+                      title=defn.title, unit=row.unit, applicant=visit.applicant_masked, items=items,
+                      issued_by=row.issued_by, issued_at=row.issued_at, override_reason=row.override_reason,
+                      query_code=query_code)
+
+    @staticmethod
+    def _warn(s: Session, clerk: Person, text: str | None) -> list[tuple[str, str, str]]:
+        if not text:
+            return []
+        recipients = [clerk.id]
+        if clerk.leader_id and clerk.leader_id not in recipients:
+            recipients.append(clerk.leader_id)
+        return [(pid, "第三趟预警", text) for pid in recipients]
+
+    def _send(self, warned: Sequence[tuple[str, str, str]]) -> None:
+        if self.notify is None:
+            return
+        for person, subject, body in warned:
+            self.notify(person, subject, body)
+
+
+
+def outbox_sender(outbox: Outbox) -> Callable[[str, str, str], None]:
+    """A ``notify`` for :class:`Desk` and :class:`~caseflow.ratings.Ratings` that queues on the outbox."""
+
+    def send(person_id: str, subject: str, body: str) -> None:
+        with outbox.store.session(write=True) as s:
+            route = outbox.config.route_person(person_id, s.get(Person, person_id))
+            outbox.insert(s, [outbox.row(kind="window", recipient=person_id, route=route, subject=subject,
+                                         body=body, now=outbox.clock.now())])
+
+    return send

@@ -1,0 +1,177 @@
+"""The window over HTTP: the desk and ratings for staff, the printable 告知单, and the public pages without login.
+
+The public progress query is fuzzed for leaks: another applicant's code shows only their matter, and every
+other code — malformed, random, well-formed but unknown — gets the very same 404 body, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from caseflow.calendar import ZONE
+from caseflow.clock import FixedClock
+from caseflow.engine import Engine
+from caseflow.ratings import Ratings
+from caseflow.store import Store
+from caseflow.tokens import create_token
+from storefixtures import db_url  # noqa: F401 - fixture
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+    from caseflow.web import create_app
+
+ALICE = "110101199003071234"
+BOB = "32010219850512432X"
+
+
+class Window:
+    def __init__(self, url: str) -> None:
+        self.clock = FixedClock(datetime(2026, 11, 2, 9, 0, tzinfo=ZONE))
+        self.store = Store(url)
+        e = self.engine = Engine(self.store, clock=self.clock)
+        e.add_person("l1", name="王所长", unit="城关派出所", roles=["station_leader"])
+        e.add_person("p1", name="张户籍", unit="城关派出所", roles=["household_police", "clerk"], leader="l1")
+        e.add_person("x1", name="陈户籍", unit="东关派出所", roles=["household_police"])
+        self.tokens = {pid: create_token(self.store, pid) for pid in ("l1", "p1", "x1")}
+        self.app = create_app(engine=e)
+        self.client = TestClient(self.app)
+
+    def h(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def post(self, path: str, who: str = "p1", **body: Any) -> Any:
+        return self.client.post(path, json=body, headers=self.h(who))
+
+
+@pytest.fixture
+def window(db_url: str) -> Iterator[Window]:  # noqa: F811
+    w = Window(db_url)
+    yield w
+    w.client.close()
+    w.store.dispose()
+
+
+def test_desk_notice_acceptance_and_public_progress_over_http(window: Window) -> None:
+    r = window.post("/api/v1/desk/visits", workflow="hukou_transfer", applicant_id=ALICE, brought=["id_card"])
+    assert r.status_code == 201, r.text
+    visit = r.json()
+    assert visit["applicant"] == "**************1234" and ALICE not in r.text
+    assert [m["key"] for m in visit["missing"]] == ["household_register", "transfer_permit"]
+    assert window.post(f"/api/v1/desk/visits/{visit['id']}", "x1").status_code in (404, 405)
+    assert window.client.get(f"/api/v1/desk/visits/{visit['id']}", headers=window.h("x1")).status_code == 404
+
+    r = window.post(f"/api/v1/desk/visits/{visit['id']}/notice")
+    assert r.status_code == 201, r.text
+    notice = r.json()
+    assert "1. 居民户口簿" in notice["text"] and "2. 户口迁移证或准予迁入证明" in notice["text"]
+    window.client.cookies.set("caseflow_token", window.tokens["p1"])
+    page = window.client.get(notice["html"])
+    assert page.status_code == 200 and "一次性告知单" in page.text and "户口登记条例 第十三条" in page.text
+    window.client.cookies.clear()
+
+    window.clock.set(datetime(2026, 11, 3, 9, 0, tzinfo=ZONE))
+    r = window.post("/api/v1/desk/visits", workflow="hukou_transfer", applicant_id=ALICE,
+                    brought=["id_card", "household_register", "transfer_permit"])
+    r = window.post(f"/api/v1/desk/visits/{r.json()['id']}/accept", data={"applicant": "王五"})
+    assert r.status_code == 201, r.text
+    code = r.json()["query_code"]
+
+    # No token: the public answers.
+    seen = window.client.post("/api/v1/public/progress", json={"code": code})
+    assert seen.status_code == 200 and seen.json()["state"] == "已受理" and "王五" not in seen.text
+    html = window.client.post("/public/progress", data={"code": notice["query_code"]})
+    assert html.status_code == 200 and "已受理" in html.text and "**************1234" in html.text
+    proc = window.client.get("/api/v1/public/procedures/hukou_transfer").json()
+    assert proc["type"] == "承诺件" and len(proc["materials"]) == 5
+    assert "居民户口簿" in window.client.get("/public/procedures/hukou_transfer").text
+    assert window.client.get("/public/procedures/no_such").status_code == 404
+
+
+def test_ratings_and_follow_up_over_http(window: Window) -> None:
+    r = window.post("/api/v1/desk/visits", workflow="exit_entry_permit", applicant_id=BOB, brought=["id_card", "photo"])
+    r = window.post(f"/api/v1/desk/visits/{r.json()['id']}/on-the-spot")
+    assert r.status_code == 201, r.text
+    code = r.json()["query_code"]
+    r = window.client.post("/api/v1/public/ratings", json={"code": code, "level": "非常不满意", "comment": "态度差"})
+    assert r.status_code == 201 and r.json()["label"] == "非常不满意"
+    again = window.client.post("/api/v1/public/ratings", json={"code": code, "level": 5})
+    assert again.status_code == 422 and "一次一评" in again.json()["detail"]
+    rating = window.client.get("/api/v1/window/stats?month=2026-11", headers=window.h("l1")).json()
+    assert rating[-1]["bad"] == 1 and rating[-1]["on_the_spot"] == 1
+    (only,) = Ratings(window.engine).list()
+    r = window.post(f"/api/v1/ratings/{only.id}/settle", "l1", outcome="解释说明", note="已回访")
+    assert r.status_code == 200 and r.json()["state"] == "explained", r.text
+    assert window.post(f"/api/v1/ratings/{only.id}/settle", "x1", outcome="整改", note="x").status_code == 404
+    score = window.client.get("/api/v1/score?month=2026-11", headers=window.h("l1")).json()
+    assert {p["key"] for p in score["people"]} == {"p1", "l1"}
+    window.client.cookies.set("caseflow_token", window.tokens["l1"])
+    board = window.client.get("/board")
+    assert board.status_code == 200 and "窗口服务与考评" in board.text
+    # 城关派出所 this month: one visit handled on the spot (100% 一次办结), one 差评 (−2), and the follow-up
+    # settled in time (+1) → 99.
+    flat = re.sub(r">\s+<", "><", board.text)
+    assert "<td>城关派出所</td><td>1</td><td>0</td><td>1</td><td>0</td><td>100%</td>" in flat
+    assert "<b>99</b>" in board.text
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(code=st.one_of(st.text(max_size=30), st.from_regex(r"[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}",
+                                                             fullmatch=True), st.integers().map(str)))
+def test_every_wrong_code_gets_the_same_answer(code: str, public: tuple[Window, str, dict[str, Any]]) -> None:
+    window, live, expected = public
+    if code.strip().upper().replace("-", "") == live.replace("-", ""):
+        return
+    window.app.state.public_limiter = None  # the limiter is tested below; here every code is tried
+    r = window.client.post("/api/v1/public/progress", json={"code": code})
+    assert r.status_code == 404 and r.json() == expected
+
+
+@pytest.fixture(scope="module")
+def public(tmp_path_factory: pytest.TempPathFactory) -> tuple[Window, str, dict[str, Any]]:
+    window = Window(f"sqlite:///{tmp_path_factory.mktemp('public') / 'caseflow.db'}")
+    r = window.post("/api/v1/desk/visits", workflow="hukou_transfer", applicant_id=ALICE, brought=["id_card"])
+    live = window.post(f"/api/v1/desk/visits/{r.json()['id']}/notice").json()["query_code"]
+    expected = window.client.post("/api/v1/public/progress", json={"code": "ZZZZ-ZZZZ-ZZZZ"}).json()
+    return window, live, expected
+
+
+def test_guessing_codes_is_rate_limited(public: tuple[Window, str, dict[str, Any]]) -> None:
+    window, _live, _expected = public
+    window.app.state.public_limiter = None
+    answers = [window.client.post("/api/v1/public/progress", json={"code": f"AAAA-AAAA-AAA{i}"}).status_code
+               for i in range(2, 9)] + [window.client.post("/api/v1/public/progress",
+                                                           json={"code": "x"}).status_code for _ in range(5)]
+    assert answers[:10] == [404] * 10 and answers[10:] == [429, 429]
+
+
+def test_a_public_booking_reaches_the_clerks_queue_at_its_instant(window: Window) -> None:
+    slots = window.client.get("/api/v1/public/slots", params={"workflow": "hukou_transfer", "unit": "城关派出所",
+                                                              "day": "2026-11-03"})
+    assert slots.status_code == 200 and slots.json()[0]["at"] == "2026-11-03T09:00:00+08:00"
+    r = window.client.post("/api/v1/public/bookings", json={"workflow": "hukou_transfer", "unit": "城关派出所",
+                                                             "at": "2026-11-03T09:00:00+08:00", "applicant_id": ALICE})
+    assert r.status_code == 201 and r.json()["applicant"] == "**************1234", r.text
+    assert window.client.post("/api/v1/public/bookings", json={
+        "workflow": "hukou_transfer", "unit": "城关派出所", "at": "2026-11-03T09:10:00+08:00",
+        "applicant_id": ALICE}).status_code == 422
+    window.client.cookies.set("caseflow_token", window.tokens["p1"])
+    assert "预约" not in window.client.get("/queue").text.split("<main>")[1].split("</h1>")[1][:40]
+    window.clock.set(datetime(2026, 11, 3, 8, 40, tzinfo=ZONE))
+    queue = window.client.get("/queue").text
+    assert 'id="bookings"' in queue and "**************1234" in queue and "即将到时" in queue
+    due = window.client.get("/api/v1/desk/bookings/due", headers=window.h("p1")).json()
+    assert [b["id"] for b in due] == [r.json()["id"]]
+    window.clock.set(datetime(2026, 11, 3, 9, 40, tzinfo=ZONE))
+    out = window.post(f"/api/v1/desk/bookings/{r.json()['id']}/outcome", outcome="no_show")
+    assert out.status_code == 200 and out.json()["status"] == "no_show"
+    assert window.client.get("/api/v1/desk/bookings/due", headers=window.h("x1")).status_code == 200
