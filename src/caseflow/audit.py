@@ -385,7 +385,7 @@ def verify(engine: Engine, *, case_id: int | None = None, checkpoints: str | os.
 # ------------------------------------------------------------------------------------------ rebuild
 
 
-def rebuild_case(engine: Engine, case_id: int, *, actor: str = "audit") -> list[str]:
+def rebuild_case(engine: Engine, case_id: int) -> list[str]:
     """Rewrite a case's row and timers from its chain; return the differences that were repaired.
 
     Refuses when the chain itself does not verify: a forged record is not a source to rebuild from.
