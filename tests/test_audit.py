@@ -384,3 +384,24 @@ def test_bad_audit_configuration_is_named() -> None:
         NotifyConfig.from_dict({"audit": {"key": "x"}})
     with pytest.raises(ConfigError, match=r"audit\.checkpoint_time"):
         NotifyConfig.from_dict({"audit": {"checkpoint_time": "25:00"}})
+
+
+def test_the_http_audit_names_a_table_edit(office: Office) -> None:
+    import warnings
+
+    from caseflow.tokens import create_token
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+        from caseflow.web import create_app
+
+    token = create_token(office.store, "admin")
+    c1 = office.ids[0]
+    office.sql("UPDATE caseflow_cases SET unit = '东关派出所' WHERE id = :c", c=c1)
+    with TestClient(create_app(engine=office.engine)) as client:
+        body = client.get("/api/v1/audit", headers={"Authorization": f"Bearer {token}"}).json()
+    assert body["ok"] is False
+    assert [(p["case"], p["kind"]) for p in body["problems"]] == [(c1, "projection")]
+    assert "unit" in body["problems"][0]["problem"]

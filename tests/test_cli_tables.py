@@ -91,3 +91,13 @@ def test_serve_without_the_server_extra_names_it_in_one_line(db: str, monkeypatc
     assert 'pip install "caseflow[server]"' in result.output and "uvicorn" in result.output
     assert "serving" not in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_missing_postgresql_driver_names_the_extra_and_hides_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the [postgres] extra were not installed
+    result = CliRunner().invoke(cli, ["people", "list", "--db", "postgresql+psycopg://u:secret@127.0.0.1/x"])
+    assert result.exit_code == 1
+    assert 'pip install "caseflow[postgres]"' in result.output and "secret" not in result.output
+    assert "Traceback" not in result.output

@@ -90,10 +90,13 @@ def _instant(text: str | None) -> datetime | None:
 # -------------------------------------------------------------------------------------------- chain
 
 
-def verify_chain(session: Session, case_id: int, version: int, head: str | None) -> Iterator[AuditProblem]:
-    """Check one case's hash chain against itself and the case row's version and head."""
-    rows = session.exec(select(EventRow).where(EventRow.case_id == case_id)
-                        .order_by(EventRow.seq))  # type: ignore[arg-type]
+def verify_chain(session: Session, case_id: int, version: int, head: str | None, *,
+                 events: Sequence[EventRow] | None = None) -> Iterator[AuditProblem]:
+    """Check one case's hash chain against itself and the case row's version and head.
+
+    ``events`` are the case's events in ``seq`` order, if the caller read them already.
+    """
+    rows = events if events is not None else _events(session, case_id)
     expected_seq, previous = 1, GENESIS_HASH
     for row in rows:
         if row.seq != expected_seq:
@@ -137,9 +140,10 @@ def _active(timers: Sequence[TimerRow], name: str) -> TimerRow:
     raise LookupError(f"the chain names timer {name!r}, which is not running at that point")
 
 
-def replay_case(engine: Engine, session: Session, case_id: int) -> Projection:
+def replay_case(engine: Engine, session: Session, case_id: int, *,
+                events: Sequence[EventRow] | None = None) -> Projection:
     """Replay a case's events through its pinned definition (raises :class:`AuditError` if it cannot)."""
-    events = _events(session, case_id)
+    events = list(events) if events is not None else _events(session, case_id)
     if not events or events[0].kind != "open":
         raise AuditError(f"case {case_id} has no opening event to replay from")
     opening = json.loads(events[0].data)
@@ -356,17 +360,19 @@ def verify(engine: Engine, *, case_id: int | None = None, checkpoints: str | os.
         if case_id is not None:
             query = query.where(table.c.id == case_id)
         for cid, version, head in s.execute(query).all():
-            chain_problems = list(verify_chain(s, int(cid), int(version), head))
+            events = _events(s, int(cid))
+            chain_problems = list(verify_chain(s, int(cid), int(version), head, events=events))
             problems.extend(chain_problems)
             if replay:
                 stored = s.get(CaseRow, int(cid))
                 assert stored is not None
                 try:
-                    projection = replay_case(engine, s, int(cid))
+                    projection = replay_case(engine, s, int(cid), events=events)
                 except AuditError as exc:
                     problems.append(_problem(int(cid), None, None, str(exc), "projection"))
-                    continue
-                problems.extend(compare(stored, engine._timers(s, int(cid)), projection))
+                else:
+                    problems.extend(compare(stored, engine._timers(s, int(cid)), projection))
+            s.expunge_all()  # one case at a time: memory does not grow with the database
         orphans = s.execute(sa.select(EventRow.case_id).distinct()  # type: ignore[call-overload]
                             .where(~EventRow.case_id.in_(sa.select(table.c.id)))).scalars().all()  # type: ignore[attr-defined]
         for orphan in orphans if case_id is None else ():
@@ -380,7 +386,7 @@ def verify(engine: Engine, *, case_id: int | None = None, checkpoints: str | os.
 # ------------------------------------------------------------------------------------------ rebuild
 
 
-def rebuild_case(engine: Engine, case_id: int, *, actor: str = "audit") -> list[str]:
+def rebuild_case(engine: Engine, case_id: int) -> list[str]:
     """Rewrite a case's row and timers from its chain; return the differences that were repaired.
 
     Refuses when the chain itself does not verify: a forged record is not a source to rebuild from.

@@ -327,7 +327,12 @@ class Store:
             kwargs["pool_pre_ping"] = True
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
-        except (sa.exc.ArgumentError, ImportError) as exc:
+        except ImportError as exc:
+            # The driver is an extra: name it rather than the module that failed to import.
+            hint = ' (PostgreSQL needs the [postgres] extra: pip install "caseflow[postgres]")' \
+                if self.url.startswith("postgresql") else ""
+            raise StoreError(f"cannot use the database URL {self._safe_url()}: {exc}{hint}") from None
+        except sa.exc.ArgumentError as exc:
             raise StoreError(f"cannot use the database URL {self.url!r}: {exc}") from None
         if self.is_sqlite:
             _configure_sqlite(self.engine)

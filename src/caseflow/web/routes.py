@@ -458,11 +458,15 @@ def add_api_routes(app: FastAPI) -> None:
 
     @app.get(f"{p}/audit", tags=["queries"], response_model=AuditOut, responses=_problems(400, 401, 403, 422, 503))
     def audit(request: Request, actor: ActorDep) -> Response:
-        """Check every case's hash chain (administrators); names each edited, inserted or deleted event."""
+        """Check every case's hash chain and its tables against the replayed chain (administrators).
+
+        Names each edited, inserted or deleted event, and each difference between the tables and the
+        chain (``kind``: ``chain`` or ``projection``). Signed checkpoints are checked by
+        ``caseflow audit verify``, where the checkpoint file is.
+        """
         require_admin(actor, "verify the audit trail")
         problems = engine_of(request).verify_audit()
-        return JSONResponse({"ok": not problems, "problems": [
-            {"case": q.case_id, "seq": q.seq, "event_id": q.event_id, "problem": q.problem} for q in problems]})
+        return JSONResponse({"ok": not problems, "problems": [q.to_dict() for q in problems]})
 
     # The Problem schema is referenced by hand in the responses above: register it once.
     original = app.openapi
