@@ -46,7 +46,7 @@ from caseflow.errors import CalendarError
 from caseflow.narrate import Labels, due_text, overdue_from_text
 from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
 from caseflow.store import Store
-from caseflow.timelimits import TimeLimit
+from caseflow.timelimits import escalation_instant
 
 __all__ = [
     "LEVEL_ZH",
@@ -142,31 +142,6 @@ class WorkingDayTrigger(BaseTrigger):  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------------- levels
-
-
-def escalation_instant(due_at: datetime, after: TimeLimit, calendar: WorkCalendar) -> datetime:
-    """When an overdue timer escalates: ``due_at`` moved by ``after``.
-
-    For working days, the due instant moves by that many working days keeping its time of day; a due
-    instant at 00:00 is read as 24:00 of the day before (a day limit ends at the end of its last day), so
-    a limit whose last day is a Friday escalates at the end of the next working day, not on Monday 00:00.
-    """
-    if after.unit == "hours":
-        return due_at + timedelta(hours=after.amount)
-    if after.unit == "minutes":
-        return due_at + timedelta(minutes=after.amount)
-    local = due_at.astimezone(ZONE)
-    at_midnight = local.time() == time(0, 0)
-    day = (local - timedelta(days=1)).date() if at_midnight else local.date()
-    if after.unit == "working_days":
-        moved = calendar.add_working_days(day, after.amount)
-    elif after.unit == "days":
-        moved = day + timedelta(days=after.amount)
-    else:  # months: rare, approximated as 30 days each
-        moved = day + timedelta(days=30 * after.amount)
-    if at_midnight:
-        return datetime.combine(moved + timedelta(days=1), time(0, 0), ZONE)
-    return datetime.combine(moved, local.timetz())
 
 
 @dataclass(frozen=True)
@@ -275,7 +250,7 @@ class _Directory:
                                 leader_of=lambda p: field_of(p, "leader_id"), hops=_ABSENCE_HOPS)
 
     def recipient(self, responsible_id: str, level: str) -> tuple[str, str]:
-        """(to_person, for_person) of an alert: the responsible person, or their leader for escalations."""
+        """(to_person, for_person) of an alert: the timer's assignee, or the assignee's leader for escalations."""
         target = responsible_id
         if level == "escalated":
             person = self.get(responsible_id)
@@ -382,8 +357,10 @@ class Scheduler:
         t = TIMERS.c
         c = CASES.c
         query = (
-            sa.select(t.id, t.case_id, t.name, t.due_at, t.warn_at, t.alert_level, c.responsible_id, c.unit,
-                      c.workflow_key, c.state, c.workflow_version, t.kind)
+            # The assignee answers for the timer (a row without one, written by hand, is the case's).
+            sa.select(t.id, t.case_id, t.name, t.due_at, t.warn_at, t.alert_level,
+                      sa.func.coalesce(t.assignee, c.responsible_id).label("responsible_id"), c.unit,
+                      c.workflow_key, c.state, c.workflow_version, t.kind, t.escalate_at)
             .join_from(TIMERS, CASES, t.case_id == c.id)
             # next_alert_at is NULL unless running (the engine's contract); status is checked all the same.
             .where(t.next_alert_at <= now, t.status == "running")
@@ -409,8 +386,8 @@ class Scheduler:
             after = self.settings.escalate_after
             escalations: dict[datetime, datetime] = {}  # many timers share a due instant
             for r in rows:
-                escalate_at = None
-                if r.due_at is not None:
+                escalate_at = r.escalate_at  # the timer's own escalate_after, when the engine set it
+                if r.due_at is not None and escalate_at is None:
                     escalate_at = escalations.get(r.due_at)
                     if escalate_at is None:
                         escalate_at = escalations[r.due_at] = escalation_instant(r.due_at, after, self.calendar)
