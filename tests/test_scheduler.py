@@ -329,13 +329,15 @@ def test_sweep_raises_warning_overdue_and_escalation_once_each(store: Store) -> 
     assert "超期督办" in outbox[2].subject and "期满 2026-11-03（周二）24:00" in outbox[2].subject
 
 
-def test_downtime_sweep_raises_every_missed_level_in_one_go(store: Store) -> None:
+def test_downtime_sweep_records_every_missed_level_and_sends_only_the_highest(store: Store) -> None:
+    # Issue 8: a catch-up used to send a 临期预警 and a 已超期 for the same timer together.
     case = add_case(store)
     tid = add_timer(store, case, warn_at=bj(2026, 11, 3, 9), due_at=bj(2026, 11, 4))
     report = Scheduler(store, rec_config()).sweep(bj(2026, 11, 12, 10))
     assert dict(report.raised) == {"warning": 1, "overdue": 1, "escalated": 1}
-    assert report.queued == 3
+    assert report.queued == 1 and report.superseded == 2
     assert [a.level for a in alerts_of(store)] == ["warning", "overdue", "escalated"]
+    assert [(o.recipient, "超期督办" in o.subject) for o in outbox_of(store)] == [("wang", True)]
     assert timer(store, tid).next_alert_at is None
 
 
@@ -453,7 +455,8 @@ def test_a_sweep_killed_before_commit_loses_nothing(store: Store) -> None:
     restarted = Scheduler(store, rec_config())
     report = restarted.sweep(bj(2026, 11, 4, 9))
     assert dict(report.raised) == {"warning": 5, "overdue": 5}
-    assert len(outbox_of(store)) == 10
+    # Issue 8: the catch-up records both levels and tells only the highest (已超期).
+    assert len(outbox_of(store)) == 5 and all("已超期" in o.subject for o in outbox_of(store))
 
 
 _CHILD = textwrap.dedent("""

@@ -15,7 +15,7 @@ command starts a timer the assignee is, in this order (the rule used is recorded
 whole case carry the steps the previous responsible person held.
 
 A timer with ``on_expiry`` acts by itself: :meth:`Engine.expire` fires its trigger as the system actor
-at the due instant, once (an idempotency key per timer), and any command on the case first catches up
+at the due instant, once (the event is unique per case and sequence), and any command on the case first catches up
 such expiries, so nothing can be done "before" a deemed step that already happened.
 
 Each command runs in one transaction: the case's state, its timers and one hash-chained event are
@@ -772,8 +772,9 @@ class Engine:
 
     def expire(self, timer_id: int) -> CaseView | None:
         """Do what a run-out timer does by itself (``on_expiry``): fire its trigger as the system actor,
-        recorded at the due instant. Exactly once per timer, however many schedulers call it (the
-        idempotency key ``expiry:<timer id>``); None when the timer has nothing (left) to do.
+        recorded at the due instant. Exactly once per timer, however many schedulers call it: the
+        command holds the case and the event is unique per (case, seq), so a second caller finds the
+        timer done. None when the timer has nothing (left) to do.
 
         A trigger that can no longer fire is recorded as refused, and the timer does not try again.
         """
@@ -796,7 +797,9 @@ class Engine:
             return {**result, "expired": info}
 
         try:
-            return self._run("expire", case_id, actor=SYSTEM_ACTOR, at=None, key=f"expiry:{timer_id}",
+            # No idempotency key: the case's next event is unique per (case, seq), so of two schedulers
+            # racing for this timer one commits and the other, retried on fresh state, finds it done.
+            return self._run("expire", case_id, actor=SYSTEM_ACTOR, at=None, key=None,
                              expected_version=None, apply=apply, system_at=due_at)
         except _NothingToDo:
             return None

@@ -509,7 +509,8 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
         for chunk in _chunks(ids):
             for row in session.execute(
                 sa.select(t.case_id, t.name, t.round, t.status, t.limit_spec, t.started_at, t.due_at, t.last_day,
-                          t.stopped_at, t.pauses, t.assignee).where(t.case_id.in_(list(chunk))).order_by(t.case_id, t.id)
+                          t.stopped_at, t.pauses, t.assignee)
+                .where(t.case_id.in_(list(chunk))).order_by(t.case_id, t.id)
             ):
                 timers.setdefault(row.case_id, []).append(row)
         person_ids = {row.responsible_id for row in cases}
