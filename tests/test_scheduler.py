@@ -329,13 +329,15 @@ def test_sweep_raises_warning_overdue_and_escalation_once_each(store: Store) -> 
     assert "超期督办" in outbox[2].subject and "期满 2026-11-03（周二）24:00" in outbox[2].subject
 
 
-def test_downtime_sweep_raises_every_missed_level_in_one_go(store: Store) -> None:
+def test_downtime_sweep_records_every_missed_level_and_sends_only_the_highest(store: Store) -> None:
+    # Issue 8: a catch-up used to send a 临期预警 and a 已超期 for the same timer together.
     case = add_case(store)
     tid = add_timer(store, case, warn_at=bj(2026, 11, 3, 9), due_at=bj(2026, 11, 4))
     report = Scheduler(store, rec_config()).sweep(bj(2026, 11, 12, 10))
     assert dict(report.raised) == {"warning": 1, "overdue": 1, "escalated": 1}
-    assert report.queued == 3
+    assert report.queued == 1 and report.superseded == 2
     assert [a.level for a in alerts_of(store)] == ["warning", "overdue", "escalated"]
+    assert [(o.recipient, "超期督办" in o.subject) for o in outbox_of(store)] == [("wang", True)]
     assert timer(store, tid).next_alert_at is None
 
 
@@ -453,7 +455,8 @@ def test_a_sweep_killed_before_commit_loses_nothing(store: Store) -> None:
     restarted = Scheduler(store, rec_config())
     report = restarted.sweep(bj(2026, 11, 4, 9))
     assert dict(report.raised) == {"warning": 5, "overdue": 5}
-    assert len(outbox_of(store)) == 10
+    # Issue 8: the catch-up records both levels and tells only the highest (已超期).
+    assert len(outbox_of(store)) == 5 and all("已超期" in o.subject for o in outbox_of(store))
 
 
 _CHILD = textwrap.dedent("""
@@ -530,7 +533,10 @@ def test_two_schedulers_on_one_sqlite_file_raise_each_alert_once(store: Store, t
     _race([a, b], [bj(2026, 11, 3, 9, 20), bj(2026, 11, 4, 0, 10), bj(2026, 11, 6)])
     other.dispose()
     assert len(alerts_of(store)) == 120
-    assert len(recorder.sent) == 120 and len({s for _, s, _ in recorder.sent}) == 120
+    # Each notification once. At 11-06 timers t11..t39 passed overdue and escalation together: a
+    # catch-up tells only the escalation (issue 8), so 120 alerts make 21 + 11 + 19 + 40 = 91 messages.
+    assert len(recorder.sent) == 91 and len({s for _, s, _ in recorder.sent}) == 91
+    assert len(outbox_of(store)) == 91
 
 
 def _race(schedulers: list[Scheduler], instants: list[datetime], digests: bool = False) -> None:
@@ -650,9 +656,10 @@ def test_cli_scheduler_run_once_and_alerts_list(store: Store, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["sweep"]["by_level"] == {"warning": 1, "overdue": 1, "escalated": 0}
-    assert payload["delivery"]["sent"] == 2
-    assert [m["to"] for m in payload["log_messages"]] == ["zhang", "zhang"]
-    assert "已超期" in payload["log_messages"][1]["subject"]
+    # Both levels are recorded; the catch-up tells only the highest (issue 8).
+    assert payload["delivery"]["sent"] == 1 and payload["sweep"]["superseded"] == 1
+    assert [m["to"] for m in payload["log_messages"]] == ["zhang"]
+    assert "已超期" in payload["log_messages"][0]["subject"]
 
     listed = json.loads(runner.invoke(root, ["alerts", "list", "--db", store.url, "--unit", UNIT,
                                              "--since", "2026-11-04", "--json"]).output)

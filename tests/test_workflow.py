@@ -552,8 +552,11 @@ def test_timers_started_and_stopped(shipped: dict[str, WorkflowDef]) -> None:
     hukou = shipped["hukou_transfer"]
     assert [t.name for t in hukou.timers_started_by(hukou.initial, None)] == ["hand_over", "submit_complete"]
     assert [t.name for t in hukou.timers_started_by("verifying", "hand_over_verification")] == ["verification"]
+    # Issue 8: a complete file going to approval meets submit_complete; the 交办单 step (hand_over) does
+    # not apply to it and is cancelled, not met.
     assert [t.name for t in hukou.timers_stopped_by("approving", "submit_for_approval")] == [
-        "hand_over", "submit_complete", "report"]
+        "submit_complete", "report"]
+    assert hukou.timer("hand_over").cancels_on("approving", "submit_for_approval")
     assert hukou.timers_stopped_by("rejected", "reject") == list(hukou.timers)
     detention = shipped["criminal_detention"]
     assert [t.name for t in detention.timers_started_by("detained", None)] == [

@@ -11,6 +11,8 @@ of any instant T is rebuilt exactly, whatever happened after T:
 - its due instant at T counts only the pauses begun and the extensions granted by T (a pause still
   open at T without a cap leaves the due instant unknown, as it did then);
 - the case's state and responsible person at T are those of its last event at or before T;
+- a step's assignee at T is its assignee now, unless a hand-over recorded after T moved it: then it is
+  the person that first such hand-over took it from;
 - the alert level at T is the highest alert raised at or before T.
 
 So a digest asked for "2026-11-04 08:30" shows what a digest sent at 08:30 that morning showed, not
@@ -61,6 +63,8 @@ class TimerAt:
     unit: str
     data: str
     alert_level: str | None = field(default=None)
+    #: The person who had to act on the step at ``at`` (the case's responsible person for old rows).
+    assignee: str = field(default="")
 
     @property
     def open(self) -> bool:
@@ -95,7 +99,7 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
     t, c = TIMERS.c, CASES.c
     query = (sa.select(t.id, t.case_id, t.name, t.kind, t.limit_spec, t.started_at, t.stopped_at, t.status,
                        t.due_at, t.last_day, t.pauses, t.extensions, t.provisional, c.workflow_key,
-                       c.workflow_version, c.state, c.responsible_id, c.unit, c.data)
+                       c.workflow_version, c.state, c.responsible_id, c.unit, c.data, t.assignee)
              .join_from(TIMERS, CASES, t.case_id == c.id)
              .where(t.started_at <= at, c.opened_at <= at))
     if open_only:
@@ -125,6 +129,22 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
                         payload = {}
                     responsible = payload.get("responsible" if kind == "open" else "to") or responsible
                 states[case_id] = (to_state or state, responsible)
+        # Steps handed over after T were with the person they were taken from (the first such move).
+        before_moves: dict[tuple[int, str], str] = {}
+        for chunk in _chunks(case_ids):
+            for case_id, kind, data in session.execute(
+                sa.select(ev.case_id, ev.kind, ev.data)
+                .where(ev.case_id.in_(chunk), ev.at > at, ev.kind.in_(("hand_over_step", "hand_over", "reassign")))
+                .order_by(ev.case_id, ev.seq)
+            ):
+                try:
+                    payload = json.loads(data or "{}")
+                except ValueError:
+                    continue
+                names = [payload.get("timer")] if kind == "hand_over_step" else payload.get("steps") or []
+                for name in names:
+                    if isinstance(name, str) and payload.get("from"):
+                        before_moves.setdefault((case_id, name), str(payload["from"]))
         levels: dict[int, str] = {}
         timer_ids = [r.id for r in rows]
         a = ALERTS.c
@@ -162,6 +182,7 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
             due_at=due_at, last_day=last_day, pauses=_pauses_at(r.pauses, at), workflow_key=r.workflow_key,
             workflow_version=r.workflow_version, state=state or r.state, responsible_id=responsible, unit=unit,
             data=r.data, alert_level=levels.get(r.id),
+            assignee=before_moves.get((r.case_id, r.name)) or r.assignee or responsible,
         ))
     return result
 

@@ -166,6 +166,11 @@ def replay_case(engine: Engine, session: Session, case_id: int, *,
         case.version = event.seq
         case.updated_at = case.last_event_at = event.at
         case.last_event_hash = event.hash
+    for row in projection.timers:
+        if row.assignee is None:
+            # Started before events recorded assignees: migration 0004 gave such timers the case's
+            # responsible person (as it stands), which is what the chain implies for them.
+            row.assignee = case.responsible_id
     return projection
 
 

@@ -106,6 +106,9 @@ def board_data(engine: Engine, units: frozenset[str] | None, now: datetime) -> d
                 "label": labels.timer(key, timer.name, version),
                 "due_at": timer.due_at.astimezone(ZONE).isoformat(), "late": _late(engine, timer.due_at, timer, now),
                 "responsible": timer.responsible_id, "responsible_name": labels.person(timer.responsible_id),
+                # The person who must act on this step (what the board's overdue list is about).
+                "assignee": timer.assignee or timer.responsible_id,
+                "assignee_name": labels.person(timer.assignee or timer.responsible_id),
                 "unit": timer.unit, "_due": timer.due_at,
             })
     all_units = set(open_counts) | (set(units) if units is not None else set())

@@ -166,7 +166,8 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
         units = leader_units(session, leader)
         escalated = session.execute(
             sa.select(a.timer_id, a.case_id, a.raised_at, a.due_at, a.to_person, t.name, t.kind, t.last_day,
-                      t.limit_spec, c.workflow_key, c.workflow_version, c.state, c.responsible_id, c.unit, c.data)
+                      t.limit_spec, c.workflow_key, c.workflow_version, c.state,
+                      sa.func.coalesce(t.assignee, c.responsible_id).label("responsible_id"), c.unit, c.data)
             .join_from(ALERTS, TIMERS, a.timer_id == t.id)
             .join(CASES, a.case_id == c.id)
             .where(a.level == "escalated", a.unit.in_(units), a.raised_at > since, a.raised_at <= at)
@@ -193,7 +194,9 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
     for r in rows:
         if r.due_at is None or r.status != "running":  # a paused clock does not fall due
             continue
-        entry = item(r, r.alert_level, timer_id=r.id, state=r.state, responsible=r.responsible_id, unit=r.unit)
+        # The step's assignee answers for it, not the case's first clerk.
+        entry = item(r, r.alert_level, timer_id=r.id, state=r.state, responsible=r.assignee or r.responsible_id,
+                     unit=r.unit)
         if r.due_at <= at:
             if is_clock_limit(r.limit_spec, r.last_day):
                 entry.late_hours = round((at - r.due_at).total_seconds() / 3600, 1)

@@ -1,5 +1,23 @@
 """The engine: open, fire, pause, resume, extend, hand over, reassign and close cases.
 
+Every running timer has an **assignee**: the person who must act before it runs out (queues, alerts,
+escalation and per-person figures follow the assignee, not the case's responsible person). When a
+command starts a timer the assignee is, in this order (the rule used is recorded in the event):
+
+1. ``assigned`` — the person the command names (``assign=``), if they hold the timer's role;
+2. ``responsible`` — the case's responsible person (首问负责), if they hold the role (or it has none);
+3. ``actor`` — the person firing the command, if they hold the role;
+4. ``unit_only_holder`` — the only person of the case's unit holding the role;
+5. ``leader`` — the actor's leader (else the responsible person's leader), if they hold the role;
+6. ``fallback`` — the case's responsible person, when nobody holding the role could be found.
+
+``hand_over_step`` (转交) gives one running step to someone else; ``hand_over``/``reassign`` of the
+whole case carry the steps the previous responsible person held.
+
+A timer with ``on_expiry`` acts by itself: :meth:`Engine.expire` fires its trigger as the system actor
+at the due instant, once (the event is unique per case and sequence), and any command on the case first catches up
+such expiries, so nothing can be done "before" a deemed step that already happened.
+
 Each command runs in one transaction: the case's state, its timers and one hash-chained event are
 written together or not at all. A case is a row, loaded into a light object for one command and
 fired through the one ``transitions.Machine`` built for its definition version (DESIGN.md: a
@@ -57,7 +75,7 @@ from caseflow.store import (
     TimerRow,
     WorkflowVersion,
 )
-from caseflow.timelimits import Due, TimeLimit, compute_due
+from caseflow.timelimits import Due, TimeLimit, compute_due, escalation_instant
 from caseflow.workflow import TimerDef, WorkflowDef, WorkflowRegistry, parse_workflow
 
 __all__ = [
@@ -71,6 +89,10 @@ __all__ = [
 
 GENESIS_HASH = "0" * 64
 ACTIVE = ("running", "paused")
+#: The actor of what timers do by themselves (``on_expiry``); no person may take this id.
+SYSTEM_ACTOR = "system"
+#: Timer statuses: running, paused, and how a timer ended. ``stopped`` is the pre-0004 name of cancelled.
+TIMER_STATUSES = ("running", "paused", "met", "breached", "cancelled")
 _RETRIES = 20
 
 
@@ -93,9 +115,13 @@ class TimerView:
     original_due_at: datetime | None = field(default=None, kw_only=True)
     paused_since: datetime | None = field(default=None, kw_only=True)
     kind: str = field(default="statutory", kw_only=True)
+    #: The person who must act before the timer runs out.
+    assignee: str | None = field(default=None, kw_only=True)
+    escalate_at: datetime | None = field(default=None, kw_only=True)
+    basis: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape: ``name, status, due_at, last_day, provisional`` and details."""
+        """The JSON shape: ``name, status, due_at, last_day, provisional, assignee`` and details."""
         return {
             "name": self.name,
             "label": self.label,
@@ -109,6 +135,9 @@ class TimerView:
             "warn_at": _iso(self.warn_at),
             "original_due_at": _iso(self.original_due_at),
             "paused_since": _iso(self.paused_since),
+            "assignee": self.assignee,
+            "escalate_at": _iso(self.escalate_at),
+            "basis": self.basis,
         }
 
 
@@ -197,6 +226,8 @@ class QueueItem:
     time_left: str
     responsible: str = field(kw_only=True)
     via_substitute_for: str | None = field(default=None, kw_only=True)
+    #: The person the step is on (the queue's owner, or the absent person they stand in for).
+    assignee: str = field(default="", kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
@@ -204,7 +235,7 @@ class QueueItem:
                 "label": self.label, "status": self.status, "due_at": _iso(self.due_at),
                 "last_day": self.last_day.isoformat() if self.last_day else None, "overdue": self.overdue,
                 "time_left": self.time_left, "responsible": self.responsible,
-                "via_substitute_for": self.via_substitute_for}
+                "via_substitute_for": self.via_substitute_for, "assignee": self.assignee}
 
 
 @dataclass(frozen=True)
@@ -238,6 +269,31 @@ class AuditProblem:
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(ZONE).isoformat() if value is not None else None
+
+
+class _NothingToDo(Exception):
+    """An expiry found its timer already ended or done (another scheduler, or a command, came first)."""
+
+
+class _CatchUp(Exception):
+    """A command found a timer that acts by itself and has run out: that comes first."""
+
+    def __init__(self, timer_id: int) -> None:
+        super().__init__(timer_id)
+        self.timer_id = timer_id
+
+
+#: The actor of on_expiry commands: a person of no unit and no role, never stored.
+_SYSTEM = Person(id=SYSTEM_ACTOR, name="系统(时限届满自动)", unit="", roles="")
+
+
+def _expired(timers: Iterable[TimerRow], at: datetime) -> int | None:
+    """The first running timer that acts by itself (on_expiry) and ran out by ``at``."""
+    for row in timers:
+        if (row.status == "running" and row.expiry_trigger and row.due_at is not None and row.due_at <= at
+                and row.id is not None):
+            return row.id
+    return None
 
 
 class _Light:
@@ -367,6 +423,10 @@ class _Ctx:
     actor: Person
     at: datetime
     timers: list[TimerRow]
+    #: The person the command names for the timers it starts (``assign=``), if any.
+    assign: str | None = None
+    #: What the command's timer starts decided: [{timer, assignee, rule}].
+    assigned: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Engine:
@@ -447,6 +507,8 @@ class Engine:
         """Record a person (``replace=True`` updates an existing one)."""
         if not person_id or not person_id.strip():
             raise CommandError("a person needs an id")
+        if person_id == SYSTEM_ACTOR:
+            raise CommandError(f"{SYSTEM_ACTOR!r} is reserved for what timers do by themselves; choose another id")
         checked_text(person_id, "a person's id", max_chars=MAX_ID_CHARS)
         if any(ord(c) < 32 or c.isspace() for c in person_id):
             raise CommandError(f"a person's id {person_id[:80]!r} may not hold spaces or control characters")
@@ -581,8 +643,10 @@ class Engine:
         key: str | None,
         expected_version: int | None,
         apply: Callable[[_Ctx], dict[str, Any]],
+        assign: str | None = None,
+        system_at: datetime | None = None,
     ) -> CaseView:
-        if at is not None:
+        if at is not None and system_at is None:
             self._now(at)  # refuse an instant outside the window before waiting for the case
         for _attempt in range(_RETRIES):
             try:
@@ -597,7 +661,17 @@ class Engine:
                         return replay
                     if case is None:
                         raise CaseNotFoundError(f"no case has the id {case_id}")
-                    when = self._instant_holding(case, at)
+                    if system_at is not None:
+                        # A system command (on_expiry) is recorded at the due instant, however long ago
+                        # that was (never before the case's last event).
+                        when = max(system_at, case.last_event_at or system_at)
+                    else:
+                        when = self._instant_holding(case, at)
+                    timers = self._timers(s, case_id)
+                    if system_at is None and case.closed_at is None:
+                        expired = _expired(timers, when)
+                        if expired is not None:
+                            raise _CatchUp(expired)
                     if expected_version is not None and case.version != expected_version:
                         raise ConflictError(
                             f"case {case_id} is at version {case.version}, not {expected_version}: "
@@ -605,10 +679,22 @@ class Engine:
                         )
                     if case.closed_at is not None:
                         raise CommandError(f"case {case_id} is closed ({case.state}); it takes no more commands")
-                    ctx = _Ctx(s, case, self.definition(case.workflow_version, s), self._person(s, actor), when,
-                               self._timers(s, case_id))
+                    person = _SYSTEM if system_at is not None else self._person(s, actor)
+                    ctx = _Ctx(s, case, self.definition(case.workflow_version, s), person, when, timers,
+                               assign=assign)
+                    if assign is not None:
+                        self._person(s, assign)
                     from_state = case.state
                     data = apply(ctx)
+                    if assign is not None and not ctx.assigned:
+                        raise CommandError(f"{command} starts no timer on case {case_id}, so there is no step "
+                                           f"to assign to {assign!r}; leave --assign out")
+                    if assign is not None and not any(a["rule"] == "assigned" for a in ctx.assigned):
+                        raise CommandError(
+                            f"{assign!r} holds none of the roles of the steps this command starts "
+                            f"({', '.join(a['timer'] + ': ' + (a.get('role') or '-') for a in ctx.assigned)}); "
+                            "name a person of that role"
+                        )
                     trigger = data.pop("_trigger", None)
                     self._append_event(s, case, command, when, actor, data, trigger=trigger,
                                        from_state=from_state, to_state=case.state)
@@ -619,6 +705,11 @@ class Engine:
                                             result=_canonical(view.to_dict()), created_at=when))
                         s.flush()
                 return view
+            except _CatchUp as catch_up:
+                # What a timer does by itself happened first (at its due instant): record it in a
+                # transaction of its own, then judge this command on the state it left.
+                self.expire(catch_up.timer_id)
+                continue
             except (StaleDataError, sa.exc.IntegrityError) as exc:
                 if key or expected_version is not None:
                     # A concurrent command with this key or on this version won: report it, never redo.
@@ -667,8 +758,13 @@ class Engine:
         data: Mapping[str, Any] | None = None,
         responsible: str | None = None,
         key: str | None = None,
+        assign: str | None = None,
     ) -> CaseView:
-        """Open a case under the latest definition of ``workflow``; the actor is 首问负责 unless told."""
+        """Open a case under the latest definition of ``workflow``; the actor is 首问负责 unless told.
+
+        ``assign`` names the person who must act on the timers the opening starts (those of a role they
+        hold); otherwise the rule of this module's docstring picks each timer's assignee.
+        """
         when = self._now(at)
         defn = self.registry.latest(workflow)
         data = checked_data(data)
@@ -693,11 +789,18 @@ class Engine:
             s.flush()
             assert case.id is not None
             timers: list[TimerRow] = []
-            ctx = _Ctx(s, case, defn, opener, when, timers)
+            if assign is not None:
+                self._person(s, assign)
+            ctx = _Ctx(s, case, defn, opener, when, timers, assign=assign)
             started = self._start_timers(ctx, defn.initial, None)
+            if assign is not None and not any(a["rule"] == "assigned" for a in ctx.assigned):
+                raise CommandError(f"{assign!r} holds none of the roles of the steps opening {workflow!r} starts "
+                                   f"({', '.join(a['timer'] + ': ' + (a.get('role') or '-') for a in ctx.assigned)}"
+                                   "); name a person of that role")
             self._append_event(s, case, "open", when, actor, {"data": data, "responsible": owner.id,
                                                                  "unit": owner.unit,
-                                                                 "started": started, "workflow_version": defn.version},
+                                                                 "started": started, "assigned": ctx.assigned,
+                                                                 "workflow_version": defn.version},
                                trigger=None, from_state=None, to_state=case.state)
             s.flush()
             view = self._view(defn, case, timers)
@@ -761,8 +864,12 @@ class Engine:
         data: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         key: str | None = None,
+        assign: str | None = None,
     ) -> CaseView:
-        """Fire ``trigger``: check roles and required data, move the state, stop and start timers."""
+        """Fire ``trigger``: check roles, required data and grounds, move the state, stop and start timers.
+
+        ``assign`` names the person who must act on the timers this starts (see :meth:`open`).
+        """
         fields = checked_data(data)
 
         def apply(ctx: _Ctx) -> dict[str, Any]:
@@ -785,23 +892,68 @@ class Engine:
                 raise CommandError(
                     f"{trigger!r} needs the data field(s) {', '.join(missing)} (e.g. --data {missing[0]}=…)"
                 )
-            light = _Light(case.state)
-            try:
-                self._machine(defn).events[trigger].trigger(light)
-            except (MachineError, KeyError) as exc:
-                raise TransitionError(f"{trigger!r} refused in state {case.state}: {exc}") from None
-            from_state, case.state = case.state, light.state
-            merged = case.data_dict()
-            merged.update(fields)
-            case.data = _canonical(merged)
-            stopped = self._stop_timers(ctx, case.state, trigger)
-            started = self._start_timers(ctx, case.state if case.state != from_state else None, trigger)
-            if case.state in defn.final_states:
-                case.closed_at = ctx.at
-            return {"_trigger": trigger, "data": fields, "stopped": stopped, "started": started}
+            refused = transition.ground_refused(fields)
+            if refused is not None:
+                raise CommandError(refused)
+            return self._take(ctx, trigger, fields)
 
         return self._run("fire", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
-                         apply=apply)
+                         apply=apply, assign=assign)
+
+    def _take(self, ctx: _Ctx, trigger: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Move the case along ``trigger`` (already checked): state, data, timers stopped and started."""
+        defn, case = ctx.definition, ctx.case
+        light = _Light(case.state)
+        try:
+            self._machine(defn).events[trigger].trigger(light)
+        except (MachineError, KeyError) as exc:
+            raise TransitionError(f"{trigger!r} refused in state {case.state}: {exc}") from None
+        from_state, case.state = case.state, light.state
+        merged = case.data_dict()
+        merged.update(fields)
+        case.data = _canonical(merged)
+        stopped = self._stop_timers(ctx, case.state, trigger)
+        started = self._start_timers(ctx, case.state if case.state != from_state else None, trigger)
+        if case.state in defn.final_states:
+            case.closed_at = ctx.at
+        result = {"_trigger": trigger, "data": fields, "stopped": stopped, "started": started}
+        if ctx.assigned:
+            result["assigned"] = ctx.assigned
+        return result
+
+    def expire(self, timer_id: int) -> CaseView | None:
+        """Do what a run-out timer does by itself (``on_expiry``): fire its trigger as the system actor,
+        recorded at the due instant. Exactly once per timer, however many schedulers call it: the
+        command holds the case and the event is unique per (case, seq), so a second caller finds the
+        timer done. None when the timer has nothing (left) to do.
+
+        A trigger that can no longer fire is recorded as refused, and the timer does not try again.
+        """
+        with self.store.session() as s:
+            row = s.get(TimerRow, timer_id)
+            if row is None or row.status != "running" or not row.expiry_trigger or row.due_at is None:
+                return None
+            case_id, due_at = row.case_id, row.due_at
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            current = next((r for r in ctx.timers if r.id == timer_id), None)
+            if current is None or current.status != "running" or not current.expiry_trigger:
+                raise _NothingToDo
+            trigger = current.expiry_trigger
+            info = {"timer": current.name, "round": current.round, "due_at": _iso(current.due_at)}
+            current.expiry_trigger = None  # it acts once
+            if ctx.definition.find_transition(trigger, ctx.case.state) is None:
+                return {"_trigger": trigger, **info, "refused": f"{trigger!r} cannot fire in state {ctx.case.state}"}
+            result = self._take(ctx, trigger, {})
+            return {**result, "expired": info}
+
+        try:
+            # No idempotency key: the case's next event is unique per (case, seq), so of two schedulers
+            # racing for this timer one commits and the other, retried on fresh state, finds it done.
+            return self._run("expire", case_id, actor=SYSTEM_ACTOR, at=None, key=None,
+                             expected_version=None, apply=apply, system_at=due_at)
+        except _NothingToDo:
+            return None
 
     def pause(self, case_id: int, timer: str, *, reason: str, actor: str, at: datetime | None = None,
               data: Mapping[str, Any] | None = None, expected_version: int | None = None,
@@ -948,7 +1100,8 @@ class Engine:
             receiver = self._receiver(ctx, to)
             before = ctx.case.responsible_id
             ctx.case.responsible_id, ctx.case.unit = receiver.id, receiver.unit
-            return {"from": before, "to": receiver.id, "slip": slip, "unit": receiver.unit}
+            moved = _move_steps(ctx.timers, before, receiver.id)
+            return {"from": before, "to": receiver.id, "slip": slip, "unit": receiver.unit, "steps": moved}
 
         return self._run("hand_over", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
                          apply=apply)
@@ -965,10 +1118,51 @@ class Engine:
                 )
             receiver = self._receiver(ctx, to)
             ctx.case.responsible_id, ctx.case.unit = receiver.id, receiver.unit
-            return {"from": current.id, "to": receiver.id, "reason": reason, "unit": receiver.unit}
+            moved = _move_steps(ctx.timers, current.id, receiver.id)
+            return {"from": current.id, "to": receiver.id, "reason": reason, "unit": receiver.unit, "steps": moved}
 
         return self._run("reassign", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
                          apply=apply)
+
+    def hand_over_step(self, case_id: int, timer: str, *, to: str, actor: str, reason: str,
+                       at: datetime | None = None, expected_version: int | None = None,
+                       key: str | None = None) -> CaseView:
+        """转交 one running step: ``to`` (who must hold the timer's role) becomes its assignee.
+
+        The current assignee, their leader, their substitute while they are absent, the case's
+        responsible person or an administrator may hand it over; the reason is recorded in the chain.
+        """
+
+        def apply(ctx: _Ctx) -> dict[str, Any]:
+            if not reason or not reason.strip():
+                raise CommandError("handing a step over needs a reason (转交理由)")
+            row, tdef = self._active_timer(ctx, timer)
+            current = row.assignee or ctx.case.responsible_id
+            holder = ctx.session.get(Person, current)
+            day = ctx.at.astimezone(ZONE).date()
+            may = (ctx.actor.admin or ctx.actor.id in (current, ctx.case.responsible_id)
+                   or (holder is not None and holder.leader_id == ctx.actor.id)
+                   or self.stand_in(ctx.session, current, day) == ctx.actor.id)
+            if not may:
+                raise PermissionDeniedError(
+                    f"{ctx.actor.id!r} may not hand over step {timer!r} of case {ctx.case.id}: only its assignee "
+                    f"({current}), their leader, their substitute while they are absent, the case's responsible "
+                    "person or an administrator may"
+                )
+            receiver = self._person(ctx.session, to)
+            if tdef.holder is not None and tdef.holder not in receiver.role_set and not receiver.admin:
+                role = ctx.definition.roles.get(tdef.holder, tdef.holder)
+                raise PermissionDeniedError(
+                    f"{receiver.id!r} (roles: {', '.join(sorted(receiver.role_set)) or 'none'}) cannot take step "
+                    f"{timer!r}: it is held by the role {tdef.holder!r} ({role})"
+                )
+            if receiver.id == current:
+                raise CommandError(f"step {timer!r} is already assigned to {current!r}")
+            row.assignee = receiver.id
+            return {"timer": timer, "round": row.round, "from": current, "to": receiver.id, "reason": reason}
+
+        return self._run("hand_over_step", case_id, actor=actor, at=at, key=key,
+                         expected_version=expected_version, apply=apply)
 
     def close(self, case_id: int, *, actor: str, reason: str, at: datetime | None = None,
               expected_version: int | None = None, key: str | None = None) -> CaseView:
@@ -981,7 +1175,7 @@ class Engine:
             stopped = []
             for row in ctx.timers:
                 if row.status in ACTIVE:
-                    self._finish(ctx, row, "stopped")
+                    self._finish(ctx, row, "cancelled")
                     stopped.append(row.name)
             ctx.case.closed_at = ctx.at
             ctx.case.close_reason = reason
@@ -1043,9 +1237,12 @@ class Engine:
 
     def _start_timers(self, ctx: _Ctx, state: str | None, trigger: str | None) -> list[str]:
         started = []
+        data = ctx.case.data_dict()
         for tdef in ctx.definition.timers_started_by(state, trigger):
             if any(r.name == tdef.name and r.status in ACTIVE for r in ctx.timers):
                 continue
+            if not tdef.applies_to(data):
+                continue  # start.when: this case's route does not include the step
             rounds = [r.round for r in ctx.timers if r.name == tdef.name]
             assert ctx.case.id is not None
             started_at = ctx.at
@@ -1053,14 +1250,43 @@ class Engine:
                 earlier = [r for r in ctx.timers if r.name == tdef.deemed_from]
                 if earlier and earlier[-1].status == "breached":
                     started_at = earlier[-1].started_at
+            assignee, rule = self._pick_assignee(ctx, tdef)
+            ctx.assigned.append({"timer": tdef.name, "assignee": assignee, "rule": rule, "role": tdef.holder})
             row = TimerRow(case_id=ctx.case.id, name=tdef.name, round=max(rounds, default=0) + 1, status="running",
-                           kind=tdef.kind, limit_spec=_limit_spec(tdef.limit), started_at=started_at)
+                           kind=tdef.kind, limit_spec=_limit_spec(tdef.limit), started_at=started_at,
+                           assignee=assignee, expiry_trigger=tdef.on_expiry)
             self._recompute(ctx, row, tdef=tdef)
             row.original_due_at = row.due_at
             ctx.session.add(row)
             ctx.timers.append(row)
             started.append(tdef.name)
         return started
+
+    def _pick_assignee(self, ctx: _Ctx, tdef: TimerDef) -> tuple[str, str]:
+        """(person, rule): who must act on a timer a command starts (the rule: module docstring)."""
+        s, case, role = ctx.session, ctx.case, tdef.holder
+
+        def holds(person: Person | None) -> bool:
+            return person is not None and (role is None or role in person.role_set)
+
+        if ctx.assign is not None:
+            named = self._person(s, ctx.assign)
+            if holds(named):
+                return named.id, "assigned"
+        responsible = s.get(Person, case.responsible_id)
+        if role is None or holds(responsible):
+            return case.responsible_id, "responsible"
+        if ctx.actor.id != SYSTEM_ACTOR and holds(ctx.actor):
+            return ctx.actor.id, "actor"
+        of_unit = [p for p in s.exec(select(Person).where(Person.unit == case.unit)) if holds(p)]
+        if len(of_unit) == 1:
+            return of_unit[0].id, "unit_only_holder"
+        for person in (ctx.actor, responsible):
+            leader = s.get(Person, person.leader_id) if person is not None and person.leader_id else None
+            if holds(leader):
+                assert leader is not None
+                return leader.id, "leader"
+        return case.responsible_id, "fallback"
 
     def _stop_timers(self, ctx: _Ctx, state: str, trigger: str) -> list[dict[str, Any]]:
         stopped = []
@@ -1072,10 +1298,12 @@ class Engine:
                 tdef = ctx.definition.timer(row.name)
             except (KeyError, LookupError):
                 continue
-            if state in tdef.stop_states or trigger in tdef.stop_triggers:
+            if tdef.cancels_on(state, trigger):
+                status = "cancelled"  # its branch was not taken: 不适用, never "met"
+            elif tdef.stops_on(state, trigger):
                 status = "met" if row.due_at is None or ctx.at < row.due_at else "breached"
             elif final:
-                status = "stopped"
+                status = "cancelled"  # the case ended another way before the step was done
             else:
                 continue
             self._finish(ctx, row, status)
@@ -1099,9 +1327,11 @@ class Engine:
         due = timer_due(row, tdef, calendar)
         if due is None:
             row.due_at, row.last_day, row.warn_at, row.provisional, row.next_alert_at = None, None, None, False, None
+            row.escalate_at = None
             return
         row.due_at, row.last_day, row.provisional = due.due_at, due.last_day, due.provisional
         row.warn_at = warn_instant(due, tdef, calendar, row.started_at)
+        row.escalate_at = escalation_instant(due.due_at, tdef.escalate_after, calendar)
         if row.status != "running":
             row.next_alert_at = None
         elif row.alert_level is None:
@@ -1150,9 +1380,11 @@ class Engine:
             return result
 
     def queue(self, person_id: str, *, at: datetime | None = None) -> list[QueueItem]:
-        """The running clocks a person answers for, most urgent first (overdue, then least time left).
+        """The running clocks assigned to a person, most urgent first (overdue, then least time left).
 
-        Includes the cases of people who are absent and have this person as substitute (AB岗).
+        A clock is in the queue of its assignee (the person who must act on that step), not of the
+        case's responsible person. Includes the steps of people who are absent and have this person as
+        substitute (AB岗).
         """
         now = check_instant(at, "queue instant") if at is not None else require_aware(self.clock.now(), "clock")
         today = now.astimezone(ZONE).date()
@@ -1168,7 +1400,7 @@ class Engine:
                 return []
             rows = s.exec(
                 select(CaseRow, TimerRow).join(TimerRow, TimerRow.case_id == CaseRow.id)  # type: ignore[arg-type]
-                .where(CaseRow.responsible_id.in_(whose), CaseRow.closed_at.is_(None),  # type: ignore[attr-defined, union-attr]
+                .where(TimerRow.assignee.in_(whose), CaseRow.closed_at.is_(None),  # type: ignore[union-attr]
                        TimerRow.status.in_(ACTIVE))  # type: ignore[attr-defined]
             ).all()
             items = []
@@ -1182,7 +1414,8 @@ class Engine:
                 items.append(QueueItem(
                     case.id or 0, case.workflow_key, case.state, timer.name, label, timer.status, _local(timer.due_at),
                     timer.last_day, overdue, self.time_left(timer, now), responsible=case.responsible_id,
-                    via_substitute_for=case.responsible_id if case.responsible_id != person_id else None,
+                    via_substitute_for=timer.assignee if timer.assignee != person_id else None,
+                    assignee=timer.assignee or case.responsible_id,
                 ))
         far = datetime.max.replace(tzinfo=UTC)
         items.sort(key=lambda i: (i.status != "running", i.due_at or far, i.case_id))
@@ -1191,8 +1424,12 @@ class Engine:
     def time_left(self, timer: TimerRow, now: datetime) -> str:
         """``还剩 2 个工作日`` / ``逾期 3 个工作日`` / ``逾期 5 小时 10 分``.
 
-        Day limits count working days (or days) on the calendar; lateness counts each day past the last
-        day that has begun, as the leaders' digest does. Clock limits, and anything under a day, in hours.
+        ``还剩 N 个工作日`` counts the whole working days (calendar days, for day limits) left **after
+        today**, up to and including the last day: on the day a 3-working-day limit starts it says 3
+        (the start day does not count), on the day before its last day 1, and on the last day itself, with
+        less than a day to go, the hours and minutes left. Today's remaining hours are never counted as a
+        day. Lateness counts each day past the last day that has begun, as the leaders' digest does.
+        Clock limits, and anything under a day, in hours.
         """
         if timer.status == "paused":
             return "暂停中"
@@ -1210,12 +1447,13 @@ class Engine:
             return f"逾期 {late} {unit}" if late >= 1 else f"逾期 {_clock_text(now - timer.due_at)}"
         if limit.is_clock or timer.due_at - now < timedelta(days=1):
             return f"还剩 {_clock_text(timer.due_at - now)}"
-        # "还剩" includes today.
-        yesterday = today - timedelta(days=1)
+        # Whole days after today up to and including the last day (today's remainder is not a day).
         if limit.unit == "working_days":
-            left = self.calendar.working_days_between(yesterday, timer.last_day)
+            left = self.calendar.working_days_between(today, timer.last_day)
         else:
-            left = (timer.last_day - yesterday).days
+            left = (timer.last_day - today).days
+        if left < 1:
+            return f"还剩 {_clock_text(timer.due_at - now)}"
         return f"还剩 {left} {unit}"
 
     def cases(self, *, unit: str | None = None, open_only: bool = True, limit: int = 1000) -> list[CaseView]:
@@ -1235,8 +1473,10 @@ class Engine:
     def _view(self, defn: WorkflowDef, case: CaseRow, timers: list[TimerRow]) -> CaseView:
         views = []
         for row in timers:
+            basis = ""
             try:
-                label = defn.timer(row.name).label
+                tdef = defn.timer(row.name)
+                label, basis = tdef.label, tdef.basis
             except (KeyError, LookupError):
                 label = row.name
             pauses = json.loads(row.pauses)
@@ -1250,6 +1490,7 @@ class Engine:
                 limit=str(TimeLimit(limit.amount + extra, limit.unit, roll_forward=limit.roll_forward)),
                 started_at=_local(row.started_at) or row.started_at, warn_at=_local(row.warn_at),
                 original_due_at=_local(row.original_due_at), paused_since=_local(paused_since), kind=row.kind,
+                assignee=row.assignee or case.responsible_id, escalate_at=_local(row.escalate_at), basis=basis,
             ))
         try:
             state_label = defn.state(case.state).label
@@ -1321,6 +1562,16 @@ def _limit_from_spec(spec: str) -> TimeLimit:
 def _missing_person(person_id: str) -> PersonNotFoundError:
     """The one answer for a person who does not exist, or whom the actor may not see."""
     return PersonNotFoundError(f"no person has the id {person_id!r}; add them with `caseflow people add`")
+
+
+def _move_steps(timers: Iterable[TimerRow], before: str, after: str) -> list[str]:
+    """The running steps ``before`` held move with the case to ``after`` (交办 / reassignment)."""
+    moved = []
+    for row in timers:
+        if row.status in ACTIVE and row.assignee == before:
+            row.assignee = after
+            moved.append(row.name)
+    return moved
 
 
 def resolve_stand_in(
@@ -1423,7 +1674,8 @@ def _view_from_json(data: dict[str, Any]) -> CaseView:
                   date.fromisoformat(t["last_day"]) if t.get("last_day") else None, bool(t["provisional"]),
                   limit=t.get("limit", ""), started_at=dt(t.get("started_at")) or datetime.now(UTC),
                   warn_at=dt(t.get("warn_at")), original_due_at=dt(t.get("original_due_at")),
-                  paused_since=dt(t.get("paused_since")), kind=t.get("kind", "statutory"))
+                  paused_since=dt(t.get("paused_since")), kind=t.get("kind", "statutory"),
+                  assignee=t.get("assignee"), escalate_at=dt(t.get("escalate_at")), basis=t.get("basis", ""))
         for t in data.get("timers", [])
     )
     return CaseView(data["id"], data["workflow"], data["state"], data["version"], data["responsible"],

@@ -491,6 +491,24 @@ def describe_event_parts(event: EventLike, labels: Labels, key: str, *, version:
         return "因节假日安排变更重算期限：" + "、".join(moved)
     if kind == "assign":
         return f"指定 {labels.person(d.get('to') or d.get('assignee'))} 负责「{timer}」"
+    if kind == "expire":
+        # on_expiry: the timer acted by itself at its due instant (event.actor is "system").
+        found = d.get("expired")
+        expired: Mapping[str, Any] = found if isinstance(found, Mapping) else d
+        name = labels.timer(key, expired.get("timer"), version) if expired.get("timer") else ""
+        action = labels.transition(key, event.trigger, version)
+        text = f"「{name}」期满，自动{action}"
+        if d.get("refused"):
+            return text + f"未执行：{_plain(d.get('refused'))}"
+        if event.to_state and event.to_state != event.from_state:
+            before, after = labels.state(key, event.from_state, version), labels.state(key, event.to_state, version)
+            text += f"，状态「{before}」→「{after}」"
+        stopped = _stopped_phrase(labels, key, version, d.get("stopped") or ())
+        if stopped:
+            text += "；" + "、".join(stopped)
+        if d.get("started"):
+            text += f"；开始计时{_timers_phrase(labels, key, version, d['started'])}"
+        return text
     return "记录了一项操作"
 
 

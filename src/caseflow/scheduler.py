@@ -4,9 +4,13 @@ APScheduler (3.x, the stable line) holds a handful of jobs in a ``MemoryJobStore
 case (DESIGN.md: 3.x cannot share a persistent job store between processes, and 1 M jobs would not
 fit). Every process re-adds the same jobs at start with ``replace_existing=True``:
 
-- **sweep** (every ``sweep_seconds``): one indexed query claims the timers whose ``next_alert_at`` has
-  passed and raises the alert levels due (warning at ``warn_at``, overdue at ``due_at``, escalated
-  ``escalate_after`` later, to the leader). Alerts are rows unique per (timer, level) inserted with
+- **sweep** (every ``sweep_seconds``): first the timers that act by themselves (``on_expiry``) and ran
+  out fire their trigger as the system, recorded at their due instants, once each (the engine's
+  event unique per case and sequence). Then one indexed query claims the timers whose ``next_alert_at`` has
+  passed and raises the alert levels due (warning at ``warn_at``, overdue at ``due_at``, escalated at
+  the timer's ``escalate_at`` — its own ``escalate_after``, by default 1 hour for hour limits, at any
+  hour, holidays included — to the assignee's leader). A catch-up after downtime records every level
+  passed and notifies only the highest. Alerts are rows unique per (timer, level) inserted with
   ``ON CONFLICT DO NOTHING``; each new alert queues its notification in the same transaction.
 - **deliver** (every ``deliver_seconds``): :meth:`caseflow.notify.Outbox.deliver`.
 - **digest** (``digest_time`` on working days, :class:`WorkingDayTrigger`): one digest per leader,
@@ -41,13 +45,13 @@ from caseflow.abc import Clock, Notifier
 from caseflow.alerts import ABSENCES, ALERT_LEVELS, ALERTS, CASES, JOB_RUNS, PEOPLE, TIMERS, bulk_insert, bulk_update
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import SystemClock
-from caseflow.engine import resolve_stand_in
-from caseflow.errors import CalendarError
+from caseflow.engine import Engine, resolve_stand_in
+from caseflow.errors import CalendarError, CaseflowError
 from caseflow.narrate import Labels, due_text, overdue_from_text
 from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
 from caseflow.published import Published
 from caseflow.store import Store
-from caseflow.timelimits import TimeLimit
+from caseflow.timelimits import escalation_instant
 
 __all__ = [
     "LEVEL_ZH",
@@ -143,31 +147,6 @@ class WorkingDayTrigger(BaseTrigger):  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------------- levels
-
-
-def escalation_instant(due_at: datetime, after: TimeLimit, calendar: WorkCalendar) -> datetime:
-    """When an overdue timer escalates: ``due_at`` moved by ``after``.
-
-    For working days, the due instant moves by that many working days keeping its time of day; a due
-    instant at 00:00 is read as 24:00 of the day before (a day limit ends at the end of its last day), so
-    a limit whose last day is a Friday escalates at the end of the next working day, not on Monday 00:00.
-    """
-    if after.unit == "hours":
-        return due_at + timedelta(hours=after.amount)
-    if after.unit == "minutes":
-        return due_at + timedelta(minutes=after.amount)
-    local = due_at.astimezone(ZONE)
-    at_midnight = local.time() == time(0, 0)
-    day = (local - timedelta(days=1)).date() if at_midnight else local.date()
-    if after.unit == "working_days":
-        moved = calendar.add_working_days(day, after.amount)
-    elif after.unit == "days":
-        moved = day + timedelta(days=after.amount)
-    else:  # months: rare, approximated as 30 days each
-        moved = day + timedelta(days=30 * after.amount)
-    if at_midnight:
-        return datetime.combine(moved + timedelta(days=1), time(0, 0), ZONE)
-    return datetime.combine(moved, local.timetz())
 
 
 @dataclass(frozen=True)
@@ -276,7 +255,7 @@ class _Directory:
                                 leader_of=lambda p: field_of(p, "leader_id"), hops=_ABSENCE_HOPS)
 
     def recipient(self, responsible_id: str, level: str) -> tuple[str, str]:
-        """(to_person, for_person) of an alert: the responsible person, or their leader for escalations."""
+        """(to_person, for_person) of an alert: the timer's assignee, or the assignee's leader for escalations."""
         target = responsible_id
         if level == "escalated":
             person = self.get(responsible_id)
@@ -303,6 +282,10 @@ class SweepReport:
     skipped_duplicates: int = 0
     queued: int = 0
     batches: int = 0
+    #: Timers whose on_expiry trigger this sweep fired (as the system, at their due instants).
+    expired: int = 0
+    #: Lower levels a catch-up sweep recorded but did not send (the timer had already passed them).
+    superseded: int = 0
 
     @property
     def alerts(self) -> int:
@@ -313,7 +296,8 @@ class SweepReport:
         """JSON-friendly figures."""
         return {"at": self.at.isoformat(), "timers": self.timers, "alerts": self.alerts,
                 "by_level": {k: self.raised.get(k, 0) for k in ALERT_LEVELS}, "queued": self.queued,
-                "skipped_duplicates": self.skipped_duplicates, "batches": self.batches}
+                "skipped_duplicates": self.skipped_duplicates, "batches": self.batches, "expired": self.expired,
+                "superseded": self.superseded}
 
 
 @dataclass
@@ -345,8 +329,9 @@ class Scheduler:
 
     def __init__(self, store: Store, config: NotifyConfig | None = None, *, clock: Clock | None = None,
                  calendar: WorkCalendar | None = None, owner: str | None = None,
-                 notifiers: Mapping[str, Notifier] | None = None) -> None:
+                 notifiers: Mapping[str, Notifier] | None = None, engine: Engine | None = None) -> None:
         self.store = store
+        self._engine = engine
         self.config = config or NotifyConfig()
         self.settings = self.config.scheduler
         self.clock: Clock = clock or SystemClock()
@@ -376,12 +361,51 @@ class Scheduler:
 
     # ----------------------------------------------------------------- sweep
 
+    @property
+    def engine(self) -> Engine:
+        """The engine that fires on_expiry triggers (made on first use, on this scheduler's store)."""
+        if self._engine is None:
+            self._engine = Engine(self.store, calendar=self.calendar, clock=self.clock)
+        return self._engine
+
+    def expire_due(self, now: datetime, report: SweepReport | None = None) -> int:
+        """Fire the on_expiry trigger of every running timer whose due instant has passed by ``now``.
+
+        Each fires as the system actor, recorded at its due instant (after downtime too), exactly once:
+        :meth:`caseflow.engine.Engine.expire` appends the case's next event, unique per (case, seq), so of
+        two schedulers racing for one timer the second finds it done. Timers come oldest first, in batches.
+        """
+        t = TIMERS.c
+        fired = 0
+        seen: set[int] = set()
+        while True:
+            with self.store.session() as session:
+                ids = [i for i in session.execute(
+                    sa.select(t.id).where(t.status == "running", t.expiry_trigger.is_not(None), t.due_at <= now)
+                    .order_by(t.due_at, t.id).limit(self.settings.batch)).scalars() if i not in seen]
+            if not ids:
+                break
+            for timer_id in ids:
+                seen.add(timer_id)
+                try:
+                    if self.engine.expire(timer_id) is not None:
+                        fired += 1
+                except CaseflowError:
+                    # One case's trouble must not stop the others; the event log says why.
+                    log.exception("on_expiry of timer %s failed", timer_id)
+        if report is not None:
+            report.expired += fired
+        return fired
+
     def sweep(self, now: datetime | None = None, *, max_batches: int | None = None) -> SweepReport:
-        """Raise every alert level due at ``now``, in batches of ``settings.batch`` timers, one transaction each."""
+        """Fire due on_expiry triggers, then raise every alert level due at ``now``, in batches of
+        ``settings.batch`` timers, one transaction each.
+        """
         now = (now or self.clock.now()).astimezone(ZONE)
         self.refresh()
         report = SweepReport(now)
         self._label_cache = None  # definitions uploaded since the last sweep get their labels
+        self.expire_due(now, report)
         people: dict[str, _Person | None] = {}  # shared by the batches of this sweep
         while max_batches is None or report.batches < max_batches:
             claimed = self._sweep_batch(now, report, people)
@@ -396,8 +420,10 @@ class Scheduler:
         t = TIMERS.c
         c = CASES.c
         query = (
-            sa.select(t.id, t.case_id, t.name, t.due_at, t.warn_at, t.alert_level, c.responsible_id, c.unit,
-                      c.workflow_key, c.state, c.workflow_version, t.kind)
+            # The assignee answers for the timer (a row without one, written by hand, is the case's).
+            sa.select(t.id, t.case_id, t.name, t.due_at, t.warn_at, t.alert_level,
+                      sa.func.coalesce(t.assignee, c.responsible_id).label("responsible_id"), c.unit,
+                      c.workflow_key, c.state, c.workflow_version, t.kind, t.escalate_at)
             .join_from(TIMERS, CASES, t.case_id == c.id)
             # next_alert_at is NULL unless running (the engine's contract); status is checked all the same.
             .where(t.next_alert_at <= now, t.status == "running")
@@ -419,23 +445,26 @@ class Scheduler:
             directory.prefetch_related({r.responsible_id for r in rows})
             alerts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
-            info: dict[tuple[int, str], tuple[Any, str]] = {}
+            info: dict[tuple[int, str], tuple[Any, str, bool]] = {}
             after = self.settings.escalate_after
             escalations: dict[datetime, datetime] = {}  # many timers share a due instant
             for r in rows:
-                escalate_at = None
-                if r.due_at is not None:
+                escalate_at = r.escalate_at  # the timer's own escalate_after, when the engine set it
+                if r.due_at is not None and escalate_at is None:
                     escalate_at = escalations.get(r.due_at)
                     if escalate_at is None:
                         escalate_at = escalations[r.due_at] = escalation_instant(r.due_at, after, self.calendar)
                 plan = plan_levels(now=now, due_at=r.due_at, warn_at=r.warn_at, alert_level=r.alert_level,
                                    escalate_at=escalate_at)
+                # A catch-up after downtime records every level passed but tells only the highest one:
+                # a 临期预警 next to its own 已超期 says nothing new.
+                top = plan.raise_now[-1][0] if plan.raise_now else None
                 for level, level_at in plan.raise_now:
                     to_person, for_person = directory.recipient(r.responsible_id, level)
                     alerts.append({"timer_id": r.id, "case_id": r.case_id, "level": level, "raised_at": now,
                                    "level_at": level_at, "due_at": r.due_at, "to_person": to_person,
                                    "for_person": for_person, "unit": r.unit})
-                    info[(r.id, level)] = (r, for_person)
+                    info[(r.id, level)] = (r, for_person, level == top)
                 updates.append({"id": r.id, "alert_level": plan.level, "next_alert_at": plan.next_at})
             if alerts:
                 # Only rows this transaction inserted come back: an alert raised before (a restarted or
@@ -445,8 +474,11 @@ class Scheduler:
                 report.skipped_duplicates += len(alerts) - len(inserted)
                 queued: list[dict[str, Any]] = []
                 for alert_id, timer_id, level, to_person in inserted:
-                    row, for_person = info[(timer_id, level)]
+                    row, for_person, highest = info[(timer_id, level)]
                     report.raised[level] += 1
+                    if not highest:
+                        report.superseded += 1
+                        continue
                     queued.append(self._alert_message(directory, alert_id, row, level, to_person=to_person,
                                                        for_person=for_person, now=now))
                 self.outbox.insert(session, queued)

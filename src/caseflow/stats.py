@@ -8,7 +8,9 @@
   day does not count), less the working days it spent paused for the applicant (补正) or by law
   (鉴定, 听证 …): time paused with ``charged_to`` ``"applicant"`` or ``"law"`` is not charged to the unit.
 
-Statistics group by unit, person (the case's responsible person), workflow (procedure) or month.
+Statistics group by unit, person (the assignee of each step: who had to act before it ran out), workflow
+(procedure) or month. Only timers that ran to an outcome count: ``met`` or ``breached``; a ``cancelled``
+timer (不适用: its branch was not taken, or the case ended another way) is neither on time nor late.
 """
 
 from __future__ import annotations
@@ -200,7 +202,9 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
             found = groups[key] = GroupStats(key)
         return found
 
-    columns = (t.started_at, t.stopped_at, t.due_at, t.status, t.pauses, c.unit, c.responsible_id, c.workflow_key)
+    # Per person: the step's assignee (who had to act), not the case's responsible person.
+    person_of = sa.func.coalesce(t.assignee, c.responsible_id)
+    columns = (t.started_at, t.stopped_at, t.due_at, t.status, t.pauses, c.unit, person_of, c.workflow_key)
     finished = sa.select(*columns).join_from(TIMERS, CASES, t.case_id == c.id).where(
         t.status.in_(_FINISHED), t.stopped_at.is_not(None))
     if start is not None and end is not None:
@@ -234,7 +238,7 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
             continue
         if end is not None and r.due_at >= end:  # due at 24:00 of the month's last day: not late in it
             continue
-        group(_group_key(by, r.unit, r.responsible_id, r.workflow_key, r.due_at)).open_overdue += 1
+        group(_group_key(by, r.unit, r.assignee or r.responsible_id, r.workflow_key, r.due_at)).open_overdue += 1
     return [groups[k] for k in sorted(groups)]
 
 
@@ -505,7 +509,8 @@ def ledger_rows(store: Store, unit: str, month: str, *, calendar: WorkCalendar |
         for chunk in _chunks(ids):
             for row in session.execute(
                 sa.select(t.case_id, t.name, t.round, t.status, t.limit_spec, t.started_at, t.due_at, t.last_day,
-                          t.stopped_at, t.pauses).where(t.case_id.in_(list(chunk))).order_by(t.case_id, t.id)
+                          t.stopped_at, t.pauses, t.assignee)
+                .where(t.case_id.in_(list(chunk))).order_by(t.case_id, t.id)
             ):
                 timers.setdefault(row.case_id, []).append(row)
         person_ids = {row.responsible_id for row in cases}

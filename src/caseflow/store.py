@@ -196,13 +196,18 @@ class TimerRow(CaseflowBase, table=True):
         # The scheduler's sweep: "what needs an alert before T" is one probe of this index.
         sa.Index("ix_caseflow_timers_next_alert", "next_alert_at"),
         sa.Index("ix_caseflow_timers_due", "status", "due_at"),
+        # A person's queue: "the running timers assigned to me" is one probe of this index.
+        sa.Index("ix_caseflow_timers_assignee_status", "assignee", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="caseflow_cases.id", index=True)
     name: str = Field(max_length=100)
     round: int = 1
-    status: str = Field(max_length=16)  # running, paused, met, breached, stopped
+    #: running, paused, met (stopped in time), breached (stopped late), cancelled (不适用: its branch was
+    #: not taken, or the case ended another way). Rows from before migration 0004 may say "stopped",
+    #: the old name of cancelled.
+    status: str = Field(max_length=16)
     kind: str = Field(default="statutory", max_length=16)
     limit_spec: str  # JSON of the TimeLimit
     started_at: datetime = Field(sa_type=UTCDateTime)
@@ -216,6 +221,14 @@ class TimerRow(CaseflowBase, table=True):
     stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     next_alert_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     alert_level: str | None = Field(default=None, max_length=16)  # last level raised
+    #: The person who must act before the timer runs out (set on every timer the engine starts; a row
+    #: without one, written by hand, belongs to the case's responsible person).
+    assignee: str | None = Field(default=None, max_length=64)
+    #: When an overdue timer escalates to the assignee's leader (the timer's own ``escalate_after``);
+    #: None: the scheduler's configured default.
+    escalate_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The trigger the scheduler fires, as the system, when the timer runs out (``on_expiry``).
+    expiry_trigger: str | None = Field(default=None, max_length=100)
 
 
 class EventRow(CaseflowBase, table=True):

@@ -44,6 +44,7 @@ __all__ = [
     "Step",
     "TimeLimit",
     "compute_due",
+    "escalation_instant",
     "explain_due",
 ]
 
@@ -481,3 +482,28 @@ def explain_due(
             steps.append(Step(day, "counted", count, info.reason, prov))
         day += timedelta(days=1)
     return due, steps
+
+
+def escalation_instant(due_at: datetime, after: TimeLimit, calendar: WorkCalendar) -> datetime:
+    """When an overdue timer escalates: ``due_at`` moved by ``after``.
+
+    For working days, the due instant moves by that many working days keeping its time of day; a due
+    instant at 00:00 is read as 24:00 of the day before (a day limit ends at the end of its last day), so
+    a limit whose last day is a Friday escalates at the end of the next working day, not on Monday 00:00.
+    """
+    if after.unit == "hours":
+        return due_at + timedelta(hours=after.amount)
+    if after.unit == "minutes":
+        return due_at + timedelta(minutes=after.amount)
+    local = due_at.astimezone(ZONE)
+    at_midnight = local.time() == time(0, 0)
+    day = (local - timedelta(days=1)).date() if at_midnight else local.date()
+    if after.unit == "working_days":
+        moved = calendar.add_working_days(day, after.amount)
+    elif after.unit == "days":
+        moved = day + timedelta(days=after.amount)
+    else:  # months: rare, approximated as 30 days each
+        moved = day + timedelta(days=30 * after.amount)
+    if at_midnight:
+        return datetime.combine(moved + timedelta(days=1), time(0, 0), ZONE)
+    return datetime.combine(moved, local.timetz())

@@ -20,6 +20,8 @@ The file format (see the shipped ``workflows/*.yaml`` for complete, commented ex
     transitions:
       - {trigger: complete, from: accepted, to: completed, roles: [household_police],
          requires: [slip_no], label: 办结}
+      - {trigger: exempt, from: accepted, to: completed, requires: [ground],
+         grounds: [无法通知, 有碍侦查]}          # the `ground` given must be one of these
       - {trigger: reject, from: "*", to: rejected}      # "*": every non-final state but the target
       - {trigger: note, from: "*", internal: true}      # stays in its state; starts no state timer
     timers:
@@ -28,13 +30,19 @@ The file format (see the shipped ``workflows/*.yaml`` for complete, commented ex
         limit: 3 working_days                 # any TimeLimit.parse text
         basis: 派出所户籍窗口优质服务操作规范 六(二) …    # required: the article or rule behind the limit
         start: {state: verifying}             # or {trigger: some_trigger}; exactly one
+                                              # when: {needs_verification: true} starts it only
+                                              # if the case data match
         stop: {states: [reporting], triggers: []}
+        cancel: {states: [approving], triggers: []}   # ends it cancelled (不适用), never met
+        holder: community_police              # the role that must act; its assignee holds it
+        on_expiry: {fire: some_trigger}       # the scheduler fires it, as the system, when due
         kind: statutory                       # statutory (law) or promised (a service commitment)
         pauses: {函调: {cap: 30 days, charged_to: law},
                  鉴定: {charged_to: law, requires: [notice_no]}}   # fields the pause must record
         extension: {tiers: [{grounds: [], max_total: 10 working_days, approver_roles: [head]}],
                     max_times: 1, requires: [applicant_told_on]}  # fields every extension records
         warn_before: 1 working_days           # optional; see default_warn_before()
+        escalate_after: 1 working_days        # optional; see default_escalate_after()
         options: {roll_forward: false}        # TimeLimit options: roll_forward, month_end, start_day,
                                               # hour_start
 
@@ -43,9 +51,16 @@ How timers run (the contract with the engine):
 - A timer starts when its start state is *entered* by a transition (or the case opens in it), or when
   its start trigger fires. An internal transition (``internal: true``) does not re-enter its state, so
   it starts no state timer: use :meth:`WorkflowDef.timers_started_on`.
-- It is met when a stop state is entered or a stop trigger fires. Reaching a final state ends every
-  running timer. Leaving the start state by any other route does not stop it: a limit such as
+- It is met when a stop state is entered or a stop trigger fires (``breached`` when that happens at
+  or after its due instant). It is ``cancelled`` (不适用) when a cancel state is entered or a cancel
+  trigger fires: the branch it watches was not taken. Reaching a final state cancels every timer
+  still running. Leaving the start state by any other route does not stop it: a limit such as
   "deliver within 24 hours of detention" keeps running across states until it is met.
+- A timer with ``start.when`` starts only if the case data (after the command's own data) match every
+  field given.
+- ``holder`` names the role that must act; the engine gives each timer an assignee of that role
+  (see :mod:`caseflow.engine`). Validation refuses a holder role that no stopping transition allows.
+- ``on_expiry.fire`` must be a trigger that can fire from every state the timer can run in.
 - Extension tiers are alternatives, not steps: the total extension granted on a timer may not exceed
   the ``max_total`` of the tier whose grounds were stated (:meth:`ExtensionPolicy.tier_for`).
 
@@ -89,11 +104,13 @@ __all__ = [
     "TransitionDef",
     "WorkflowDef",
     "WorkflowRegistry",
+    "default_escalate_after",
     "default_warn_before",
     "load_workflow",
     "load_workflows",
     "mermaid",
     "parse_workflow",
+    "running_states",
     "shipped_workflows_dir",
 ]
 
@@ -107,6 +124,9 @@ CHARGED_TO: tuple[ChargedTo, ...] = get_args(ChargedTo)
 
 #: "*" in a transition's ``from``: every non-final state (except the target of an external transition).
 ANY_STATE = "*"
+
+#: The data field a transition's ``grounds`` restrict.
+GROUND_FIELD = "ground"
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -222,6 +242,9 @@ class TransitionDef:
     requires: tuple[str, ...] = field(default=(), kw_only=True)
     label: str = field(default="", kw_only=True)
     internal: bool = field(default=False, kw_only=True)
+    #: When not empty, the ``ground`` field the command gives must be one of these (e.g. the lawful
+    #: grounds of 刑事诉讼法 第八十五条 for not notifying the family); anything else is refused.
+    grounds: tuple[str, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         _check_name(self.trigger, "a trigger", "trigger")
@@ -235,6 +258,11 @@ class TransitionDef:
             _check_name(role, f"a role of {self.trigger!r}", "roles")
         for name in self.requires:
             _check_name(name, f"a required field of {self.trigger!r}", "requires")
+        for ground in self.grounds:
+            _check_label(ground, f"a ground of {self.trigger!r}", "grounds")
+        if self.grounds and GROUND_FIELD not in self.requires:
+            _fail(f"transition {self.trigger!r} lists grounds but takes no {GROUND_FIELD!r} field; add "
+                  f"{GROUND_FIELD!r} to its requires, or remove grounds", "grounds")
         if self.internal and self.sources != (self.dest,):
             _fail(f"internal transition {self.trigger!r} must stay in its one source state, "
                   f"got sources {self.sources!r} and target {self.dest!r}", "internal")
@@ -246,6 +274,16 @@ class TransitionDef:
     def missing_fields(self, data: Mapping[str, object]) -> list[str]:
         """The required fields absent from (or empty in) a command's ``data``."""
         return _missing(self.requires, data)
+
+    def ground_refused(self, data: Mapping[str, object]) -> str | None:
+        """Why the command's ``ground`` is refused (naming the allowed grounds), or None when it is fine."""
+        if not self.grounds:
+            return None
+        given = data.get(GROUND_FIELD)
+        if isinstance(given, str) and given.strip() in self.grounds:
+            return None
+        return (f"{self.trigger!r} takes only the grounds {_quoted(self.grounds)}; got {given!r} "
+                f"(e.g. --data {GROUND_FIELD}={self.grounds[0]})")
 
 
 def _missing(required: Iterable[str], data: Mapping[str, object]) -> list[str]:
@@ -380,6 +418,20 @@ def default_warn_before(limit: TimeLimit) -> TimeLimit:
     return TimeLimit(limit.amount * _MINUTES[limit.unit] // 4, "minutes")
 
 
+def default_escalate_after(limit: TimeLimit) -> TimeLimit:
+    """How long after the due instant an overdue timer goes to the assignee's leader, by default.
+
+    Hour and minute limits (custody: 送押, 通知家属, 讯问 within 24 hours) escalate 1 hour after they run
+    out, at any hour, holidays included — a person held past the limit cannot wait for a working day.
+    Working-day limits escalate 1 working day later, day and month limits 1 day later.
+    """
+    if limit.is_clock:
+        return TimeLimit(1, "hours")
+    if limit.unit == "working_days":
+        return TimeLimit(1, "working_days")
+    return TimeLimit(1, "days")
+
+
 def _warn_units(unit: Unit) -> set[str]:
     allowed = {unit, *_CLOCK_UNITS}
     if unit == "months":
@@ -413,6 +465,17 @@ class TimerDef:
     #: Another timer of the case: when it ended breached, this timer counts from that timer's start.
     #: 行政许可法 第三十二条第一款第(四)项: 逾期不告知补正的, 自收到申请材料之日起即为受理.
     deemed_from: str | None = field(default=None, kw_only=True)
+    #: The role that must act before the timer runs out (the assignee is a person of this role).
+    holder: str | None = field(default=None, kw_only=True)
+    #: The trigger the scheduler fires as the system when the timer runs out (at its due instant).
+    on_expiry: str | None = field(default=None, kw_only=True)
+    #: How long after the due instant an overdue timer escalates; see :func:`default_escalate_after`.
+    escalate_after: TimeLimit = field(default=_AUTO_WARN, kw_only=True)
+    #: Case data the timer needs to start (``start.when``): every field given must match.
+    start_when: Mapping[str, Any] = field(default_factory=FrozenMap, kw_only=True)
+    #: Entering one of these states, or firing one of these triggers, ends the timer ``cancelled``.
+    cancel_states: frozenset[str] = field(default=frozenset(), kw_only=True)
+    cancel_triggers: frozenset[str] = field(default=frozenset(), kw_only=True)
 
     def __post_init__(self) -> None:
         _check_name(self.name, "a timer name", "name")
@@ -430,6 +493,23 @@ class TimerDef:
         # Plain sets and dicts are accepted and frozen, so a hand-built TimerDef stays hashable.
         object.__setattr__(self, "stop_states", frozenset(self.stop_states))
         object.__setattr__(self, "stop_triggers", frozenset(self.stop_triggers))
+        object.__setattr__(self, "cancel_states", frozenset(self.cancel_states))
+        object.__setattr__(self, "cancel_triggers", frozenset(self.cancel_triggers))
+        if not isinstance(self.start_when, FrozenMap):
+            object.__setattr__(self, "start_when", FrozenMap(self.start_when))
+        for key, value in self.start_when.items():
+            _check_name(key, f"a field of the start condition of timer {self.name!r}", "start.when")
+            if not isinstance(value, str | int | float | bool) or value is None:
+                _fail(f"start.when.{key} of timer {self.name!r} must be a text, number or true/false, "
+                      f"got {value!r}", "start.when")
+        if self.holder is not None:
+            _check_name(self.holder, f"the holder role of timer {self.name!r}", "holder")
+        if self.on_expiry is not None:
+            _check_name(self.on_expiry, f"the on_expiry trigger of timer {self.name!r}", "on_expiry.fire")
+        overlap = (self.cancel_states & self.stop_states) | (self.cancel_triggers & self.stop_triggers)
+        if overlap:
+            _fail(f"timer {self.name!r} both stops and is cancelled on {sorted(overlap)}; a step is either "
+                  "done (stop) or not applicable (cancel)", "cancel")
         if not isinstance(self.pauses, FrozenMap):
             object.__setattr__(self, "pauses", FrozenMap(self.pauses))
         for reason, policy in self.pauses.items():
@@ -446,6 +526,15 @@ class TimerDef:
         if self.warn_before is _AUTO_WARN:
             object.__setattr__(self, "warn_before", default_warn_before(self.limit))
         self._check_warn_before()
+        if self.escalate_after is _AUTO_WARN:
+            object.__setattr__(self, "escalate_after", default_escalate_after(self.limit))
+        escalate = self.escalate_after
+        if not isinstance(escalate, TimeLimit):
+            _fail(f"escalate_after must be a TimeLimit, got {escalate!r}", "escalate_after")
+        allowed = _warn_units(self.limit.unit)
+        if escalate.unit not in allowed or escalate.unit == "months":
+            _fail(f"escalate_after is in {escalate.unit} but timer {self.name!r} counts {self.limit.unit}; "
+                  f"allowed units: {_quoted(sorted(allowed - {'months'}))}", "escalate_after")
 
     def _check_warn_before(self) -> None:
         warn, limit = self.warn_before, self.limit
@@ -470,9 +559,23 @@ class TimerDef:
         return self.pauses.get(reason)
 
     def starts_on(self, state: str | None, trigger: str | None) -> bool:
-        """True when entering ``state`` or firing ``trigger`` starts this timer."""
+        """True when entering ``state`` or firing ``trigger`` starts this timer (data aside: :meth:`applies_to`)."""
         return (state is not None and state == self.start_state) or (
             trigger is not None and trigger == self.start_trigger
+        )
+
+    def applies_to(self, data: Mapping[str, Any]) -> bool:
+        """True when the case data meet ``start.when`` (always, without one).
+
+        Values compare as written, or as text: ``--data needs_verification=true`` (the text "true")
+        matches ``when: {needs_verification: true}``.
+        """
+        return all(_same_value(data.get(key), wanted) for key, wanted in self.start_when.items())
+
+    def cancels_on(self, state: str | None, trigger: str | None) -> bool:
+        """True when entering ``state`` or firing ``trigger`` makes this timer not applicable (cancelled)."""
+        return (state is not None and state in self.cancel_states) or (
+            trigger is not None and trigger in self.cancel_triggers
         )
 
     def stops_on(self, state: str | None, trigger: str | None) -> bool:
@@ -480,6 +583,18 @@ class TimerDef:
         return (state is not None and state in self.stop_states) or (
             trigger is not None and trigger in self.stop_triggers
         )
+
+
+def _same_value(given: Any, wanted: Any) -> bool:
+    if given is None:
+        return False
+    if given == wanted and type(given) is type(wanted):
+        return True
+
+    def text(value: Any) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else str(value).strip().lower()
+
+    return text(given) == text(wanted)
 
 
 # --- structural checks shared by the parser (which adds lines) and WorkflowDef (which has none) ------
@@ -559,6 +674,20 @@ def _timer_problems(timer: TimerDef, states: tuple[StateDef, ...], transitions: 
         if trigger not in triggers:
             problems.append((f"timer {timer.name!r} stops on unknown trigger {trigger!r}; "
                              f"triggers are {_quoted(triggers)}", "stop.triggers"))
+    for state in sorted(timer.cancel_states):
+        if state not in names:
+            problems.append((f"timer {timer.name!r} is cancelled in unknown state {state!r}; "
+                             f"states are {_quoted(names)}", "cancel.states"))
+    for trigger in sorted(timer.cancel_triggers):
+        if trigger not in triggers:
+            problems.append((f"timer {timer.name!r} is cancelled on unknown trigger {trigger!r}; "
+                             f"triggers are {_quoted(triggers)}", "cancel.triggers"))
+    if timer.on_expiry is not None and timer.on_expiry not in triggers:
+        problems.append((f"timer {timer.name!r} fires unknown trigger {timer.on_expiry!r} on expiry; "
+                         f"triggers are {_quoted(triggers)}", "on_expiry.fire"))
+    if timer.holder is not None and timer.holder not in roles:
+        problems.append((f"timer {timer.name!r} is held by unknown role {timer.holder!r}; declared roles are "
+                         f"{_quoted(roles)}", "holder"))
     if timer.extension is not None:
         for index, tier in enumerate(timer.extension.tiers):
             for role in tier.approver_roles:
@@ -589,7 +718,51 @@ def _timer_problems(timer: TimerDef, states: tuple[StateDef, ...], transitions: 
     if not can_stop:
         problems.append((f"timer {timer.name!r} can never stop: no stop state, stop trigger or final "
                          "state can be reached after it starts", "stop"))
+    running = running_states(timer, transitions, finals)
+    if timer.holder is not None:
+        # The holder must be able to do what the timer waits for: fire a transition that meets it.
+        stopping = [t for t in transitions if any(s in running for s in t.sources)
+                    and (t.trigger in timer.stop_triggers or (not t.internal and t.dest in timer.stop_states))]
+        if not stopping:
+            stopping = [t for t in transitions if any(s in running for s in t.sources) and t.dest in finals]
+        if not any(t.allows([timer.holder]) for t in stopping):
+            allowed = sorted({r for t in stopping for r in t.roles})
+            problems.append((f"timer {timer.name!r} is held by {timer.holder!r}, but no transition that stops it "
+                             f"({_quoted(dict.fromkeys(t.trigger for t in stopping))}) is allowed to that role; "
+                             f"they are allowed to {_quoted(allowed)}", "holder"))
+    if timer.on_expiry is not None:
+        cannot = sorted(s for s in running if not any(
+            t.trigger == timer.on_expiry and s in t.sources for t in transitions))
+        if cannot:
+            problems.append((f"timer {timer.name!r} fires {timer.on_expiry!r} on expiry, which is not allowed "
+                             f"from state(s) {_quoted(cannot)} where the timer can still be running",
+                             "on_expiry.fire"))
     return problems
+
+
+def running_states(timer: TimerDef, transitions: Iterable[TransitionDef], finals: Iterable[str]) -> set[str]:
+    """The states a case can be in while ``timer`` runs: from where it starts, along transitions that
+    neither stop nor cancel it, never into a final state.
+    """
+    ending = set(finals) | timer.stop_states | timer.cancel_states
+    transitions = list(transitions)
+    if timer.start_state is not None:
+        begin = {timer.start_state}
+    else:
+        begin = {t.dest for t in transitions if t.trigger == timer.start_trigger}
+    seen = set(begin) - ending
+    todo = list(seen)
+    while todo:
+        state = todo.pop()
+        for t in transitions:
+            if t.internal or state not in t.sources or t.dest in ending:
+                continue
+            if t.trigger in timer.stop_triggers or t.trigger in timer.cancel_triggers:
+                continue
+            if t.dest not in seen:
+                seen.add(t.dest)
+                todo.append(t.dest)
+    return seen
 
 
 @dataclass(frozen=True)
@@ -779,11 +952,12 @@ _TOP_KEYS = ("key", "title", "basis", "description", "service", "materials", "fi
              "transitions", "timers")
 _FIELD_KEYS = ("label", "kind")
 _STATE_KEYS = ("name", "label", "initial", "final")
-_TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label")
+_TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label", "grounds")
 _TIMER_KEYS = ("name", "label", "limit", "basis", "start", "stop", "kind", "pauses", "extension",
-               "warn_before", "options")
-_START_KEYS = ("state", "trigger", "deemed_from")
+               "warn_before", "escalate_after", "options", "holder", "on_expiry", "cancel")
+_START_KEYS = ("state", "trigger", "deemed_from", "when")
 _STOP_KEYS = ("states", "triggers")
+_EXPIRY_KEYS = ("fire",)
 _PAUSE_KEYS = ("cap", "charged_to", "requires")
 _EXTENSION_KEYS = ("tiers", "max_times", "requires")
 _TIER_KEYS = ("grounds", "max_total", "min_each", "approver_roles")
@@ -1053,13 +1227,17 @@ class _Parser:
             requires = tuple(self.names(node.get("requires"), f"{fld}.requires", "requires"))
             self.undeclared(requires, fields, f"transition {trigger!r}", f"{fld}.requires")
             label = self.text(node, "label", f"{fld}.label", required=False)
+            grounds = tuple(self.texts(node.get("grounds"), f"{fld}.grounds", "grounds"))
+            if grounds and GROUND_FIELD not in requires:
+                self.fail(f"transition {trigger!r} lists grounds but takes no {GROUND_FIELD!r} field; add "
+                          f"{GROUND_FIELD!r} to its requires, or remove grounds", f"{fld}.grounds")
             # An internal transition is one per source state, so its target is always where it stays.
             groups = [(source,) for source in sources] if internal else [tuple(sources)]
             for group in groups:
                 try:
                     result.append(TransitionDef(trigger, group, group[0] if internal else dest,
                                                 tuple(role_names), requires=requires, label=label,
-                                                internal=internal))
+                                                internal=internal, grounds=grounds))
                 except WorkflowError as exc:
                     self.rewrap(exc, fld)
         return result
@@ -1105,7 +1283,7 @@ class _Parser:
         if "start" not in node:
             self.fail(f"timer {name!r} needs 'start: {{state: ...}}' or 'start: {{trigger: ...}}'", fld)
         start = self.mapping(node["start"], f"{fld}.start", _START_KEYS, f"the start of timer {name!r}")
-        if len([k for k in start if k != "deemed_from"]) != 1:
+        if len([k for k in start if k not in ("deemed_from", "when")]) != 1:
             self.fail(f"timer {name!r} must start on exactly one of 'state' or 'trigger', got {dict(start)!r}",
                       f"{fld}.start")
         deemed = (self.name(start["deemed_from"], f"{fld}.start.deemed_from", "a timer name")
@@ -1113,16 +1291,40 @@ class _Parser:
         start_state = self.name(start["state"], f"{fld}.start.state", "a state") if "state" in start else None
         start_trigger = (self.name(start["trigger"], f"{fld}.start.trigger", "a trigger")
                          if "trigger" in start else None)
+        when: dict[str, Any] = {}
+        if start.get("when") is not None:
+            cond = self.mapping(start["when"], f"{fld}.start.when", tuple(start["when"]) if isinstance(
+                start["when"], dict) else (), f"the start condition of timer {name!r}")
+            for key, value in cond.items():
+                self.name(key, f"{fld}.start.when.{key}", "a data field")
+                if isinstance(value, list | dict) or value is None:
+                    self.fail(f"start.when.{key} must be one value (text, number, true/false), got {value!r}",
+                              f"{fld}.start.when.{key}")
+                when[key] = value
         stop = self.mapping(node.get("stop") or _as_linedict({}), f"{fld}.stop", _STOP_KEYS,
                             f"the stop of timer {name!r}")
+        cancel = self.mapping(node.get("cancel") or _as_linedict({}), f"{fld}.cancel", _STOP_KEYS,
+                              f"the cancel of timer {name!r}")
+        holder = self.name(node["holder"], f"{fld}.holder", "a role") if node.get("holder") is not None else None
+        if holder is not None and holder not in roles:
+            self.fail(f"timer {name!r} is held by unknown role {holder!r}; declared roles are {_quoted(roles)}",
+                      f"{fld}.holder")
+        on_expiry = None
+        if node.get("on_expiry") is not None:
+            expiry = self.mapping(node["on_expiry"], f"{fld}.on_expiry", _EXPIRY_KEYS,
+                                  f"the on_expiry of timer {name!r}")
+            if "fire" not in expiry:
+                self.fail(f"on_expiry of timer {name!r} needs 'fire: TRIGGER'", f"{fld}.on_expiry")
+            on_expiry = self.name(expiry["fire"], f"{fld}.on_expiry.fire", "a trigger")
         kind = node.get("kind", "statutory")
         if kind not in TIMER_KINDS:
             self.fail(f"timer {name!r} has kind {kind!r}; allowed: {_quoted(TIMER_KINDS)}", f"{fld}.kind")
         pauses = self.pauses(node.get("pauses"), f"{fld}.pauses")
         extension = self.extension(node.get("extension"), f"{fld}.extension", limit, options, roles)
         warn: dict[str, TimeLimit] = {}
-        if node.get("warn_before") is not None:
-            warn["warn_before"] = self.limit(node["warn_before"], f"{fld}.warn_before", {}, "warn_before")
+        for what in ("warn_before", "escalate_after"):
+            if node.get(what) is not None:
+                warn[what] = self.limit(node[what], f"{fld}.{what}", {}, what)
         try:
             return TimerDef(
                 name, label, limit, basis=node["basis"].strip(),
@@ -1130,6 +1332,10 @@ class _Parser:
                 stop_states=frozenset(self.names(stop.get("states"), f"{fld}.stop.states", "stop states")),
                 stop_triggers=frozenset(self.names(stop.get("triggers"), f"{fld}.stop.triggers", "stop triggers")),
                 kind=cast(TimerKind, kind), pauses=FrozenMap(pauses), extension=extension, deemed_from=deemed,
+                holder=holder, on_expiry=on_expiry, start_when=FrozenMap(when),
+                cancel_states=frozenset(self.names(cancel.get("states"), f"{fld}.cancel.states", "cancel states")),
+                cancel_triggers=frozenset(self.names(cancel.get("triggers"), f"{fld}.cancel.triggers",
+                                                     "cancel triggers")),
                 **warn,
             )
         except WorkflowError as exc:

@@ -259,7 +259,9 @@ def queue_context(engine: Engine, actor: Actor) -> dict[str, Any]:
     rows_out = [{"item": i, "level": levels.get((i.case_id, i.timer), "green"),
                  "time_left": texts.get((i.case_id, i.timer), i.time_left),
                  "workflow_title": titles.get(i.workflow, i.workflow), "state_label": state_label(i.workflow, i.state),
-                 "responsible_name": people.get(i.responsible, i.responsible)} for i in items]
+                 # The person the step is on (the absent colleague when standing in, 代岗).
+                 "responsible_name": people.get(i.assignee or i.responsible, i.assignee or i.responsible)}
+                for i in items]
     openable = [d for d in engine.registry if actor.is_admin or actor.person.role_set & set(d.roles)]
     # 预约 due at the person's unit now (appointments.py): shown above the clocks, at their instant.
     bookings = [{"booking": a, "title": titles.get(a.workflow, a.workflow), "late": a.at <= now}
@@ -282,14 +284,18 @@ def case_context(engine: Engine, actor: Actor, case_id: int) -> dict[str, Any]:
         try:
             tdef = defn.timer(row.name)
             label, pauses, extendable = tdef.label, list(tdef.pauses), tdef.extension is not None
+            basis = tdef.basis
         except (KeyError, LookupError):
-            label, pauses, extendable = row.name, [], False
+            label, pauses, extendable, basis = row.name, [], False, ""
+        assignee = row.assignee or view.responsible
         timers.append({"row": row, "label": label, "pauses": pauses, "extendable": extendable,
                        "level": timer_level(row, now) if row.status in ACTIVE else row.status,
                        "time_left": engine.time_left(row, now) if row.status in ACTIVE else "",
-                       "limit": _limit_text(row)})
+                       "limit": _limit_text(row), "basis": basis, "assignee": assignee,
+                       "assignee_name": getattr(people.get(assignee), "name", assignee)})
     kinds = {"open": "受理", "pause": "暂停计时", "resume": "恢复计时", "extend": "批准延期", "hand_over": "移交",
-             "reassign": "改派", "close": "结案", "recompute": "重算期限"}
+             "reassign": "改派", "close": "结案", "recompute": "重算期限", "hand_over_step": "转交环节",
+             "expire": "期满自动办理"}
     labels = Labels.from_store(engine.store, registry=[defn])
     # Personal data in full for the responsible clerk only; everyone else reads it masked by kind.
     full = actor.id == view.responsible

@@ -73,7 +73,9 @@ class TimerOut(BaseModel):
 
     name: str
     label: str
-    status: Literal["running", "paused", "met", "breached", "stopped"]
+    status: Literal["running", "paused", "met", "breached", "cancelled", "stopped"] = Field(
+        description="cancelled: 不适用 (its branch was not taken, or the case ended another way); stopped: the "
+                    "same, recorded before schema revision 0004")
     due_at: datetime | None = Field(description="First overdue instant; null while an uncapped pause holds it")
     last_day: date | None
     provisional: bool = Field(description="True when the due date relies on a not yet announced holiday year")
@@ -83,6 +85,10 @@ class TimerOut(BaseModel):
     warn_at: datetime | None
     original_due_at: datetime | None
     paused_since: datetime | None
+    assignee: str | None = Field(default=None, description="The person who must act before the timer runs out")
+    escalate_at: datetime | None = Field(default=None, description="When an overdue timer goes to the "
+                                                                    "assignee's leader")
+    basis: str = Field(default="", description="The article or rule behind the limit")
 
 
 class CaseOut(BaseModel):

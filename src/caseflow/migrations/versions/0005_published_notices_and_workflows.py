@@ -1,7 +1,7 @@
 """holiday notices and published workflow definitions in the database, with generation counters
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-30 02:00:00
 """
 
@@ -16,7 +16,7 @@ from sqlmodel.sql.sqltypes import AutoString
 import caseflow.store
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
