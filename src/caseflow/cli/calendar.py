@@ -173,9 +173,12 @@ def calendar_import(path: Path, db: str | None, as_json: bool) -> None:
 @click.argument("year", type=click.IntRange(FIRST_YEAR, LAST_YEAR))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to FILE (default: print).")
 @db_option
+@json_option
 @handle_errors
-def calendar_export(year: int, output: Path | None, db: str | None) -> None:
+def calendar_export(year: int, output: Path | None, db: str | None, as_json: bool) -> None:
     """Write a year's arrangement as our YAML holiday file (the loaded notice, else the files').
+
+    With --json the YAML comes inside {"year", "official", "yaml"} (and "file" when written).
 
     \b
     Example:
@@ -183,15 +186,21 @@ def calendar_export(year: int, output: Path | None, db: str | None) -> None:
     """
     engine = open_engine(db)
     engine.refresh()
-    text = arrangement_yaml(engine.calendar.years[year])
+    arrangement = engine.calendar.years.get(year)
+    if arrangement is None:
+        raise TimeLimitError(f"no arrangement for {year} is loaded; years loaded: "
+                             f"{min(engine.calendar.years)}–{max(engine.calendar.years)}")
+    text = arrangement_yaml(arrangement)
+    payload: dict[str, Any] = {"year": year, "official": year <= engine.calendar.official_until.year, "yaml": text}
     if output is None:
-        click.echo(text, nl=False)
+        emit(as_json, payload, text.rstrip("\n"))
         return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise OutputFileError(f"cannot write {output}: {exc.strerror or exc}; choose a writable path") from None
-    click.echo(f"wrote {output}")
+    payload["file"] = str(output)
+    emit(as_json, payload, f"wrote {output}")
 
 
 @calendar_group.command("reload")
