@@ -94,8 +94,7 @@ def _plan(timers: int, alerts: int) -> Iterator[tuple[int, int, datetime, dateti
         elif kind == 1:  # due instant passed
             yield tid, cid, passed, passed, None, None
         else:  # overdue since Sunday, warned and alerted already: one working day later it escalates
-            due = passed - timedelta(days=3)
-            yield tid, cid, due, due, None, "overdue"
+            yield tid, cid, passed - timedelta(days=3), passed, None, "overdue"
 
 
 def _people_rows() -> list[tuple[Any, ...]]:
@@ -270,6 +269,15 @@ def run(url: str, timers: int, alerts: int) -> dict[str, Any]:
     load_s = load(store, timers, alerts)
     _, peak_after_load = rss_mb()
     receiver, hook = _receiver()
+    try:
+        return _measure(store, receiver, hook, load_s, peak_after_load, timers, alerts)
+    finally:
+        receiver.terminate()  # never left behind holding our output pipe
+        receiver.wait()
+
+
+def _measure(store: Store, receiver: subprocess.Popen[str], hook: str, load_s: float,  # noqa: PLR0917
+             peak_after_load: float, timers: int, alerts: int) -> dict[str, Any]:
     config = NotifyConfig.from_dict({"scheduler": {"batch": 1000, "default_channel": "hook"},
                                      "channels": {"hook": {"url": hook}}})
     scheduler = Scheduler(store, config, owner="bench")
@@ -299,8 +307,6 @@ def run(url: str, timers: int, alerts: int) -> dict[str, Any]:
     receiver_cpu = _cpu_of(receiver.pid) - cpu_before
     received = _received(hook)
     channel_s = channel_time(hook, outbox_rows, scheduler.outbox.max_workers, body)
-    receiver.terminate()
-    receiver.wait()
     # After the raise, the same instant finds nothing again (next_alert_at moved on).
     started = time.perf_counter()
     again = scheduler.sweep(BASE)

@@ -36,6 +36,12 @@ def test_help_deadline_and_calendar_show_import_no_database_or_projection_librar
         assert not loaded & set(HEAVY), (args, sorted(loaded & set(HEAVY)))
 
 
+def test_help_loads_no_command_body() -> None:
+    # Every command module is imported to list it: none may load the calendar (YAML, chinese-calendar).
+    loaded = modules_after(run_cli("--help"))
+    assert not loaded & {"yaml", "chinese_calendar", "pendulum", *HEAVY}, sorted(loaded)
+
+
 def test_import_caseflow_is_light_and_its_names_load_on_use() -> None:
     assert not modules_after("import caseflow") & set(HEAVY)
     assert "sqlalchemy" in modules_after("import caseflow\ncaseflow.Engine")

@@ -3,6 +3,8 @@
 A few thousand random open timers — every day unit, roll-forward on and off, months with both month
 ends, acceptance on a rest day, capped and uncapped pauses (open and closed, some overlapping),
 extensions, every alert level — first computed under one calendar, then recomputed under another.
+The timers are written straight into the tables (their pauses and extensions have no events), so the
+audit checks the hash chains only (``replay=False``): the chains must stay intact.
 """
 
 from __future__ import annotations

@@ -238,9 +238,13 @@ class Ratings:
                           "to follow the bad rating up; give the unit's leader one of these roles")
 
     def _open_followup(self, view: RatingView, leader: str, when: datetime) -> RatingView:
+        with self.engine.store.session() as s:
+            rated = s.get(Person, view.person)
+        # The leader reads the person's name (a label, never a key); the id stays on the rating row.
+        who = f"{rated.name}({rated.id})" if rated is not None else view.person
         case = self.engine.open(FOLLOWUP_WORKFLOW, actor=leader, at=when, data={
             "rating_id": view.id, "rated_case_id": view.case_id, "rated_visit_id": view.visit_id,
-            "rating": view.label, "rated_person": view.person, "comment": view.comment})
+            "rating": view.label, "rated_person": who, "comment": view.comment})
         with self.engine.store.session(write=True) as s:
             row = s.get(RatingRow, view.id)
             assert row is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from caseflow.calendar import ZONE
 from caseflow.cli.common import emit, handle_errors, json_option, open_store, parse_at, store_db_option
 
 
@@ -51,6 +50,8 @@ def stats_cmd(month: str | None, by: str, units: tuple[str, ...], at: str | None
         return
     tables = stats_tables(store, month=month, by=by, units=list(units) or None, now=when)
     scope = f"{month} " if month else ""
+    from caseflow.calendar import ZONE
+
     moment = f"截至 {when.astimezone(ZONE):%Y-%m-%d %H:%M}" if when else "截至目前"
     emit(as_json, payload, render_stats_text(tables, heading=f"办理时限统计 {scope}{moment}（北京时间）"))
 
