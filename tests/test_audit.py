@@ -405,3 +405,34 @@ def test_the_http_audit_names_a_table_edit(office: Office) -> None:
     assert body["ok"] is False
     assert [(p["case"], p["kind"]) for p in body["problems"]] == [(c1, "projection")]
     assert "unit" in body["problems"][0]["problem"]
+
+
+def test_the_replay_follows_a_loaded_holiday_notice(db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Deadlines moved by a newly loaded notice are what the chain recorded ('recompute'), and timers that
+    had stopped keep the due instant their stop recorded: the audit stays clean, an edit is still named."""
+    from datetime import date
+
+    from caseflow.calendar import WorkCalendar
+
+    clock = FixedClock(datetime(2026, 12, 30, 9, tzinfo=ZONE))
+    engine = Engine(Store(db_url), clock=clock)
+    engine.add_person("p1", name="张户籍", unit="城关派出所", roles=["household_police"])
+    case = engine.open("hukou_transfer", actor="p1")
+    case = engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": "1"})
+    assert case.timer("verification").provisional
+    notice = tmp_path / "2027.yaml"
+    notice.write_text("year: 2027\nsource: test notice\nholidays:\n"
+                      "  - {name: 元旦, from: 2027-01-01, to: 2027-01-04}\n"
+                      "statutory_only: [春节, 清明节, 劳动节, 端午节, 中秋节, 国庆节]\n", encoding="utf-8")
+    engine.reload_calendar(WorkCalendar.load([tmp_path]), source=str(notice))
+    assert engine.get(case.id).timer("verification").last_day == date(2027, 1, 6)
+    assert engine.history(case.id)[-1].kind == "recompute"
+    assert engine.verify_audit() == []
+    clock.set(datetime(2026, 12, 31, 9, tzinfo=ZONE))
+    engine.pause(case.id, "verification", reason="函调", actor="p1")
+    assert engine.verify_audit() == []
+    with engine.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE caseflow_timers SET status = 'running' WHERE case_id = :c "
+                             "AND name = 'verification'"), {"c": case.id})
+    assert named(engine.verify_audit(), "timer verification (round 1) status", case=case.id)
+    engine.store.dispose()

@@ -286,7 +286,7 @@ _CASE_FIELDS = (("state", "state"), ("responsible_id", "responsible person"), ("
                 ("closed_at", "closing instant"), ("close_reason", "closing reason"),
                 ("last_event_at", "last event instant"))
 _TIMER_FIELDS = (("status", "status"), ("kind", "kind"), ("limit_spec", "limit"), ("started_at", "start"),
-                 ("stopped_at", "stop"), ("due_at", "due instant"), ("last_day", "last day"),
+                 ("stopped_at", "stop"), ("due_at", "due instant"),
                  ("pauses", "pauses"), ("extensions", "extensions"), ("assignee", "assignee"),
                  ("expiry_trigger", "expiry trigger"))
 
@@ -432,7 +432,9 @@ def rebuild_case(engine: Engine, case_id: int) -> list[str]:
             for attr, _label in _TIMER_FIELDS:
                 if hasattr(kept, attr):
                     setattr(kept, attr, getattr(new, attr))
-            kept.provisional, kept.warn_at, kept.original_due_at = new.provisional, new.warn_at, new.original_due_at
+            # Derived from the due instant and the calendar, not compared (the due instant is the legal limit).
+            kept.last_day, kept.provisional, kept.warn_at = new.last_day, new.provisional, new.warn_at
+            kept.original_due_at = new.original_due_at
             kept.next_alert_at = new.next_alert_at if kept.status == "running" and kept.alert_level is None else (
                 kept.due_at if kept.status == "running" else None)
     return repaired
