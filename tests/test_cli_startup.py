@@ -84,3 +84,10 @@ def test_shipped_head_revision_is_alembics_head() -> None:
     config = Config()
     config.set_main_option("script_location", str(Path(caseflow.store.__file__).parent / "migrations"))
     assert shipped_head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_the_cli_copy_of_the_calendar_range_is_the_calendars() -> None:
+    from caseflow.calendar import FIRST_YEAR, LAST_YEAR
+    from caseflow.cli import calendar as calendar_commands
+
+    assert (calendar_commands._FIRST_YEAR, calendar_commands._LAST_YEAR) == (FIRST_YEAR, LAST_YEAR)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from caseflow.calendar import FIRST_YEAR, LAST_YEAR, WorkCalendar, YearArrangement, default_calendar
 from caseflow.cli.common import db_option, emit, handle_errors, json_option, open_engine, weekday_zh
 from caseflow.errors import OutputFileError, TimeLimitError
-from caseflow.notices import arrangement_yaml, festival_check, notice_format, read_notice
+
+if TYPE_CHECKING:
+    from caseflow.calendar import WorkCalendar, YearArrangement
+
+# caseflow.calendar's FIRST_YEAR and LAST_YEAR (a test holds them equal): the calendar and the notices
+# are imported inside the commands, so that `caseflow --help` does not load them (YAML, chinese-calendar).
+_FIRST_YEAR, _LAST_YEAR = 2004, 2099
 
 
 @click.group("calendar")
@@ -73,6 +78,8 @@ def calendar_show(month: str, as_json: bool) -> None:
         date(year, mon, 1)
     except ValueError:
         raise TimeLimitError(f"expected a month like 2026-10, got {month!r}") from None
+    from caseflow.calendar import default_calendar
+
     calendar = default_calendar()
     days = calendar.month(year, mon)
     payload = [{"day": d.day.isoformat(), "workday": d.workday, "reason": d.reason, "official": d.official}
@@ -82,6 +89,9 @@ def calendar_show(month: str, as_json: bool) -> None:
 
 def _check(arrangement: YearArrangement, current: WorkCalendar, label: str) -> tuple[dict[str, Any], list[str]]:
     """The festival-by-festival check and the working-day changes, as JSON and as lines of text."""
+    from caseflow.calendar import WorkCalendar
+    from caseflow.notices import festival_check
+
     festivals = festival_check(arrangement)
     candidate = WorkCalendar([*current.years.values(), arrangement])
     changes = current.diff(candidate, year=arrangement.year)
@@ -136,6 +146,9 @@ def calendar_check(path: Path, as_json: bool) -> None:
     Example:
         caseflow calendar check holidays/2026.yaml
     """
+    from caseflow.calendar import default_calendar
+    from caseflow.notices import read_notice
+
     current = default_calendar()
     arrangement = read_notice(path, working=current.is_workday)
     payload, lines = _check(arrangement, current, str(path))
@@ -159,6 +172,8 @@ def calendar_import(path: Path, db: str | None, as_json: bool) -> None:
     """
     engine = open_engine(db)
     engine.refresh()
+    from caseflow.notices import notice_format, read_notice
+
     arrangement = read_notice(path, working=engine.calendar.is_workday)
     payload, lines = _check(arrangement, engine.calendar, str(path))
     text = path.read_text(encoding="utf-8-sig")
@@ -170,7 +185,7 @@ def calendar_import(path: Path, db: str | None, as_json: bool) -> None:
 
 
 @calendar_group.command("export")
-@click.argument("year", type=click.IntRange(FIRST_YEAR, LAST_YEAR))
+@click.argument("year", type=click.IntRange(_FIRST_YEAR, _LAST_YEAR))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to FILE (default: print).")
 @db_option
 @json_option
@@ -186,6 +201,8 @@ def calendar_export(year: int, output: Path | None, db: str | None, as_json: boo
     """
     engine = open_engine(db)
     engine.refresh()
+    from caseflow.notices import arrangement_yaml
+
     arrangement = engine.calendar.years.get(year)
     if arrangement is None:
         raise TimeLimitError(f"no arrangement for {year} is loaded; years loaded: "
