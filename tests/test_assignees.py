@@ -415,3 +415,74 @@ def test_migration_0004_puts_old_timers_on_the_responsible_person(tmp_path: Path
     assert [tuple(r) for r in rows] == [("t0", "running", "p1"), ("t1", "met", "p1"), ("t2", "cancelled", "p1"),
                                         ("t3", "breached", "p1")]
     new.dispose()
+
+
+# ------------------------------------------------------------------------------------------ the shells
+
+
+def test_cli_assigns_hands_over_a_step_and_shows_who_acts(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from caseflow.cli import cli
+
+    db = str(tmp_path / "cli.db")
+    runner = CliRunner()
+
+    def run(*args: str) -> dict[str, object]:
+        result = runner.invoke(cli, [*args, "--db", db, "--json", "--at", "2026-09-30T10:00"])
+        assert result.exit_code == 0, result.output
+        payload: dict[str, object] = json.loads(result.output)
+        return payload
+
+    for pid, role, leader in (("l1", "station_leader", None), ("p2", "community_police", "l1"),
+                              ("p3", "community_police", "l1"), ("p1", "household_police", "l1")):
+        args = ["people", "add", pid, "--name", pid, "--unit", STATION, "--role", role]
+        assert runner.invoke(cli, [*args, *(["--leader", leader] if leader else []), "--db", db]).exit_code == 0
+    case = run("case", "open", "hukou_transfer", "--actor", "p1")
+    fired = run("case", "fire", str(case["id"]), "hand_over_verification", "--actor", "p1", "--data", "slip_no=1",
+                "--assign", "p3")
+    timers = {t["name"]: t for t in fired["timers"]}  # type: ignore[attr-defined]
+    assert timers["verification"]["assignee"] == "p3"
+    moved = run("case", "hand-over-step", str(case["id"]), "--timer", "verification", "--to", "p2",
+                "--actor", "p3", "--reason", "辖区调整")
+    assert [t["assignee"] for t in moved["timers"] if t["name"] == "verification"] == ["p2"]  # type: ignore[attr-defined]
+    refused = runner.invoke(cli, ["case", "hand-over-step", str(case["id"]), "--timer", "verification", "--to", "p1",
+                                  "--actor", "p2", "--reason", "x", "--db", db, "--at", "2026-09-30T10:00"])
+    assert refused.exit_code != 0 and "community_police" in refused.output and "Traceback" not in refused.output
+
+
+def test_api_takes_assign_and_hands_over_a_step(db_url: str, clock: FixedClock) -> None:  # noqa: F811
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+        from caseflow.tokens import create_token
+        from caseflow.web import create_app
+    st = Store(db_url)
+    try:
+        e = Engine(st, clock=clock)
+        e.add_person("l1", name="王所长", unit=STATION, roles=["station_leader"])
+        e.add_person("p2", name="李社区", unit=STATION, roles=["community_police"], leader="l1")
+        e.add_person("p3", name="赵社区", unit=STATION, roles=["community_police"], leader="l1")
+        e.add_person("p1", name="张户籍", unit=STATION, roles=["household_police"], leader="l1")
+        tokens = {pid: create_token(st, pid) for pid in ("p1", "p2")}
+        with TestClient(create_app(engine=e)) as client:
+            def h(who: str) -> dict[str, str]:
+                return {"Authorization": f"Bearer {tokens[who]}"}
+
+            case = client.post("/api/v1/cases", json={"workflow": "hukou_transfer"}, headers=h("p1")).json()
+            r = client.post(f"/api/v1/cases/{case['id']}/fire", headers=h("p1"), json={
+                "trigger": "hand_over_verification", "data": {"slip_no": "1"}, "assign": "p2"})
+            assert r.status_code == 200, r.text
+            assert [t["assignee"] for t in r.json()["timers"] if t["name"] == "verification"] == ["p2"]
+            r = client.post(f"/api/v1/cases/{case['id']}/hand-over-step", headers=h("p2"),
+                            json={"timer": "verification", "to": "p3", "reason": "辖区调整"})
+            assert r.status_code == 200, r.text
+            assert [t["assignee"] for t in r.json()["timers"] if t["name"] == "verification"] == ["p3"]
+            r = client.post(f"/api/v1/cases/{case['id']}/hand-over-step", headers=h("p2"),
+                            json={"timer": "verification", "to": "p1", "reason": "x"})
+            assert r.status_code in (403, 409) and r.headers["content-type"].startswith("application/problem+json")
+    finally:
+        st.dispose()

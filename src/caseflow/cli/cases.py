@@ -35,12 +35,14 @@ def case_group() -> None:
 @click.option("--responsible", default=None, metavar="ID", help="首问负责人, if not the actor.")
 @click.option("--data", "data", multiple=True, metavar="NAME=VALUE")
 @click.option("--key", default=None, help="Idempotency key: a retry with it returns the first result.")
+@click.option("--assign", default=None, metavar="ID",
+              help="The person who must act on the steps this starts (of their role); default: the engine's rule.")
 @at_option
 @db_option
 @json_option
 @handle_errors
 def case_open(workflow: str, actor: str, responsible: str | None, data: tuple[str, ...], key: str | None,  # noqa: PLR0917
-              at: str | None, db: str | None, as_json: bool) -> None:
+              assign: str | None, at: str | None, db: str | None, as_json: bool) -> None:
     """Open a case of WORKFLOW.
 
     \b
@@ -50,7 +52,7 @@ def case_open(workflow: str, actor: str, responsible: str | None, data: tuple[st
     engine = open_engine(db)
     replayed = key_was_used(engine, key)
     case = engine.open(workflow, actor=actor, at=parse_at(at), data=parse_data(data), responsible=responsible,
-                                key=key)
+                       key=key, assign=assign)
     print_case(case, as_json, replayed=replayed)
 
 
@@ -61,12 +63,14 @@ def case_open(workflow: str, actor: str, responsible: str | None, data: tuple[st
 @click.option("--data", "data", multiple=True, metavar="NAME=VALUE")
 @click.option("--expect-version", type=CASE_ID, default=None, help="Refuse if the case is not at this version.")
 @click.option("--key", default=None, help="Idempotency key.")
+@click.option("--assign", default=None, metavar="ID",
+              help="The person who must act on the steps this starts (of their role); default: the engine's rule.")
 @at_option
 @db_option
 @json_option
 @handle_errors
 def case_fire(case_id: int, trigger: str, actor: str, data: tuple[str, ...], expect_version: int | None,  # noqa: PLR0917
-              key: str | None, at: str | None, db: str | None, as_json: bool) -> None:
+              key: str | None, assign: str | None, at: str | None, db: str | None, as_json: bool) -> None:
     """Fire TRIGGER on CASE.
 
     \b
@@ -76,8 +80,31 @@ def case_fire(case_id: int, trigger: str, actor: str, data: tuple[str, ...], exp
     engine = open_engine(db)
     replayed = key_was_used(engine, key)
     case = engine.fire(case_id, trigger, actor=actor, at=parse_at(at), data=parse_data(data),
-                            expected_version=expect_version, key=key)
+                       expected_version=expect_version, key=key, assign=assign)
     print_case(case, as_json, replayed=replayed)
+
+
+@case_group.command("hand-over-step")
+@click.argument("case_id", type=int, metavar="CASE")
+@click.option("--timer", required=True, help="The step (timer) to hand over.")
+@click.option("--to", "to", required=True, metavar="ID", help="A person holding the step's role.")
+@click.option("--actor", required=True, metavar="ID")
+@click.option("--reason", required=True, help="转交理由, recorded in the case's history.")
+@click.option("--key", default=None)
+@at_option
+@db_option
+@json_option
+@handle_errors
+def case_hand_over_step(case_id: int, timer: str, to: str, actor: str, reason: str,  # noqa: PLR0917
+                        key: str | None, at: str | None, db: str | None, as_json: bool) -> None:
+    """Hand one running step of CASE over (转交): TO becomes the person who must act on it.
+
+    \b
+    Example:
+        caseflow case hand-over-step 1 --timer verification --to p3 --actor p2 --reason 辖区调整
+    """
+    print_case(open_engine(db).hand_over_step(case_id, timer, to=to, actor=actor, reason=reason, at=parse_at(at),
+                                              key=key), as_json)
 
 
 @case_group.command("pause")

@@ -121,7 +121,8 @@ def case_text(case: Any, store: Any = None) -> str:
         kind = "法定时限" if t.kind == "statutory" else "承诺时限"
         prov = "（按推算的节假日安排）" if t.provisional else ""
         limit = labels_limit(t.limit)
-        lines.append(f"  ⏱ {t.label}（{kind} {limit}）{status_text(t.status)}  {due_text(t.due_at)}{prov}")
+        who = f"  由 {labels.person(t.assignee)} 办理" if t.assignee and t.status in ("running", "paused") else ""
+        lines.append(f"  ⏱ {t.label}（{kind} {limit}）{status_text(t.status)}  {due_text(t.due_at)}{prov}{who}")
     return "\n".join(lines)
 
 

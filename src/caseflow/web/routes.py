@@ -52,6 +52,7 @@ from caseflow.web.schemas import (
     ExtendIn,
     FireIn,
     HandOverIn,
+    HandOverStepIn,
     HolidayUploadOut,
     HolidayYearOut,
     IdemKey,
@@ -135,7 +136,7 @@ def add_api_routes(app: FastAPI) -> None:
         for attempt in range(3):
             try:
                 view = engine.open(body.workflow, actor=actor.id, at=local_instant(body.at), data=body.data,
-                                   responsible=body.responsible, key=key)
+                                   responsible=body.responsible, key=key, assign=body.assign)
                 break
             except sa.exc.IntegrityError:
                 # Two workers opening the first case of a new workflow version both insert its row; the
@@ -195,7 +196,7 @@ def add_api_routes(app: FastAPI) -> None:
         return run_command(engine, actor, request, case_id, if_match=if_match, key=idempotency_key,
                            command=lambda v, k: engine.fire(
             case_id, body.trigger, actor=actor.id, at=local_instant(body.at), data=body.data,
-            expected_version=v, key=k))
+            expected_version=v, key=k, assign=body.assign))
 
     @app.post(f"{p}/cases/{{case_id}}/pause", tags=["commands"], response_model=CaseOut,
               responses={**case_ok, **_ON_CASE})
@@ -228,6 +229,17 @@ def add_api_routes(app: FastAPI) -> None:
                            command=lambda v, k: engine.extend(
             case_id, body.timer, by=body.by, grounds=body.grounds, actor=actor.id, at=local_instant(body.at),
             data=body.data, expected_version=v, key=k))
+
+    @app.post(f"{p}/cases/{{case_id}}/hand-over-step", tags=["commands"], response_model=CaseOut,
+              responses={**case_ok, **_ON_CASE})
+    def hand_over_step(case_id: CaseId, body: HandOverStepIn, *, request: Request, actor: ActorDep,
+                       if_match: IfMatch = None, idempotency_key: IdemKey = None) -> Response:
+        """Hand one running step over (转交): ``to`` (holding the step's role) must act on it from now on."""
+        engine = engine_of(request)
+        return run_command(engine, actor, request, case_id, if_match=if_match, key=idempotency_key,
+                           command=lambda v, k: engine.hand_over_step(
+            case_id, body.timer, to=body.to, actor=actor.id, reason=body.reason, at=local_instant(body.at),
+            expected_version=v, key=k))
 
     @app.post(f"{p}/cases/{{case_id}}/hand-over", tags=["commands"], response_model=CaseOut,
               responses={**case_ok, **_ON_CASE})

@@ -155,6 +155,8 @@ class OpenCase(_In):
     at: Instant | None = _AT
     data: CaseData = Field(default_factory=dict)
     responsible: PersonId | None = Field(default=None, description="首问负责人, if not the requesting person")
+    assign: PersonId | None = Field(default=None, description="The person who must act on the steps opening starts "
+                                                              "(of their role); default: the engine's rule")
 
 
 class FireIn(_In):
@@ -162,6 +164,17 @@ class FireIn(_In):
 
     trigger: Ident
     data: CaseData = Field(default_factory=dict)
+    at: Instant | None = _AT
+    assign: PersonId | None = Field(default=None, description="The person who must act on the steps this starts "
+                                                              "(of their role); default: the engine's rule")
+
+
+class HandOverStepIn(_In):
+    """Hand one running step (timer) over (转交): ``to`` becomes the person who must act on it."""
+
+    timer: Ident
+    to: PersonId
+    reason: Reason
     at: Instant | None = _AT
 
 
