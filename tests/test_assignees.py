@@ -426,7 +426,8 @@ def test_cli_assigns_hands_over_a_step_and_shows_who_acts(tmp_path: Path) -> Non
     from caseflow.cli import cli
 
     db = str(tmp_path / "cli.db")
-    runner = CliRunner()
+    # The CLI's clock is fixed (CASEFLOW_NOW), so the test does not depend on today's date.
+    runner = CliRunner(env={"CASEFLOW_NOW": "2026-09-30T10:30"})
 
     def run(*args: str) -> dict[str, object]:
         result = runner.invoke(cli, [*args, "--db", db, "--json", "--at", "2026-09-30T10:00"])
