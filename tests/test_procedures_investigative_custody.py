@@ -1,0 +1,93 @@
+"""侦查羁押期限 (investigative_custody): months after arrest, across the 2026 National Day holiday.
+
+刑事诉讼法 第一百五十六条 (2 months, +1 approved by the procuratorate one level up), 第一百五十八条 (+2 on the
+listed grounds), 第一百六十条 (recounted from the discovery of another major crime); 刑诉解释 第二百零二条
+(month ends); 第一百零五条: in custody a limit is never moved past a holiday.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+
+from caseflow.errors import CommandError, PermissionDeniedError, TimerError
+from procedure_world import World, bj
+from storefixtures import db_url  # noqa: F401 - fixture
+
+PEOPLE = (
+    ("chen", "大队长 陈刚", "刑侦大队", ("leader",), None),
+    ("zhou", "侦查员 周勇", "刑侦大队", ("investigator",), "chen"),
+)
+
+
+@pytest.fixture
+def world(db_url: str) -> Iterator[World]:  # noqa: F811
+    w = World(db_url, bj(2026, 8, 5, 15), PEOPLE)
+    yield w
+    w.close()
+
+
+def test_two_months_end_inside_the_holiday_and_extensions_follow_the_articles(world: World) -> None:
+    engine = world.engine
+    case = engine.open("investigative_custody", actor="zhou", data={"applicant": "某乙", "warrant_no": "捕-31"})
+    custody = case.timer("custody")
+    # Arrested 08-05: two months end on 10-05, a National Day holiday — in custody it is not moved.
+    assert custody.assignee == "zhou" and custody.last_day == date(2026, 10, 5)
+    assert custody.due_at == bj(2026, 10, 6)
+    # Warned 10 days ahead (the request must reach the procuratorate 7 days before: 程序规定 第一百四十八条).
+    assert world.sweep(2026, 9, 25, 23) == []
+    assert world.sweep(2026, 9, 26, 0, 5) == [("custody", "warning", "zhou", bj(2026, 9, 26))]
+
+    world.at(2026, 9, 27, 10)
+    with pytest.raises(CommandError, match="approval_no"):
+        engine.extend(case.id, "custody", by="1 months", grounds="案情复杂", actor="chen")
+    with pytest.raises(PermissionDeniedError, match="leader"):
+        engine.extend(case.id, "custody", by="1 months", grounds="案情复杂", actor="zhou",
+                      data={"approval_no": "检延-1"})
+    with pytest.raises(TimerError, match="at most 1"):
+        engine.extend(case.id, "custody", by="2 months", grounds="案情复杂", actor="chen",
+                      data={"approval_no": "检延-1"})
+    case = engine.extend(case.id, "custody", by="1 months", grounds="案情复杂", actor="chen",
+                         data={"approval_no": "检延-1"})
+    assert case.timer("custody").last_day == date(2026, 11, 5)
+    world.at(2026, 10, 28, 10)
+    case = engine.extend(case.id, "custody", by="2 months", grounds="重大的犯罪集团案件", actor="chen",
+                         data={"approval_no": "省检延-1"})
+    # 2 + 1 + 2 months from 08-05.
+    assert case.timer("custody").last_day == date(2027, 1, 5)
+
+    world.at(2026, 12, 1, 10)
+    case = engine.fire(case.id, "conclude", actor="zhou", data={"transfer_no": "起诉意见书〔2026〕9号"})
+    assert case.state == "concluded" and case.timer("custody").status == "met"
+    assert world.sweep(2026, 12, 10) == []
+    assert world.alerts(case.id) == [("custody", "warning", "zhou", bj(2026, 9, 26))]
+
+
+def test_another_major_crime_recounts_from_its_discovery(world: World) -> None:
+    engine = world.engine
+    case = engine.open("investigative_custody", actor="zhou")
+    world.at(2026, 9, 30, 11)
+    with pytest.raises(PermissionDeniedError, match="leader"):
+        engine.fire(case.id, "recount", actor="zhou", data={"crime_found_on": "2026-09-30", "reason": "另有抢劫"})
+    case = engine.fire(case.id, "recount", actor="chen", data={"crime_found_on": "2026-09-30", "reason": "另有抢劫"})
+    # The old count does not apply any more; two new months from 09-30 (刑诉解释: last day → last day).
+    assert case.timer("custody").status == "cancelled"
+    recount = case.timer("custody_recount")
+    assert recount.status == "running" and recount.assignee == "zhou"
+    assert recount.last_day == date(2026, 11, 30)
+    # Not concluded: overdue at 12-01 00:00, escalated to the leader a day later.
+    assert world.sweep(2026, 11, 21, 0, 1) == [("custody_recount", "warning", "zhou", bj(2026, 11, 21))]
+    assert world.sweep(2026, 12, 1, 0, 1) == [("custody_recount", "overdue", "zhou", bj(2026, 12, 1))]
+    assert world.sweep(2026, 12, 2, 0, 1) == [("custody_recount", "escalated", "chen", bj(2026, 12, 2))]
+
+
+def test_a_month_end_arrest_ends_on_the_last_day_of_the_final_month(db_url: str) -> None:  # noqa: F811
+    w = World(db_url, bj(2026, 6, 30, 9), PEOPLE)
+    try:
+        case = w.engine.open("investigative_custody", actor="zhou")
+        # 刑诉解释 第二百零二条 "期限起算日为本月最后一日的，至下月最后一日为一个月": 06-30 → 08-31, not 08-30.
+        assert case.timer("custody").last_day == date(2026, 8, 31)
+    finally:
+        w.close()
