@@ -1237,7 +1237,7 @@ class Engine:
 
     def _start_timers(self, ctx: _Ctx, state: str | None, trigger: str | None) -> list[str]:
         started = []
-        data = ctx.case.data_dict()
+        data = ctx.definition.with_defaults(ctx.case.data_dict())  # an unstated yes/no field reads as no
         for tdef in ctx.definition.timers_started_by(state, trigger):
             if any(r.name == tdef.name and r.status in ACTIVE for r in ctx.timers):
                 continue

@@ -869,6 +869,14 @@ class WorkflowDef:
         fdef = self.fields.get(key)
         return fdef.label if fdef is not None else key
 
+    def with_defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``data`` with every yes/no field (kind ``bool``) it does not state read as false.
+
+        A route asked at acceptance (``needs_verification``) is answered "no" when the clerk says
+        nothing, so ``start.when: {needs_verification: false}`` holds for a case opened without it.
+        """
+        return {**{key: False for key, fdef in self.fields.items() if fdef.kind == "bool"}, **data}
+
     def state(self, name: str) -> StateDef:
         """The state called ``name``; :class:`WorkflowNotFoundError` naming the states otherwise."""
         try:
