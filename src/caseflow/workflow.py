@@ -465,6 +465,9 @@ class TimerDef:
     #: Another timer of the case: when it ended breached, this timer counts from that timer's start.
     #: 行政许可法 第三十二条第一款第(四)项: 逾期不告知补正的, 自收到申请材料之日起即为受理.
     deemed_from: str | None = field(default=None, kw_only=True)
+    #: A case-data field holding the instant agreed with the person (约定的时间): the timer is due then,
+    #: and ``limit`` is the longest span from the start such an instant may lie ahead.
+    until: str | None = field(default=None, kw_only=True)
     #: The role that must act before the timer runs out (the assignee is a person of this role).
     holder: str | None = field(default=None, kw_only=True)
     #: The trigger the scheduler fires as the system when the timer runs out (at its due instant).
@@ -962,7 +965,7 @@ _FIELD_KEYS = ("label", "kind")
 _STATE_KEYS = ("name", "label", "initial", "final")
 _TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label", "grounds")
 _TIMER_KEYS = ("name", "label", "limit", "basis", "start", "stop", "kind", "pauses", "extension",
-               "warn_before", "escalate_after", "options", "holder", "on_expiry", "cancel")
+               "warn_before", "escalate_after", "options", "holder", "on_expiry", "cancel", "until")
 _START_KEYS = ("state", "trigger", "deemed_from", "when")
 _STOP_KEYS = ("states", "triggers")
 _EXPIRY_KEYS = ("fire",)
@@ -1341,6 +1344,8 @@ class _Parser:
                 stop_triggers=frozenset(self.names(stop.get("triggers"), f"{fld}.stop.triggers", "stop triggers")),
                 kind=cast(TimerKind, kind), pauses=FrozenMap(pauses), extension=extension, deemed_from=deemed,
                 holder=holder, on_expiry=on_expiry, start_when=FrozenMap(when),
+                until=(self.name(node["until"], f"{fld}.until", "a case-data field")
+                       if node.get("until") is not None else None),
                 cancel_states=frozenset(self.names(cancel.get("states"), f"{fld}.cancel.states", "cancel states")),
                 cancel_triggers=frozenset(self.names(cancel.get("triggers"), f"{fld}.cancel.triggers",
                                                      "cancel triggers")),
