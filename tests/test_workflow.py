@@ -43,9 +43,12 @@ SHIPPED_KEYS = {
     "complaint_110",
     "criminal_detention",
     "exit_entry_permit",
+    "gov_info_disclosure",
     "holiday_appointment",
     "hukou_transfer",
+    "investigative_custody",
     "petition",
+    "public_security_case",
     "service_followup",
 }
 
@@ -122,7 +125,8 @@ def test_seed_rules_are_promises_and_statutes_are_statutory(shipped: dict[str, W
     for key in ("hukou_transfer", "complaint_110", "holiday_appointment"):
         assert {t.kind for t in shipped[key].timers} == {"promised"}, key
         assert all("seed 000" in t.basis for t in shipped[key].timers), key
-    for key in ("criminal_detention", "petition", "admin_license"):
+    for key in ("criminal_detention", "petition", "admin_license", "public_security_case", "gov_info_disclosure",
+                "investigative_custody"):
         assert {t.kind for t in shipped[key].timers} == {"statutory"}, key
 
 
@@ -136,8 +140,14 @@ def test_hukou_timers_follow_the_household_window_rules(shipped: dict[str, Workf
         "report": TimeLimit(2, "working_days"),
         "approval": TimeLimit(2, "working_days"),
         "notify": TimeLimit(1, "working_days"),
+        "finish_after_verification": TimeLimit(1, "working_days"),  # 社区民警提交调查核实材料后1个工作日内办结
         "escalate": TimeLimit(2, "working_days"),
     }
+    # The route stated at acceptance decides which of the first two runs (issue 8: hand_over only on the
+    # verification route).
+    assert dict(hukou.timer("hand_over").start_when) == {"needs_verification": True}
+    assert dict(hukou.timer("submit_complete").start_when) == {"needs_verification": False}
+    assert hukou.fields["needs_verification"].kind == "bool"
     verification = hukou.timer("verification")
     assert verification.start_state == "verifying"
     assert verification.stop_states == {"reporting"}
@@ -172,9 +182,13 @@ def test_detention_limits_run_in_custody(shipped: dict[str, WorkflowDef]) -> Non
         assert timer.limit == TimeLimit(24, "hours")
         assert timer.start_state == "detained"
         assert timer.warn_before == TimeLimit(360, "minutes")  # a quarter of the limit
-    assert detention.timer("notify_family").stop_triggers == {"notify_family", "exempt_family_notice"}
+    # 第八十五条: a lawful exemption makes the 24 hours not applicable (cancelled), it does not meet them;
+    # only its grounds are taken, with the reason for the 拘留通知书 (程序规定 第一百二十七条).
+    assert detention.timer("notify_family").stop_triggers == {"notify_family"}
+    assert detention.timer("notify_family").cancel_triggers == {"exempt_family_notice"}
     exempt = detention.find_transition("exempt_family_notice", "detained")
-    assert exempt is not None and exempt.requires == ("ground",)
+    assert exempt is not None and exempt.requires == ("ground", "exemption_reason")
+    assert exempt.grounds == ("无法通知", "有碍侦查(涉嫌危害国家安全犯罪)", "有碍侦查(涉嫌恐怖活动犯罪)")
 
     arrest = detention.timer("arrest_request")
     assert arrest.limit.amount == 3 and arrest.limit.unit == "days"
@@ -201,7 +215,7 @@ def test_detention_limits_run_in_custody(shipped: dict[str, WorkflowDef]) -> Non
 def test_detention_release_ends_every_timer(shipped: dict[str, WorkflowDef]) -> None:
     detention = shipped["criminal_detention"]
     release = detention.transitions_for("release")
-    assert [t.sources for t in release] == [("detained", "awaiting_approval")]
+    assert [t.sources for t in release] == [("detained", "awaiting_approval", "arrested")]
     assert release[0].dest in detention.final_states
     assert detention.timers_stopped_by("released", "release") == list(detention.timers)
 
@@ -214,6 +228,9 @@ def test_petition_counts_calendar_days_without_roll(shipped: dict[str, WorkflowD
         "handling": (60, "days", False),
         "review": (30, "days", False),
         "recheck": (30, "days", False),
+        "objection": (5, "working_days", True),  # 第二十三条第三款: 5个工作日
+        "review_window": (30, "days", True),  # the petitioner's own 30 days (第三十五条)
+        "recheck_window": (30, "days", True),  # (第三十六条)
     }
     handling = petition.timer("handling")
     assert handling.extension is not None
@@ -228,6 +245,9 @@ def test_admin_license_counts_working_days(shipped: dict[str, WorkflowDef]) -> N
     assert {t.name: t.limit for t in licence.timers} == {
         "correction_notice": TimeLimit(5, "working_days"),
         "decision": TimeLimit(20, "working_days"),
+        "joint_decision": TimeLimit(45, "working_days"),  # 第四十二条第二款
+        "hearing_request": TimeLimit(5, "working_days"),  # 第四十七条: 五日内提出听证申请
+        "hearing": TimeLimit(20, "working_days"),  # 第四十七条: 二十日内组织听证
         "delivery": TimeLimit(10, "working_days"),
     }
     decision = licence.timer("decision")
@@ -235,11 +255,15 @@ def test_admin_license_counts_working_days(shipped: dict[str, WorkflowDef]) -> N
     tier = decision.extension.tier_for("情况复杂")
     assert tier is not None and tier.max_total == TimeLimit(10, "working_days")
     assert tier.approver_roles == ("head",)
-    for reason in ("听证", "检验", "检测", "检疫", "鉴定", "专家评审"):
+    # 第四十五条's eight reasons and no other, each recording the written notice to the applicant; 补正 comes
+    # before acceptance (第三十二条), so it no longer stops the decision clock (issue 8: the old pause was wrong).
+    assert set(decision.pauses) == {"听证", "招标", "拍卖", "检验", "检测", "检疫", "鉴定", "专家评审"}
+    for reason in decision.pauses:
         policy = decision.pause_policy(reason)
-        assert policy is not None and policy.charged_to == "law", reason
-    correction = decision.pause_policy("补正")
-    assert correction is not None and correction.charged_to == "applicant"
+        assert policy is not None and policy.charged_to == "law" and policy.requires == ("time_notice_no",)
+    assert decision.pause_policy("补正") is None
+    assert decision.extension.requires == ("applicant_notified_on",)
+    assert licence.timer("correction_notice").on_expiry == "deem_accept"
 
 
 def test_window_promises(shipped: dict[str, WorkflowDef]) -> None:
@@ -534,7 +558,8 @@ def test_an_internal_trigger_keeps_the_state_and_starts_no_state_timer(shipped: 
     step = detention.find_transition("notify_family", "detained")
     assert step is not None and step.internal and step.dest == "detained"
     assert detention.timers_started_on(step) == []
-    assert [t.name for t in detention.timers_stopped_by(None, "notify_family")] == ["notify_family"]
+    assert [t.name for t in detention.timers_stopped_by(None, "notify_family")] == [
+        "notify_family", "notify_family_after_obstacle", "notify_family_after_arrest"]
     # The same duty can still be done after the request for arrest.
     machine.events["request_arrest"].trigger(case)
     machine.events["interrogate"].trigger(case)

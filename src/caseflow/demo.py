@@ -86,8 +86,10 @@ PATHS = {
     "admin_license": ("accept", "grant", "deliver"),
     "petition": ("accept", "answer", "close"),
     "complaint_110": ("assign", "reply"),
+    # After arrest the same duties come again (刑事诉讼法 第九十三条、第九十四条), then the custody limits.
     "criminal_detention": ("deliver_to_detention_centre", "notify_family", "interrogate", "request_arrest",
-                           "approve_arrest"),
+                           "approve_arrest", "deliver_to_detention_centre", "notify_family", "interrogate",
+                           "hand_to_custody"),
     "holiday_appointment": ("contact", "serve"),
 }
 
@@ -203,10 +205,18 @@ class _Simulation:
         serial = next(self.counter)
         if trigger is None:
             phone = f"13{self.rng.randrange(10**8, 10**9)}"
-            return {"applicant": self.rng.choice("李王张刘陈杨赵黄周吴") + self.rng.choice(("某", "先生", "女士")),
+            data = {"applicant": self.rng.choice("李王张刘陈杨赵黄周吴") + self.rng.choice(("某", "先生", "女士")),
                     "phone": phone, "no": f"{key[:2].upper()}-2026-{serial:05d}"}
+            if key == "hukou_transfer":
+                # The clerk states the route at acceptance: about a third of files are complete.
+                data["needs_verification"] = "false" if self.rng.random() < 0.3 else "true"
+            return data
         defn = self.engine.registry.latest(key)
-        return {f: self.value_for(f, serial) for t in defn.transitions_for(trigger) for f in t.requires}
+        data = {f: self.value_for(f, serial) for t in defn.transitions_for(trigger) for f in t.requires}
+        if "appointment_at" in data:  # the instant agreed with the caller: a day or two ahead, at 10:00
+            agreed = self.clock.now().astimezone(ZONE) + timedelta(days=self.rng.choice((1, 2)))
+            data["appointment_at"] = agreed.replace(hour=10, minute=0, second=0, microsecond=0).isoformat()
+        return data
 
     def value_for(self, name: str, serial: int) -> str:
         """A value such as a clerk types for a required field (a document number, a reason)."""
@@ -222,7 +232,7 @@ class _Simulation:
             return
         defn = self.engine.registry.latest(key)
         trigger = PATHS[key][index]
-        if key == "hukou_transfer" and index == 0 and self.rng.random() < 0.3:
+        if key == "hukou_transfer" and index == 0 and case.data.get("needs_verification") == "false":
             # A complete file (证明材料齐全) needs no verification: straight to the station leader.
             trigger, index = "submit_for_approval", PATHS[key].index("submit_for_approval")
         transition = defn.find_transition(trigger, case.state)
@@ -232,8 +242,11 @@ class _Simulation:
         self.side_steps(key, case, when)
         case = self.engine.get(case_id)
         try:
+            # The clerk names the community officer who takes the 交办单 (the verification is theirs).
+            assign = self.rng.choice(("zhao", "li")) if trigger == "hand_over_verification" else None
             case = self.engine.fire(case_id, trigger, actor=self.actor_for(transition.roles, case),
-                                    data=self.data_for(key, trigger, index), expected_version=case.version)
+                                    data=self.data_for(key, trigger, index), expected_version=case.version,
+                                    assign=assign)
             self.report.commands += 1
         except CaseflowError as exc:
             self.report.refused += 1
@@ -263,7 +276,7 @@ class _Simulation:
             if key == "admin_license" and "decision" in running and first and self.rng.random() < 0.1:
                 self.extended.add(case.id)
                 self.engine.extend(case.id, "decision", by="10 working_days", grounds="需组织专家论证",
-                                   actor="gao")
+                                   actor="gao", data={"applicant_notified_on": f"{when:%Y-%m-%d}"})
                 self.report.commands += 1
         except CaseflowError as exc:
             self.report.refused += 1
