@@ -78,7 +78,7 @@ def test_correction_before_acceptance_only_hearing_and_written_notices(world: Wo
     assert case.timer("decision").last_day == date(2026, 11, 5)
 
     # After acceptance 补正 stops nothing (第四十五条 lists eight reasons); those need the written notice.
-    with pytest.raises(TimerError, match="补正.*听证"):
+    with pytest.raises(TimerError, match=r"补正.*听证"):
         engine.pause(case.id, "decision", reason="补正", actor="lin")
     with pytest.raises(CommandError, match="time_notice_no"):
         engine.pause(case.id, "decision", reason="检验", actor="lin")

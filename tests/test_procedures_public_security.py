@@ -94,7 +94,7 @@ def test_questioning_hours_run_through_the_holiday_and_escalate_within_an_hour(w
     case = engine.open("public_security_case", actor="zhou", at=bj(2026, 9, 5, 10))
     world.at(2026, 9, 30, 22)
     # Only the grounds of 第九十七条 fix a limit; anything else is refused, naming them.
-    with pytest.raises(CommandError, match="一般情形.*涉案人数众多或者身份不明.*可能适用行政拘留"):
+    with pytest.raises(CommandError, match=r"一般情形.*涉案人数众多或者身份不明.*可能适用行政拘留"):
         engine.fire(case.id, "summon", actor="zhou", data={"summons_no": "传-1", "ground": "盗窃"})
     case = engine.fire(case.id, "summon", actor="zhou", data={"summons_no": "传-1", "ground": "一般情形"})
     q = case.timer("questioning_8h")
