@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from caseflow.errors import CommandError
+from caseflow.errors import CommandError, WorkflowError
+from caseflow.workflow import parse_workflow, shipped_workflows_dir
 from procedure_world import World, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 
@@ -67,3 +68,10 @@ def test_an_appointment_kept_raises_nothing(world: World) -> None:
     assert case.timer("serve").status == "met"
     assert world.sweep(2026, 10, 6) == []
     assert world.alerts(case.id) == []
+
+
+def test_the_agreed_instant_must_be_a_declared_field() -> None:
+    text = (shipped_workflows_dir() / "holiday_appointment.yaml").read_text(encoding="utf-8")
+    assert parse_workflow(text).timer("serve").until == "appointment_at"
+    with pytest.raises(WorkflowError, match=r"agreed_at.*does not declare"):
+        parse_workflow(text.replace("until: appointment_at", "until: agreed_at"))

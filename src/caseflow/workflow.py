@@ -36,6 +36,8 @@ The file format (see the shipped ``workflows/*.yaml`` for complete, commented ex
         cancel: {states: [approving], triggers: []}   # ends it cancelled (不适用), never met
         holder: community_police              # the role that must act; its assignee holds it
         on_expiry: {fire: some_trigger}       # the scheduler fires it, as the system, when due
+        until: appointment_at                 # due at the instant in this (declared) case-data field;
+                                              # limit is then the furthest ahead it may lie
         kind: statutory                       # statutory (law) or promised (a service commitment)
         pauses: {函调: {cap: 30 days, charged_to: law},
                  鉴定: {charged_to: law, requires: [notice_no]}}   # fields the pause must record
@@ -863,6 +865,8 @@ class WorkflowDef:
             if timer.extension is not None:
                 yield (f"the extension of timer {timer.name!r}", timer.extension.requires,
                        f"timers.{timer.name}.extension")
+            if timer.until is not None:
+                yield f"timer {timer.name!r} (until)", (timer.until,), f"timers.{timer.name}.until"
 
     def field_label(self, key: str) -> str:
         """The Chinese label of case-data field ``key``; ``key`` itself for data the workflow does not declare.
@@ -1135,6 +1139,8 @@ class _Parser:
             if timer.extension is not None:
                 self.undeclared(timer.extension.requires, fields, f"the extension of {timer.name!r}",
                                 f"timers[{i}].extension.requires")
+            if timer.until is not None:
+                self.undeclared((timer.until,), fields, f"timer {timer.name!r} (until)", f"timers[{i}].until")
 
     def undeclared(self, names: Iterable[str], fields: Mapping[str, FieldDef], what: str, fld: str) -> None:
         # Refused, not warned: a required field without a label would reach people as its key.
