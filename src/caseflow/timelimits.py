@@ -451,7 +451,9 @@ def explain_due(
                           f"期满 {due.due_at:%Y-%m-%d %H:%M} (按小时连续计算, 节假日不影响)"))
         return due, steps
     begin = _start_date(local, limit, cal)
-    steps = [Step(local.date(), "start", None, "起算日不计入 (刑事诉讼法 第一百零五条)")]
+    # The start day never counts; which article says so depends on the procedure (刑事诉讼法 第一百零五条,
+    # 民法典 第二百零一条, 公安机关办理行政案件程序规定 第三十五条 …): the limit's own basis is cited by the caller.
+    steps = [Step(local.date(), "start", None, "起算日不计入 (期间开始之日不计算在期间内)")]
     if begin != local.date():
         steps.append(Step(begin, "start", None, "视为次一工作日受理, 当日不计入"))
     ranges = _day_ranges(periods)

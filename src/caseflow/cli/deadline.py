@@ -31,19 +31,23 @@ def _step_dict(step: Step) -> dict[str, Any]:
             "provisional": step.provisional}
 
 
-def describe_due(start: datetime, limit: TimeLimit, excluded: list[ExcludedPeriod], explain: bool,
-                 calendar: WorkCalendar) -> tuple[dict[str, Any], str]:
-    """A deadline as JSON and as text for a clerk."""
+def describe_due(start: datetime, limit: TimeLimit, excluded: list[ExcludedPeriod], explain: bool,  # noqa: PLR0917
+                 calendar: WorkCalendar, basis: str = "") -> tuple[dict[str, Any], str]:
+    """A deadline as JSON and as text for a clerk; ``basis`` is the rule behind the limit (a timer's own)."""
     from caseflow.timelimits import explain_due
 
     due, steps = explain_due(start, limit, excluded=excluded, calendar=calendar)
     payload: dict[str, Any] = due.to_dict()
+    if basis:
+        payload["basis"] = basis
     if explain:
         payload["steps"] = [_step_dict(s) for s in steps]
     lines = [
         f"起算 start     {due.start:%Y-%m-%d %H:%M} {weekday_zh(due.start.date())}",
         f"时限 limit     {limit.chinese()} ({limit})",
     ]
+    if basis:
+        lines.append(f"依据 basis     {basis}")
     if limit.is_clock:
         lines.append(f"期满 due       {due.due_at:%Y-%m-%d %H:%M} {weekday_zh(due.due_at.date())}")
     else:
@@ -59,7 +63,10 @@ def describe_due(start: datetime, limit: TimeLimit, excluded: list[ExcludedPerio
 
 @click.command()
 @click.argument("start")
-@click.argument("limit")
+@click.argument("limit", required=False)
+@click.option("--timer", "timer_ref", metavar="WORKFLOW.TIMER",
+              help="Take the limit, its counting options and its basis from a workflow's timer "
+                   "(e.g. admin_license.decision); then give no LIMIT.")
 @click.option("--exclude", "excludes", multiple=True, metavar="[REASON=]FROM..TO",
               help="A period that does not count (dates for day limits, instants for hour limits).")
 @click.option("--no-roll", is_flag=True, help="No roll-forward past holidays (in custody, 信访).")
@@ -71,8 +78,8 @@ def describe_due(start: datetime, limit: TimeLimit, excluded: list[ExcludedPerio
 @json_option
 @handle_errors
 def deadline(  # noqa: PLR0917 - click passes options positionally
-    start: str, limit: str, excludes: tuple[str, ...], no_roll: bool, last_to_last: bool,
-             deemed_next_workday: bool, next_hour: bool, explain: bool, as_json: bool) -> None:
+    start: str, limit: str | None, timer_ref: str | None, excludes: tuple[str, ...], no_roll: bool,
+             last_to_last: bool, deemed_next_workday: bool, next_hour: bool, explain: bool, as_json: bool) -> None:
     """Compute when LIMIT, started at START, runs out.
 
     START is an instant (Beijing time unless an offset is given); LIMIT is like "20 working_days",
@@ -83,23 +90,41 @@ def deadline(  # noqa: PLR0917 - click passes options positionally
         caseflow deadline 2026-10-03T14:00 "20 working_days" --explain
         caseflow deadline 2025-06-09T10:00 "20 working_days" --exclude 鉴定=2025-06-16..2025-06-27
         caseflow deadline 2026-09-28T15:00 "7 days" --no-roll --json
+        caseflow deadline 2026-09-29T10:00 --timer admin_license.decision --explain
     """
     # Imported here: `caseflow --help` and the other commands need none of it.
     from caseflow.calendar import default_calendar
     from caseflow.clock import parse_instant
     from caseflow.timelimits import ExcludedPeriod, TimeLimit
 
-    rule = TimeLimit.parse(limit)
-    rule = TimeLimit(
-        rule.amount, rule.unit,
-        roll_forward=not no_roll,
-        month_end="last_to_last" if last_to_last else "corresponding",
-        start_day="next_workday" if deemed_next_workday else "actual",
-        hour_start="next_hour" if next_hour else "exact",
-    )
+    basis = ""
+    if timer_ref is not None:
+        if limit is not None:
+            raise click.UsageError("give LIMIT or --timer, not both: --timer brings the timer's own limit")
+        rule, basis = _timer_rule(timer_ref)
+    elif limit is None:
+        raise click.UsageError('give a LIMIT (e.g. "20 working_days") or --timer WORKFLOW.TIMER')
+    else:
+        parsed = TimeLimit.parse(limit)
+        rule = TimeLimit(
+            parsed.amount, parsed.unit,
+            roll_forward=not no_roll,
+            month_end="last_to_last" if last_to_last else "corresponding",
+            start_day="next_workday" if deemed_next_workday else "actual",
+            hour_start="next_hour" if next_hour else "exact",
+        )
     calendar = default_calendar()
     excluded = [ExcludedPeriod.parse(e, clock=rule.is_clock) for e in excludes]
-    payload, text = describe_due(parse_instant(start), rule, excluded, explain, calendar)
+    payload, text = describe_due(parse_instant(start), rule, excluded, explain, calendar, basis)
     emit(as_json, payload, text)
 
 
+def _timer_rule(ref: str) -> tuple[TimeLimit, str]:
+    """The limit (with its counting options) and the basis of timer ``WORKFLOW.TIMER``."""
+    key, sep, name = ref.partition(".")
+    if not sep or not key or not name:
+        raise click.UsageError(f"--timer takes WORKFLOW.TIMER, e.g. admin_license.decision; got {ref!r}")
+    from caseflow.workflow import WorkflowRegistry
+
+    tdef = WorkflowRegistry.load().latest(key).timer(name)
+    return tdef.limit, tdef.basis
