@@ -308,7 +308,7 @@ def test_engine_errors_are_problem_json_with_the_engine_message(world: World) ->
                    422, "cannot be fired")
     assert_problem(c.post(f"/api/v1/cases/{cid}/fire", json={"trigger": "hand_over_verification"},
                           headers=world.h("p1")), 422, "slip_no")
-    assert_problem(c.post(f"/api/v1/cases/{cid}/pause", json={"timer": "hand_over", "reason": "函调"},
+    assert_problem(c.post(f"/api/v1/cases/{cid}/pause", json={"timer": "submit_complete", "reason": "函调"},
                           headers=world.h("p1")), 422, "函调")
     assert_problem(c.post(f"/api/v1/cases/{cid}/fire", json={"trigger": "reject", "data": {"reason": "x"},
                                                             "at": "2026-09-01T09:00:00+08:00"},

@@ -67,8 +67,8 @@ def config() -> NotifyConfig:
 
 def test_each_step_is_on_the_person_of_its_role_and_the_event_says_which_rule_chose_them(engine: Engine,
                                                                                       clock: FixedClock) -> None:
-    case = engine.open("hukou_transfer", actor="p1")
-    assert {t.name: t.assignee for t in case.timers} == {"hand_over": "p1", "submit_complete": "p1"}
+    case = engine.open("hukou_transfer", actor="p1", data={"needs_verification": "true"})
+    assert {t.name: t.assignee for t in case.timers} == {"hand_over": "p1"}
     case = engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": "JB-1"})
     verification = case.timer("verification")
     assert verification.assignee == "p2"  # the station's only 社区民警
@@ -136,10 +136,10 @@ def test_handing_over_one_step_is_a_recorded_command(engine: Engine) -> None:
 
 def test_handing_the_case_over_carries_the_steps_its_responsible_person_held(engine: Engine) -> None:
     engine.add_person("p4", name="钱户籍", unit=STATION, roles=["household_police"], leader="l1")
-    case = engine.open("hukou_transfer", actor="p1")
+    case = engine.open("hukou_transfer", actor="p1", data={"needs_verification": "true"})
     case = engine.hand_over(case.id, to="p4", actor="p1")
     assert {t.assignee for t in case.timers} == {"p4"}
-    assert engine.history(case.id)[-1].data["steps"] == ["hand_over", "submit_complete"]
+    assert engine.history(case.id)[-1].data["steps"] == ["hand_over"]
     assert verify(engine) == []
 
 
@@ -158,16 +158,19 @@ def test_an_absent_assignees_steps_go_to_their_substitute(engine: Engine) -> Non
 
 def test_the_branch_not_taken_is_cancelled_never_met_and_counts_in_no_statistics(engine: Engine, store: Store,
                                                                                  clock: FixedClock) -> None:
-    complete = engine.open("hukou_transfer", actor="p1")
-    verify = engine.open("hukou_transfer", actor="p1")
+    complete = engine.open("hukou_transfer", actor="p1", data={"needs_verification": "false"})
+    verify = engine.open("hukou_transfer", actor="p1", data={"needs_verification": "true"})
     clock.set(at(2026, 10, 8, 10))  # the next working day, inside the 2-day promise
     complete = engine.fire(complete.id, "submit_for_approval", actor="p1")
-    # The 交办单 step does not apply to a complete file: not breached (as it used to be), not met.
-    assert {t.name: t.status for t in complete.timers} == {
-        "hand_over": "cancelled", "submit_complete": "met", "approval": "running"}
+    # The 交办单 step does not apply to a complete file: it never starts (it used to end breached).
+    assert {t.name: t.status for t in complete.timers} == {"submit_complete": "met", "approval": "running"}
     verify = engine.fire(verify.id, "hand_over_verification", actor="p1", data={"slip_no": "1"})
     statuses = {t.name: t.status for t in verify.timers}
-    assert statuses["submit_complete"] == "cancelled" and statuses["hand_over"] == "breached"
+    assert "submit_complete" not in statuses and statuses["hand_over"] == "breached"
+    # A file said complete and then sent for verification after all: its complete-file step is cancelled.
+    changed = engine.open("hukou_transfer", actor="p1")
+    changed = engine.fire(changed.id, "hand_over_verification", actor="p1", data={"slip_no": "2"})
+    assert changed.timer("submit_complete").status == "cancelled"
     stats = {g.key: g for g in compute_stats(store, by="person", now=clock.now())}
     assert (stats["p1"].finished, stats["p1"].on_time, stats["p1"].late) == (2, 1, 1)
 

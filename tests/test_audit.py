@@ -50,7 +50,7 @@ class Office:
         e.add_person("p1", name="张户籍", unit="城关派出所", roles=["household_police"], leader="l1", substitute="p2")
         e.add_person("i1", name="赵侦查", unit="刑侦大队", roles=["investigator"], leader="l1")
         e.add_person("admin", name="管理员", unit="城关派出所", admin=True)
-        c1 = e.open("hukou_transfer", actor="p1", data={"applicant": "李四"})
+        c1 = e.open("hukou_transfer", actor="p1", data={"applicant": "李四", "needs_verification": "true"})
         e.fire(c1.id, "hand_over_verification", actor="p1", data={"slip_no": "JB-1"})
         self.tick()
         e.pause(c1.id, "verification", reason="函调", actor="p2")

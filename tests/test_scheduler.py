@@ -408,7 +408,7 @@ def test_alerts_for_cases_run_by_the_engine(tmp_path: Path) -> None:
     engine = Engine(st, clock=clock)
     engine.add_person("wang", name="王所长", unit=UNIT, roles=["station_leader"])
     engine.add_person("zhang", name="张警官", unit=UNIT, roles=["household_police"], leader="wang")
-    case = engine.open("hukou_transfer", actor="zhang", at=bj(2026, 11, 3, 9))
+    case = engine.open("hukou_transfer", actor="zhang", at=bj(2026, 11, 3, 9), data={"needs_verification": "true"})
     scheduler = Scheduler(st, rec_config(), clock=clock)
 
     def raised(at: datetime) -> list[tuple[str, str, str]]:
@@ -423,11 +423,11 @@ def test_alerts_for_cases_run_by_the_engine(tmp_path: Path) -> None:
     # hand_over: 0 working days (by 24:00 on the day of acceptance), warned 4 hours before.
     assert raised(bj(2026, 11, 3, 20, 0, 30)) == [("hand_over", "warning", "zhang")]
     assert raised(bj(2026, 11, 4, 0, 0, 30)) == [("hand_over", "overdue", "zhang")]
-    assert sorted(raised(bj(2026, 11, 5, 0, 0, 30))) == [("hand_over", "escalated", "wang"),
-                                                         ("submit_complete", "warning", "zhang")]
+    # Only the verification route's step runs (issue 8): no complete-file step beside it.
+    assert raised(bj(2026, 11, 5, 0, 0, 30)) == [("hand_over", "escalated", "wang")]
     clock.set(bj(2026, 11, 5, 9))
-    engine.fire(case.id, "submit_for_approval", actor="zhang", at=bj(2026, 11, 5, 9))
-    # submit_complete was met before its due instant: no overdue alert at 11-06 00:00.
+    engine.fire(case.id, "hand_over_verification", actor="zhang", at=bj(2026, 11, 5, 9), data={"slip_no": "JB-9"})
+    # hand_over has ended (late); the verification's 3 working days are far from their warning.
     assert raised(bj(2026, 11, 6, 0, 0, 30)) == []
     st.dispose()
 
