@@ -190,7 +190,7 @@ def test_an_absent_persons_queue_goes_to_the_substitute(engine: Engine, clock: F
 
 
 def test_queue_puts_overdue_first_then_least_time_left(engine: Engine, clock: FixedClock) -> None:
-    first = engine.open("hukou_transfer", actor="p1")
+    first = engine.open("hukou_transfer", actor="p1", data={"needs_verification": "true"})  # 交办单 that day
     clock.set(at(2026, 10, 8, 9))
     engine.open("hukou_transfer", actor="p1")
     clock.set(at(2026, 10, 9, 9))
@@ -414,8 +414,11 @@ def test_a_missed_correction_notice_deems_acceptance_at_receipt(store: Store, cl
     # decision: 20 working days from Fri 11-06 → 12-04
     assert on_time.timer("decision").last_day == date(2026, 12, 4)
     clock.set(at(2026, 11, 10, 10))  # the 5 working days ran out on 11-09
-    late = engine.fire(late.id, "accept", actor="c1", data={"certificate_no": "A2"})
-    assert late.timer("correction_notice").status == "breached"
+    # Acceptance was deemed by itself at 11-10 00:00 (on_expiry deem_accept): a late acceptance is refused.
+    with pytest.raises(TransitionError, match="reviewing"):
+        engine.fire(late.id, "accept", actor="c1", data={"certificate_no": "A2"})
+    late = engine.get(late.id)
+    assert late.state == "reviewing" and late.timer("correction_notice").status == "breached"
     # deemed accepted at receipt (Mon 11-02): 20 working days → 11-30
     assert late.timer("decision").last_day == date(2026, 11, 30)
 

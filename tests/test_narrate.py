@@ -62,7 +62,7 @@ def test_every_event_reads_as_a_chinese_sentence_without_keys(engine: Engine) ->
     clock = engine.clock
     assert isinstance(clock, FixedClock)
     case = engine.open("hukou_transfer", actor="zhang",
-                       data={"applicant": "李四", "phone": "13812345678", "no": "HU-1"})
+                       data={"applicant": "李四", "phone": "13812345678", "no": "HU-1", "needs_verification": "true"})
     clock.set(at("2026-10-20T15:00"))
     engine.fire(case.id, "hand_over_verification", actor="zhang", data={"slip_no": "JB-7"})
     clock.set(at("2026-10-22T20:11"))
@@ -74,11 +74,10 @@ def test_every_event_reads_as_a_chinese_sentence_without_keys(engine: Engine) ->
     lines = [describe_event(e, labels, "hukou_transfer") for e in events]
     assert lines[0].startswith("2026-10-20 09:00 户籍民警 张丽 受理「户口迁移(派出所户籍窗口)」，状态「已受理」")
     assert "申请人 李*" in lines[0] and "联系电话 *******5678" in lines[0]
-    assert "开始计时「当日填写交办单交社区民警」「材料齐全报所领导审批」" in lines[0]
+    assert "开始计时「当日填写交办单交社区民警」" in lines[0]  # the verification route only (issue 8)
     assert lines[1] == ("2026-10-20 15:00 户籍民警 张丽 填写受理户口交办单并交办核查（受理户口交办单编号 JB-7），"
-                        "状态「已受理」→「社区民警调查核实」；「当日填写交办单交社区民警」按期完成、"
-                        # Issue 8: the complete-file promise does not apply to a file sent for verification.
-                        "「材料齐全报所领导审批」不适用；开始计时「社区民警调查核实」")
+                        "状态「已受理」→「社区民警调查核实」；「当日填写交办单交社区民警」按期完成；"
+                        "开始计时「社区民警调查核实」")
     assert lines[2] == "2026-10-22 20:11 社区民警 李军 暂停「社区民警调查核实」计时：函调（依法不计入）"
     assert lines[3].startswith("2026-10-28 10:00 社区民警 李军 恢复「社区民警调查核实」计时（函调结束），期满 2026-")
     for line in lines:
