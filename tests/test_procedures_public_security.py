@@ -56,6 +56,9 @@ def test_case_limit_rolls_past_national_day_and_extends_twice_at_most(world: Wor
                       data={"approval_no": "城分延-1"})
     with pytest.raises(CommandError, match="approval_no"):
         engine.extend(case.id, "case_handling", by="30 days", grounds="案情复杂", actor="ju")
+    with pytest.raises(TimerError, match="at most 30"):  # two extensions of 30 days, not one of 60
+        engine.extend(case.id, "case_handling", by="60 days", grounds="案情复杂", actor="ju",
+                      data={"approval_no": "城分延-1"})
     case = engine.extend(case.id, "case_handling", by="30 days", grounds="案情复杂：涉案人员多", actor="ju",
                          data={"approval_no": "城分延-1"})
     # 60 days from 09-05: Wed 11-04.

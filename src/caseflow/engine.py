@@ -1074,6 +1074,10 @@ class Engine:
                     f"extending {timer!r} by {amount} makes {total} {limit.unit} of extension in all; "
                     f"the policy allows at most {best} {limit.unit} on these grounds"
                 )
+            fitting = [t for t in fitting if t.max_each is None or amount.amount <= t.max_each.amount]
+            if not fitting:
+                each = max(t.max_each.amount for t in permitted if t.max_each is not None)
+                raise TimerError(f"one extension of {timer!r} may add at most {each} {limit.unit}; got {amount}")
             grant: dict[str, Any] = {"amount": amount.amount, "grounds": grounds, "approver": ctx.actor.id,
                                      "at": ctx.at.astimezone(UTC).isoformat()}
             if fields:

@@ -329,12 +329,15 @@ class PausePolicy:
 @dataclass(frozen=True)
 class ExtensionTier:
     """One way to extend a limit: on ``grounds`` (empty = any stated grounds), by at most ``max_total``
-    in all, each grant at least ``min_each``, approved by one of ``approver_roles`` (empty = any role).
+    in all, each grant at least ``min_each`` and at most ``max_each``, approved by one of ``approver_roles``
+    (empty = any role).
     """
 
     grounds: tuple[str, ...]
     max_total: TimeLimit
     min_each: TimeLimit | None = field(default=None, kw_only=True)
+    #: The most one grant may add (治安管理处罚法 第一百一十八条: "可以延长三十日。期限延长以二次为限").
+    max_each: TimeLimit | None = field(default=None, kw_only=True)
     approver_roles: tuple[str, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
@@ -352,6 +355,14 @@ class ExtensionTier:
             if self.min_each.amount > self.max_total.amount:
                 _fail(f"min_each {self.min_each.amount} exceeds max_total {self.max_total.amount}",
                       "min_each")
+        if self.max_each is not None:
+            if not isinstance(self.max_each, TimeLimit) or self.max_each.amount <= 0:
+                _fail(f"max_each must be a limit longer than zero, got {self.max_each!r}", "max_each")
+            if self.max_each.unit != self.max_total.unit:
+                _fail(f"max_each ({self.max_each.unit}) and max_total ({self.max_total.unit}) "
+                      "must use the same unit", "max_each")
+            if self.min_each is not None and self.min_each.amount > self.max_each.amount:
+                _fail(f"min_each {self.min_each.amount} exceeds max_each {self.max_each.amount}", "max_each")
         for role in self.approver_roles:
             _check_name(role, "an approver role", "approver_roles")
 
@@ -523,7 +534,8 @@ class TimerDef:
                       "pauses")
         if self.extension is not None:
             for index, tier in enumerate(self.extension.tiers):
-                for what, limit in (("max_total", tier.max_total), ("min_each", tier.min_each)):
+                for what, limit in (("max_total", tier.max_total), ("min_each", tier.min_each),
+                                    ("max_each", tier.max_each)):
                     if limit is not None and limit.unit != self.limit.unit:
                         _fail(f"extension tier {index + 1} {what} is in {limit.unit} but timer "
                               f"{self.name!r} counts {self.limit.unit}; use {self.limit.unit}",
@@ -975,7 +987,7 @@ _STOP_KEYS = ("states", "triggers")
 _EXPIRY_KEYS = ("fire",)
 _PAUSE_KEYS = ("cap", "charged_to", "requires")
 _EXTENSION_KEYS = ("tiers", "max_times", "requires")
-_TIER_KEYS = ("grounds", "max_total", "min_each", "approver_roles")
+_TIER_KEYS = ("grounds", "max_total", "min_each", "max_each", "approver_roles")
 _OPTION_KEYS = ("roll_forward", "month_end", "start_day", "hour_start")
 _FIELD_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -1413,7 +1425,7 @@ class _Parser:
             if "max_total" not in tier:
                 self.fail("an extension tier needs max_total, e.g. 'max_total: 10 working_days'", sub)
             limits: dict[str, TimeLimit] = {}
-            for what in ("max_total", "min_each"):
+            for what in ("max_total", "min_each", "max_each"):
                 if tier.get(what) is None:
                     continue
                 # Read with the timer's options, so limit + extension keeps its counting rules.
@@ -1429,7 +1441,8 @@ class _Parser:
             try:
                 tiers.append(ExtensionTier(
                     tuple(self.texts(tier.get("grounds"), f"{sub}.grounds", "grounds")), limits["max_total"],
-                    min_each=limits.get("min_each"), approver_roles=tuple(approvers),
+                    min_each=limits.get("min_each"), max_each=limits.get("max_each"),
+                    approver_roles=tuple(approvers),
                 ))
             except WorkflowError as exc:
                 self.rewrap(exc, sub)
