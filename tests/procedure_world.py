@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from caseflow.alerts import ALERTS, TIMERS
+from caseflow.audit import verify
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
 from caseflow.engine import CaseView, Engine
@@ -93,6 +94,10 @@ class World:
         rounds = [t for t in self.engine.get(case_id).timers if t.name == name]
         assert rounds, f"case {case_id} has no timer {name!r}"
         return rounds[-1]
+
+    def audit(self) -> list[str]:
+        """Problems the audit finds: every case's chain verifies and replays to what the tables hold."""
+        return [str(problem) for problem in verify(self.engine)]
 
     def close(self) -> None:
         self.store.dispose()

@@ -29,6 +29,7 @@ NATIONAL_SECURITY = "有碍侦查(涉嫌危害国家安全犯罪)"
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
     w = World(db_url, bj(2026, 9, 30, 22), PEOPLE)
     yield w
+    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
     w.close()
 
 

@@ -30,6 +30,7 @@ PEOPLE = (
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
     w = World(db_url, bj(2026, 9, 5, 10), PEOPLE)
     yield w
+    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
     w.close()
 
 

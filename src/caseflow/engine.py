@@ -1255,7 +1255,7 @@ class Engine:
                 earlier = [r for r in ctx.timers if r.name == tdef.deemed_from]
                 if earlier and earlier[-1].status == "breached":
                     started_at = earlier[-1].started_at
-            span = self._span_until(tdef, data, started_at) if tdef.until is not None else tdef.limit
+            span = timer_limit(tdef, data, started_at, self.calendar)
             assignee, rule = self._pick_assignee(ctx, tdef)
             ctx.assigned.append({"timer": tdef.name, "assignee": assignee, "rule": rule, "role": tdef.holder})
             row = TimerRow(case_id=ctx.case.id, name=tdef.name, round=max(rounds, default=0) + 1, status="running",
@@ -1267,32 +1267,6 @@ class Engine:
             ctx.timers.append(row)
             started.append(tdef.name)
         return started
-
-    def _span_until(self, tdef: TimerDef, data: Mapping[str, Any], started_at: datetime) -> TimeLimit:
-        """The span from ``started_at`` to the instant agreed in case-data field ``tdef.until``, in minutes.
-
-        Refused (nothing written) when the field is missing or unreadable, lies before the start, or lies
-        further ahead than the timer's ``limit``.
-        """
-        assert tdef.until is not None
-        value = data.get(tdef.until)
-        try:
-            agreed = value if isinstance(value, datetime) else parse_instant(str(value or ""))
-        except TimeLimitError:
-            raise CommandError(
-                f"timer {tdef.name!r} ({tdef.label}) is due at the instant in {tdef.until!r}; got {value!r} — "
-                f"give it like {tdef.until}=2026-10-03T10:00 (Beijing time)"
-            ) from None
-        if agreed.tzinfo is None:
-            agreed = agreed.replace(tzinfo=ZONE)
-        if agreed <= started_at:
-            raise CommandError(f"{tdef.until}={agreed.isoformat()} is not after {started_at.isoformat()}; "
-                               "the agreed instant must lie ahead")
-        latest = compute_due(started_at, tdef.limit, calendar=self.calendar).due_at
-        if agreed > latest:
-            raise CommandError(f"{tdef.until}={agreed.isoformat()} lies more than {tdef.limit} ahead "
-                               f"(latest {latest.isoformat()}); check the date")
-        return TimeLimit(int((agreed - started_at).total_seconds() // 60), "minutes")
 
     def _pick_assignee(self, ctx: _Ctx, tdef: TimerDef) -> tuple[str, str]:
         """(person, rule): who must act on a timer a command starts (the rule: module docstring)."""
@@ -1645,6 +1619,35 @@ def _clock_text(span: timedelta) -> str:
 def _local(value: datetime | None) -> datetime | None:
     return value.astimezone(ZONE) if value is not None else None
 
+
+
+def timer_limit(tdef: TimerDef, data: Mapping[str, Any], started_at: datetime, calendar: WorkCalendar) -> TimeLimit:
+    """The limit a timer starts with: its own, or for ``until: FIELD`` the span in minutes from ``started_at``
+    to the instant agreed in that case-data field (the audit's replay computes it the same way).
+
+    Refused (:class:`CommandError`, nothing written) when that instant is missing or unreadable, is not
+    ahead of the start, or lies further ahead than the timer's ``limit``.
+    """
+    if tdef.until is None:
+        return tdef.limit
+    value = data.get(tdef.until)
+    try:
+        agreed = value if isinstance(value, datetime) else parse_instant(str(value or ""))
+    except TimeLimitError:
+        raise CommandError(
+            f"timer {tdef.name!r} ({tdef.label}) is due at the instant in {tdef.until!r}; got {value!r} — "
+            f"give it like {tdef.until}=2026-10-03T10:00 (Beijing time)"
+        ) from None
+    if agreed.tzinfo is None:
+        agreed = agreed.replace(tzinfo=ZONE)
+    if agreed <= started_at:
+        raise CommandError(f"{tdef.until}={agreed.isoformat()} is not after {started_at.isoformat()}; "
+                           "the agreed instant must lie ahead")
+    latest = compute_due(started_at, tdef.limit, calendar=calendar).due_at
+    if agreed > latest:
+        raise CommandError(f"{tdef.until}={agreed.isoformat()} lies more than {tdef.limit} ahead "
+                           f"(latest {latest.isoformat()}); check the date")
+    return TimeLimit(int((agreed - started_at).total_seconds() // 60), "minutes")
 
 def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | None:
     """A timer's due instant from its start, limit, extensions and pause ledger.
