@@ -382,7 +382,7 @@ def test_workflows_and_me(world: World) -> None:
 
 
 def test_board_counts_and_overdue_list(world: World) -> None:
-    late = world.open("p1")["id"]
+    late = world.open("p1", data={"needs_verification": True})["id"]  # its same-day 交办单 runs late
     world.clock.set(datetime(2026, 10, 9, 8, 0, tzinfo=ZONE))
     fresh = world.open("p1")["id"]
     world.open("x1")

@@ -38,7 +38,8 @@ class Console:
         e.add_person("p1", name="张户籍", unit="城关派出所", roles=["household_police"], leader="l1", substitute="p2")
         e.add_person("x1", name="陈户籍", unit="东关派出所", roles=["household_police"])
         self.tokens = {p: create_token(self.store, p) for p in ("l1", "p1", "p2", "x1")}
-        self.late = e.open("hukou_transfer", actor="p1", data={"applicant": "李四"}).id
+        # A file that needs verification: its same-day 交办单 step is what runs late (issue 8).
+        self.late = e.open("hukou_transfer", actor="p1", data={"applicant": "李四", "needs_verification": "true"}).id
         self.clock.set(datetime(2026, 10, 12, 10, 0, tzinfo=ZONE))
         self.theirs = e.open("hukou_transfer", actor="x1", data={"applicant": "王五"}).id
         self.client = TestClient(create_app(engine=e), follow_redirects=False)
