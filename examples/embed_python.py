@@ -30,7 +30,9 @@ def main() -> None:
                       substitute="p2", replace=True)
 
     # 1. Open: the application number of the back-office system is the idempotency key.
-    case = engine.open("hukou_transfer", actor="p1", data={"applicant": "李四"}, key="backoffice:HJ-2026-0001")
+    # The clerk states the route at acceptance: this file needs the community police's verification.
+    case = engine.open("hukou_transfer", actor="p1", data={"applicant": "李四", "needs_verification": True},
+                       key="backoffice:HJ-2026-0001")
     print(f"opened case {case.id} ({case.state_label}), version {case.version}")
     for timer in case.timers:
         print(f"  {timer.label}: 期满 {timer.last_day}")
@@ -40,9 +42,14 @@ def main() -> None:
                        expected_version=case.version, key="backoffice:HJ-2026-0001:handover")
     print(f"case {case.id} is now {case.state_label} (version {case.version})")
 
-    # 3. Read a person's queue: the clerk's running clocks, most urgent first.
-    for item in engine.queue("p1"):
-        print(f"  p1 queue: case {item.case_id} {item.label} {item.time_left}")
+    # 3. Read a person's queue: the clocks they must act on, most urgent first. The verification step is
+    #    the community police's (its timer's assignee), so it sits in p2's queue, not in the clerk's.
+    for person in ("p2", "p1"):
+        items = engine.queue(person)
+        for item in items:
+            print(f"  {person} queue: case {item.case_id} {item.label} {item.time_left}")
+        if not items:
+            print(f"  {person} queue: empty")
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ def run(client: httpx.Client, token: str) -> None:
     key = f"backoffice:{uuid.uuid4()}"  # one key per application, kept with it for retries
 
     opened = client.post("/api/v1/cases", headers={**auth, "Idempotency-Key": key},
-                         json={"workflow": "hukou_transfer", "data": {"applicant": "李四"}})
+                         json={"workflow": "hukou_transfer", "data": {"applicant": "李四", "needs_verification": True}})
     opened.raise_for_status()
     case = opened.json()
     print(f"opened case {case['id']} ({opened.status_code}), ETag {opened.headers['ETag']}")
 
     # A network retry of the same request: nothing is opened twice.
     retry = client.post("/api/v1/cases", headers={**auth, "Idempotency-Key": key},
-                        json={"workflow": "hukou_transfer", "data": {"applicant": "李四"}})
+                        json={"workflow": "hukou_transfer", "data": {"applicant": "李四", "needs_verification": True}})
     retry.raise_for_status()
     print(f"retry answered {retry.status_code}, Idempotent-Replayed: {retry.headers.get('Idempotent-Replayed')}, "
           f"same case {retry.json()['id'] == case['id']}")
@@ -45,10 +45,11 @@ def run(client: httpx.Client, token: str) -> None:
                         json={"trigger": "submit_for_approval"})
     print(f"a command with the old ETag answers {stale.status_code}")
 
-    queue = client.get("/api/v1/queue", params={"person": "p1"}, headers=auth)
+    # The verification step is the community police's (its assignee), so it is in p2's queue.
+    queue = client.get("/api/v1/queue", params={"person": "p2"}, headers=auth)
     queue.raise_for_status()
     for item in queue.json():
-        print(f"  p1 queue: case {item['case']} {item['label']} {item['time_left']}")
+        print(f"  p2 queue: case {item['case']} {item['label']} {item['time_left']}")
 
 
 def main() -> None:

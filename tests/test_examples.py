@@ -25,7 +25,8 @@ def test_embedding_through_the_python_api_opens_advances_and_reads_a_queue(tmp_p
     argv = [sys.executable, str(EXAMPLES / "embed_python.py"), "--db", db]
     first = subprocess.run(argv, capture_output=True, text=True, check=True, env=environment())
     assert "opened case 1" in first.stdout and "社区民警调查核实" in first.stdout
-    assert "p1 queue: case 1" in first.stdout
+    # The verification step sits with its assignee, the community police (issue 8), not the clerk.
+    assert "p2 queue: case 1 社区民警调查核实" in first.stdout and "p1 queue: empty" in first.stdout
     # Run again, as a retrying back-office would: the keys replay, nothing is opened twice.
     again = subprocess.run(argv, capture_output=True, text=True, check=True, env=environment())
     assert "opened case 1" in again.stdout and "case 2" not in again.stdout
@@ -55,7 +56,7 @@ def test_the_http_client_uses_token_etag_if_match_and_idempotency_key(tmp_path: 
     assert "opened case 1 (201)" in out
     assert "retry answered 200, Idempotent-Replayed: true, same case True" in out
     assert "a command with the old ETag answers 412" in out
-    assert "p1 queue: case 1" in out
+    assert "p2 queue: case 1 社区民警调查核实" in out
 
 
 def test_the_cron_sweep_runs_once_and_reports(tmp_path: Path) -> None:
