@@ -102,7 +102,10 @@ def test_the_scheduler_takes_up_a_notice_at_its_next_sweep(office: Office, db_ur
     office.clock.set(at(2026, 12, 24, 9))
     # 5 working days from Thu 12-24: the last day is 12-31, due 2027-01-01 00:00. Escalation comes one
     # working day later: 01-04 under the projection, 01-05 under the notice (元旦 01-01..01-04).
-    office.b.open("admin_license", actor="c1")
+    # A plain 5-working-day step with no on_expiry (admin_license's correction notice now deems the
+    # application accepted when it runs out, issue 8, instead of going overdue).
+    office.a.add_person("u1", name="负责人乙", unit="政务中心", roles=["unit_leader"])
+    office.b.open("service_followup", actor="u1")
     store = Store(db_url)
     try:
         scheduler = Scheduler(store, clock=office.clock)
@@ -225,6 +228,9 @@ def test_audit_replays_with_the_loaded_notice(office: Office) -> None:
     from caseflow.audit import verify
 
     load(office.a)
-    office.b.open("admin_license", actor="c1")
+    # A plain 5-working-day step with no on_expiry (admin_license's correction notice now deems the
+    # application accepted when it runs out, issue 8, instead of going overdue).
+    office.a.add_person("u1", name="负责人乙", unit="政务中心", roles=["unit_leader"])
+    office.b.open("service_followup", actor="u1")
     fresh = Engine(office.stores[0], clock=office.clock)
     assert verify(fresh) == []

@@ -95,7 +95,7 @@ def recompute_per_case(engine: Engine, calendar: WorkCalendar, *, source: str, a
 
     Slow (a few hundred timers a second) but plain; :func:`recompute_open_timers` must agree with it.
     """
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from caseflow.engine import ACTIVE
 
@@ -199,7 +199,48 @@ def recompute_open_timers(engine: Engine, calendar: WorkCalendar, *, source: str
             for m in moves:
                 on_move(m)
         after = last
+    refresh_escalations(engine, calendar, chunk_size=chunk_size)
     return RecomputeSummary(total.timers, total.written, total.moved, total.events, total.chunks)
+
+
+def refresh_escalations(engine: Engine, calendar: WorkCalendar, *, chunk_size: int = 5000) -> int:
+    """Recompute the stored escalation instant of every open timer escalating in working days.
+
+    A notice can move an escalation without moving the due instant (a last day of 12-31 stays, but the
+    working day after it becomes 元旦): the escalation instant is derived from the due instant and the
+    calendar, so it is refreshed here for every running or paused timer. Returns how many changed.
+    """
+    from sqlmodel import col, select
+
+    from caseflow.engine import ACTIVE
+    from caseflow.store import CaseRow, TimerRow
+    from caseflow.timelimits import escalation_instant
+
+    changed, after = 0, 0
+    while True:
+        with engine.store.session(write=True) as s:
+            rows = list(s.exec(
+                select(TimerRow, CaseRow.workflow_version)
+                .join(CaseRow, col(CaseRow.id) == col(TimerRow.case_id))
+                .where(col(TimerRow.id) > after, col(TimerRow.status).in_(ACTIVE),
+                       col(TimerRow.escalate_at).is_not(None), col(TimerRow.due_at).is_not(None))
+                .order_by(col(TimerRow.id)).limit(chunk_size)
+            ))
+            if not rows:
+                return changed
+            for row, version in rows:
+                after = max(after, row.id or 0)
+                try:
+                    tdef = engine.definition(version, s).timer(row.name)
+                except (KeyError, LookupError):
+                    continue
+                if tdef.escalate_after.unit not in ("working_days", "days", "months") or row.due_at is None:
+                    continue  # hours and minutes do not depend on the calendar
+                fresh = escalation_instant(row.due_at, tdef.escalate_after, calendar)
+                if row.escalate_at is None or fresh != row.escalate_at:
+                    row.escalate_at = fresh
+                    s.add(row)
+                    changed += 1
 
 
 class _StaleChunk(Exception):
