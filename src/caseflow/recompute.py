@@ -95,7 +95,7 @@ def recompute_per_case(engine: Engine, calendar: WorkCalendar, *, source: str, a
 
     Slow (a few hundred timers a second) but plain; :func:`recompute_open_timers` must agree with it.
     """
-    from sqlmodel import col, select
+    from sqlmodel import select
 
     from caseflow.engine import ACTIVE
 
