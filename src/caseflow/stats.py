@@ -66,9 +66,13 @@ class StatsError(CaseflowError, ValueError):
 
 def parse_month(text: str) -> tuple[int, int]:
     """Read ``2026-10``."""
+    from caseflow.calendar import FIRST_YEAR, LAST_YEAR
+
     match = re.fullmatch(r"\s*(\d{4})-(\d{1,2})\s*", text or "")
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise StatsError(f"expected a month like 2026-10, got {text!r}")
+    if not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
+        raise StatsError(f"the month {text.strip()} lies outside the calendar's years ({FIRST_YEAR} to {LAST_YEAR})")
     return int(match.group(1)), int(match.group(2))
 
 
