@@ -599,13 +599,13 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
     sheet = workbook.active
     assert sheet is not None
     sheet.title = f"台账 {month}"
-    sheet.append([f"{unit} 办理时限台账 {month}"])
+    sheet.append([_xlsx_text(f"{unit} 办理时限台账 {month}")])
     sheet["A1"].font = Font(bold=True, size=14)
     sheet.append(list(LEDGER_COLUMNS))
     for cell in sheet[2]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append([row.get(col, "") for col in LEDGER_COLUMNS])
+        sheet.append([_xlsx_text(row.get(col, "")) for col in LEDGER_COLUMNS])
     widths = {"时限明细": 60, "案情摘要": 40, "受理时间": 17, "办结时间": 17, "最早期满": 17}
     for i, col in enumerate(LEDGER_COLUMNS, 1):
         sheet.column_dimensions[get_column_letter(i)].width = widths.get(col, max(8, len(col) * 2 + 2))
@@ -631,6 +631,15 @@ def write_ledger(rows: Sequence[dict[str, Any]], path: str | Path, *, unit: str,
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _xlsx_text(value: Any) -> Any:
+    """Text without the control characters a worksheet cannot hold (typed units and names may carry them)."""
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # type: ignore[import-untyped]
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+
+
 def _as_text_if_formula_like(cell: Any) -> None:
     """Write a cell whose text starts like a formula as text, quote-prefixed as a person typing ``'=`` would."""
     value = cell.value
@@ -648,9 +657,10 @@ def previous_month(day: date) -> str:
 def _score_sheet(sheet: Any, score: Mapping[str, Any], *, unit: str, month: str, font: Any) -> None:
     """The 考评 sheet of the ledger: the unit's line, then its people, one column per rule (scoring.py)."""
     labels: Mapping[str, str] = score["labels"]
-    sheet.append([f"{unit} 考评 {month}(规则表 {score['rules']['source']},基础分 {score['rules']['base']})"])
+    rules = score["rules"]
+    sheet.append([_xlsx_text(f"{unit} 考评 {month}(规则表 {rules['source']},基础分 {rules['base']})")])
     sheet["A1"].font = font(bold=True, size=14)
     sheet.append(["对象", *labels.values(), "加减分", "得分"])
     lines = [u for u in score["units"] if u["key"] == unit] + [p for p in score["people"] if p["unit"] == unit]
     for line in lines:
-        sheet.append([line["name"], *(line["counts"][k] for k in labels), line["points"], line["score"]])
+        sheet.append([_xlsx_text(line["name"]), *(line["counts"][k] for k in labels), line["points"], line["score"]])

@@ -40,6 +40,7 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_text(kwargs)
             return func(*args, **kwargs)
         except CaseflowError as exc:
             if kwargs.get("as_json"):
@@ -50,6 +51,25 @@ def handle_errors(func: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _check_text(params: dict[str, Any]) -> None:
+    """Refuse a parameter that is not valid text (a lone surrogate from undecodable bytes on the command line).
+
+    Such text cannot be stored, printed or compared as UTF-8; it is refused here, naming the option, before
+    any command sees it.
+    """
+    from caseflow.errors import CommandError
+
+    for name, value in params.items():
+        for item in value if isinstance(value, tuple | list) else (value,):
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise CommandError(f"--{name.replace('_', '-')} holds a character that is not valid text "
+                                       f"(a lone surrogate, {item.encode('utf-8', 'backslashreplace')!r}); "
+                                       "type it again in UTF-8") from None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
