@@ -80,7 +80,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar, cast, get_args
 
@@ -1472,7 +1472,18 @@ def _as_linedict(value: dict[str, Any]) -> LineDict:
 
 
 def parse_workflow(text: str, *, path: str = "<string>") -> WorkflowDef:
-    """Read a workflow definition from YAML ``text``; ``path`` names it in error messages."""
+    """Read a workflow definition from YAML ``text``; ``path`` names it in error messages.
+
+    A definition is a pure function of its text (its version is the text's hash) and is immutable, so a
+    text read before is answered from a bounded cache: digests, labels and sweeps re-read the shipped
+    files and every stored version many times a minute, and parsing one costs milliseconds.
+    """
+    return _parse_cached(text, path)
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(text: str, path: str) -> WorkflowDef:
+    # Errors are not cached (lru_cache never stores a raised exception): a refused text is re-read.
     try:
         doc = load_yaml_text(text)
     except yaml.YAMLError as exc:
