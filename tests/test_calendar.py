@@ -319,6 +319,32 @@ def test_a_good_holiday_file_loads(tmp_path: Path) -> None:
     assert arrangement.workdays == {date(2027, 2, 20): "春节", date(2027, 2, 21): "春节"}
 
 
+def test_the_parsed_form_of_the_shipped_files_is_what_reading_them_gives(tmp_path: Path) -> None:
+    # The parsed form answers the shipped files at the prompt; rewrite it after editing holidays/ with
+    # caseflow.calendar.write_parsed_holidays(). Checked here so that it can never silently differ.
+    import json
+
+    from caseflow.calendar import PARSED_HOLIDAYS_FILE, write_parsed_holidays
+    from caseflow.holidayfile import load_holiday_file as read_and_validate
+
+    fresh = write_parsed_holidays(target=tmp_path / "parsed.json")
+    assert json.loads(PARSED_HOLIDAYS_FILE.read_text(encoding="utf-8")) == \
+        json.loads(fresh.read_text(encoding="utf-8")), "run caseflow.calendar.write_parsed_holidays()"
+    for path in sorted(shipped_holidays_dir().glob("*.yaml")):
+        assert load_holiday_file(path) == read_and_validate(path)
+
+
+def test_an_edited_copy_of_a_shipped_file_is_read_and_validated_again(tmp_path: Path) -> None:
+    text = (shipped_holidays_dir() / "2026.yaml").read_text(encoding="utf-8")
+    (tmp_path / "2026.yaml").write_text(text.replace("to: 2026-10-07", "to: 2026-10-08", 1), encoding="utf-8")
+    edited = load_holiday_file(tmp_path / "2026.yaml")
+    assert edited.rest_days != load_holiday_file(shipped_holidays_dir() / "2026.yaml").rest_days
+    # The same bytes under another year's name are refused, as when read.
+    (tmp_path / "2027.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(HolidayFileError, match="named for 2027"):
+        load_holiday_file(tmp_path / "2027.yaml")
+
+
 def test_a_holiday_file_overrides_the_projection(tmp_path: Path, calendar: WorkCalendar) -> None:
     write(tmp_path, GOOD_2027)
     loaded = WorkCalendar.load([tmp_path])

@@ -36,6 +36,12 @@ def test_help_deadline_and_calendar_show_import_no_database_or_projection_librar
         assert not loaded & set(HEAVY), (args, sorted(loaded & set(HEAVY)))
 
 
+def test_the_shipped_holiday_files_are_answered_without_yaml() -> None:
+    # Their parsed form (caseflow/holidays_parsed.json) is used while their bytes match it.
+    for args in (["deadline", "2026-10-03T14:00", "20 working_days"], ["calendar", "show", "2026-10"]):
+        assert "yaml" not in modules_after(run_cli(*args)), args
+
+
 def test_help_loads_no_command_body() -> None:
     # Every command module is imported to list it: none may load the calendar (YAML, chinese-calendar).
     loaded = modules_after(run_cli("--help"))
