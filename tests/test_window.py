@@ -7,6 +7,7 @@ seeds' (shared/seeds/000: 户籍 四(五)、六(一); 出入境 10; 交巡警 18
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from caseflow.alerts import AlertRow
+from caseflow.alerts import AlertRow, OutboxRow
 from caseflow.appointments import AppointmentError, Appointments
 from caseflow.cli import cli
 from caseflow.clock import FixedClock
@@ -492,6 +493,92 @@ def test_a_booking_shows_in_the_queue_at_its_instant_and_a_no_show_is_recorded(w
     assert (figures["booked"], figures["no_show"], figures["missed_appointments"]) == (3, 1, 1)
     li = next(p for p in scorecard(window.store, month="2026-11").to_dict()["people"] if p["key"] == "li")
     assert li["counts"]["missed_appointment"] == 1 and li["score"] == 98
+
+
+class _Recorder:
+    """A notifier keeping what the scheduler delivers (thread-safe)."""
+
+    name = "rec"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+
+    def send(self, *, to: str, subject: str, body: str) -> None:
+        with self.lock:
+            self.sent.append((to, subject, body))
+
+
+def _rec_config() -> NotifyConfig:
+    return NotifyConfig.from_dict({"channels": {"rec": {"url": "log://"}}, "scheduler": {"default_channel": "rec"}})
+
+
+def test_the_schedulers_sweep_warns_of_a_late_booking_once_through_the_outbox(window: Window) -> None:
+    # 户籍 四(三) 预约服务制度: the unit serves the applicant at the agreed time; half an hour late it is told.
+    window.engine.add_person("wu", name="吴户籍", unit=UNIT, roles=["household_police"], leader="zhang",
+                             substitute="li")
+    window.engine.add_person("he", name="何文书", unit=UNIT, roles=["archivist"])  # serves no hukou step
+    bookings = Appointments(window.engine)
+    late = bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, 9, 0), applicant_id=ALICE)
+    served = bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, 9, 30), applicant_id=BOB)
+    window.engine.mark_absent("wu", start=bj(2026, 11, 3, 0, 0).date(), end=bj(2026, 11, 3, 0, 0).date())
+    recorder = _Recorder()
+    scheduler = Scheduler(window.store, _rec_config(), clock=window.clock, notifiers={"rec": recorder})
+
+    # 09:29: not yet late; the clerk has the booking in the queue.
+    report = scheduler.run_once(bj(2026, 11, 3, 9, 29))
+    assert report.sweep.late_bookings == 0 and recorder.sent == []
+    window.at(2026, 11, 3, 9, 35)
+    bookings.record(served.id, "served", actor="li")
+    # 09:30: the 09:00 booking is half an hour late with no outcome: its clerks and the unit's leader are told.
+    report = scheduler.run_once(bj(2026, 11, 3, 9, 30))
+    assert report.sweep.late_bookings == 1 and report.sweep.to_dict()["late_bookings"] == 1
+    told = sorted((to, subject) for to, subject, _ in recorder.sent)
+    # li serves hukou, zhang leads the unit, wu is absent so li (the AB岗 substitute) reads it once; not ju
+    # (the county), not he (no role in the procedure).
+    assert told == [("li", "预约逾时未办"), ("zhang", "预约逾时未办")]
+    body = next(b for to, _, b in recorder.sent if to == "zhang")
+    assert f"预约 {late.id}" in body and "11-03 09:00" in body and "**************1234" in body and ALICE not in body
+    # Later sweeps (and the on-demand command) do not warn again; nothing else is queued.
+    assert scheduler.run_once(bj(2026, 11, 3, 10, 30)).sweep.late_bookings == 0
+    assert bookings.sweep(now=bj(2026, 11, 3, 11, 0)) == []
+    assert len(recorder.sent) == 2
+    with window.store.session() as s:
+        rows = s.exec(sa.select(OutboxRow.recipient, OutboxRow.kind, OutboxRow.status)).all()
+    assert sorted(map(tuple, rows)) == [("li", "window", "sent"), ("zhang", "window", "sent")]
+
+
+def test_two_schedulers_on_one_database_warn_of_each_late_booking_once(db_url: str) -> None:  # noqa: F811
+    window = Window(db_url)
+    bookings = Appointments(window.engine)
+    for hour, applicant in ((9, ALICE), (9, BOB), (10, CAROL)):
+        bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, hour, 0), applicant_id=applicant)
+    recorder = _Recorder()
+    schedulers = [Scheduler(Store(db_url), _rec_config(), clock=window.clock, notifiers={"rec": recorder},
+                            owner=name) for name in ("A", "B")]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(scheduler: Scheduler) -> None:
+        try:
+            for at in (bj(2026, 11, 3, 9, 45), bj(2026, 11, 3, 10, 45)):
+                barrier.wait()
+                scheduler.run_once(at)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for scheduler in schedulers:
+        scheduler.store.dispose()
+    assert not errors, errors
+    # Three late bookings, two recipients each (li and zhang): six messages, none twice.
+    assert len(recorder.sent) == 6
+    assert len({(to, body) for to, _, body in recorder.sent}) == 6
 
 
 def test_bookings_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,9 @@
 - Slots come from the procedure's ``service`` block (``booking_hours``, ``slot_minutes``, ``per_slot``) on
   working days of the calendar; a rest day takes bookings only once a leader opens it (延时服务).
 - A booking is due at its instant: :meth:`Appointments.due` lists it for the unit's clerks from
-  ``lead`` before; once its instant has passed without an outcome it is late (逾时未办) and the clerk and the
-  unit leader are warned once (:meth:`Appointments.sweep`). The outcome is recorded: served (已办理),
+  ``lead`` before; half an hour past its instant without an outcome it is late (逾时未办) and the unit's clerks
+  of that procedure and their leader are warned once (:func:`claim_late`: the scheduler's sweep runs it each
+  time, ``caseflow desk sweep-bookings`` on demand). The outcome is recorded: served (已办理),
   ``no_show`` (群众爽约) or ``missed`` (违约 on the unit's side, counted against the clerk in 考评).
 """
 
@@ -21,17 +22,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
+from caseflow.alerts import table_of
 from caseflow.calendar import ZONE
 from caseflow.desk import applicant_fingerprint, mask_id_number
 from caseflow.engine import Engine
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, Person, UTCDateTime
 
-__all__ = ["OUTCOMES", "AppointmentError", "AppointmentRow", "AppointmentView", "Appointments", "RestDayRow",
-           "missed_by_unit"]
+__all__ = ["LATE_AFTER", "LATE_SUBJECT", "OUTCOMES", "AppointmentError", "AppointmentRow", "AppointmentView",
+           "Appointments", "LateBooking", "RestDayRow", "claim_late", "missed_by_unit"]
 
 #: Outcome → label.
 OUTCOMES = {"served": "已按约办理", "no_show": "群众爽约", "missed": "单位违约"}
+#: How long past its instant a booking without an outcome is late (逾时未办) and warned.
+LATE_AFTER = timedelta(minutes=30)
+#: The subject of the late-booking warning.
+LATE_SUBJECT = "预约逾时未办"
 
 
 class AppointmentError(CommandError):
@@ -88,6 +94,59 @@ class AppointmentView:
         """The JSON shape."""
         return {"id": self.id, "unit": self.unit, "workflow": self.workflow, "at": self.at.isoformat(),
                 "applicant": self.applicant, "status": self.status, "extra_hours": self.extra_hours}
+
+
+@dataclass(frozen=True)
+class LateBooking:
+    """A booking found late and marked warned by :func:`claim_late`: who must hear of it, and what."""
+
+    id: int
+    unit: str
+    workflow: str
+    at: datetime
+    recipients: tuple[str, ...]
+    text: str
+
+
+def _recipients(session: Session, unit: str, roles: frozenset[str] | None) -> tuple[str, ...]:
+    """The unit's staff who serve the procedure (a role of it) and their leaders within the unit (the unit's
+    leader, not the county's); everyone of the unit if no one holds a role of it."""
+    people = session.exec(select(Person).where(Person.unit == unit).order_by(Person.id)).all()
+    in_unit = {p.id for p in people}
+    serving = [p for p in people if roles is None or p.role_set & roles] or list(people)
+    result: list[str] = []
+    for person in serving:
+        for pid in (person.id, person.leader_id):
+            if pid and pid in in_unit and pid not in result:
+                result.append(pid)
+    return tuple(result)
+
+
+def claim_late(session: Session, now: datetime, *, roles_of: Callable[[str], frozenset[str] | None],
+               grace: timedelta = LATE_AFTER) -> list[LateBooking]:
+    """Mark every booking ``grace`` past its instant with no outcome as warned, and return them (once each).
+
+    One ``UPDATE … WHERE warned_at IS NULL … RETURNING``: of two schedulers sweeping one PostgreSQL database
+    at once, the second waits for the first's row locks, re-reads ``warned_at`` and claims nothing; a
+    rolled-back sweep leaves the booking to the next one. The caller queues the warnings in ``session``'s
+    transaction, so a warning exists exactly when its booking is marked. ``roles_of(workflow)`` gives the
+    procedure's roles (None when unknown: then the whole unit is told).
+    """
+    table = table_of(AppointmentRow)
+    c = table.c
+    claimed = session.execute(
+        sa.update(table).where(c.status == "booked", c.at <= now - grace, c.warned_at.is_(None))
+        .values(warned_at=now).returning(c.id, c.unit, c.workflow_key, c.at, c.applicant_masked)).all()
+    result: list[LateBooking] = []
+    roles: dict[str, frozenset[str] | None] = {}
+    for row_id, unit, workflow, at, masked in sorted(claimed, key=lambda r: (r[3], r[0])):
+        if workflow not in roles:
+            roles[workflow] = roles_of(workflow)
+        text = (f"预约 {row_id}({workflow},{at.astimezone(ZONE):%m-%d %H:%M},申请人 {masked})已过约定时间仍未办理:"
+                "请办理,或登记群众爽约/单位违约")
+        result.append(LateBooking(id=row_id, unit=unit, workflow=workflow, at=at,
+                                  recipients=_recipients(session, unit, roles[workflow]), text=text))
+    return result
 
 
 def _view(row: AppointmentRow) -> AppointmentView:
@@ -197,29 +256,24 @@ class Appointments:
                           .order_by(AppointmentRow.at))  # type: ignore[arg-type]
             return [_view(r) for r in rows]
 
-    def sweep(self, *, now: datetime | None = None, grace: timedelta = timedelta(minutes=30)) -> list[int]:
-        """Warn (once) the unit's clerks' leader and clerks of bookings ``grace`` past their instant with no outcome."""
+    def roles_of(self, workflow: str) -> frozenset[str] | None:
+        """The roles of a procedure (None when the registry no longer has it)."""
+        return frozenset(self.engine.registry.latest(workflow).roles) if workflow in self.engine.registry else None
+
+    def sweep(self, *, now: datetime | None = None, grace: timedelta = LATE_AFTER) -> list[int]:
+        """Warn (once) the unit's clerks and their leader of bookings ``grace`` past their instant with no outcome.
+
+        The scheduler's sweep does the same each time it runs (queuing on the outbox); this is the on-demand
+        form (``caseflow desk sweep-bookings``), sending through ``notify`` after the marks are committed.
+        """
         now = now or self.engine.clock.now()
-        warned: list[tuple[str, str, str]] = []
-        ids: list[int] = []
         with self.engine.store.session(write=True) as s:
-            late = s.exec(select(AppointmentRow).where(AppointmentRow.status == "booked",
-                                                       AppointmentRow.at <= now - grace,
-                                                       AppointmentRow.warned_at.is_(None)))  # type: ignore[union-attr]
-            for row in late:
-                row.warned_at = now
-                s.add(row)
-                assert row.id is not None
-                ids.append(row.id)
-                text = (f"预约 {row.id}({row.workflow_key},{row.at.astimezone(ZONE):%m-%d %H:%M},申请人 "
-                        f"{row.applicant_masked})已过约定时间仍未办理:请办理,或登记群众爽约/单位违约")
-                people = s.exec(select(Person).where(Person.unit == row.unit)).all()
-                for person in people:
-                    warned.append((person.id, "预约逾时未办", text))
+            late = claim_late(s, now, roles_of=self.roles_of, grace=grace)
         if self.notify is not None:
-            for who, subject, body in warned:
-                self.notify(who, subject, body)
-        return ids
+            for booking in late:
+                for who in booking.recipients:
+                    self.notify(who, LATE_SUBJECT, booking.text)
+        return [b.id for b in late]
 
     def record(self, appointment_id: int, outcome: str, *, actor: str) -> AppointmentView:
         """Record the outcome: served, no_show (群众爽约) or missed (单位违约)."""

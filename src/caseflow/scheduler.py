@@ -12,6 +12,9 @@ fit). Every process re-adds the same jobs at start with ``replace_existing=True`
   hour, holidays included — to the assignee's leader). A catch-up after downtime records every level
   passed and notifies only the highest. Alerts are rows unique per (timer, level) inserted with
   ``ON CONFLICT DO NOTHING``; each new alert queues its notification in the same transaction.
+  Last, bookings (预约) half an hour past their instant with no outcome are marked warned, once each
+  (``UPDATE … WHERE warned_at IS NULL RETURNING``), and the unit's clerks of the procedure and the unit's
+  leader are told through the outbox in the same transaction (:func:`caseflow.appointments.claim_late`).
 - **deliver** (every ``deliver_seconds``): :meth:`caseflow.notify.Outbox.deliver`.
 - **digest** (``digest_time`` on working days, :class:`WorkingDayTrigger`): one digest per leader,
   claimed by a unique (job, slot) row.
@@ -286,6 +289,8 @@ class SweepReport:
     expired: int = 0
     #: Lower levels a catch-up sweep recorded but did not send (the timer had already passed them).
     superseded: int = 0
+    #: Bookings found half an hour late (预约逾时未办) and warned by this sweep.
+    late_bookings: int = 0
 
     @property
     def alerts(self) -> int:
@@ -297,7 +302,7 @@ class SweepReport:
         return {"at": self.at.isoformat(), "timers": self.timers, "alerts": self.alerts,
                 "by_level": {k: self.raised.get(k, 0) for k in ALERT_LEVELS}, "queued": self.queued,
                 "skipped_duplicates": self.skipped_duplicates, "batches": self.batches, "expired": self.expired,
-                "superseded": self.superseded}
+                "superseded": self.superseded, "late_bookings": self.late_bookings}
 
 
 @dataclass
@@ -414,7 +419,46 @@ class Scheduler:
             report.batches += 1
             if claimed < self.settings.batch:
                 break
+        self.warn_late_bookings(now, report)
         return report
+
+    def warn_late_bookings(self, now: datetime, report: SweepReport | None = None) -> int:
+        """Warn once of each booking half an hour past its instant with no outcome, through the outbox.
+
+        The marks and the queued warnings commit together; two schedulers never warn of one booking twice
+        (see :func:`caseflow.appointments.claim_late`). An absent clerk's warning goes to their stand-in.
+        """
+        from caseflow.appointments import LATE_SUBJECT, claim_late
+
+        registry = self.engine.registry
+
+        def roles_of(workflow: str) -> frozenset[str] | None:
+            return frozenset(registry.latest(workflow).roles) if workflow in registry else None
+
+        with self.store.session(write=True) as session:
+            late = claim_late(session, now, roles_of=roles_of)
+            if not late:
+                return 0
+            directory = _Directory(session, now.date())
+            directory.prefetch_related({pid for b in late for pid in b.recipients})
+            queued: list[dict[str, Any]] = []
+            for booking in late:
+                told: set[str] = set()
+                for pid in booking.recipients:
+                    to_person = directory.stand_in(pid)
+                    if to_person in told:
+                        continue
+                    told.add(to_person)
+                    body = booking.text if to_person == pid else \
+                        f"{booking.text}\n{directory.name(pid)} 请假,由 {directory.name(to_person)} 代收(AB岗)"
+                    queued.append(self.outbox.row(kind="window", recipient=to_person,
+                                                  route=self.config.route_person(to_person, directory.get(to_person)),
+                                                  subject=LATE_SUBJECT, body=body, now=now))
+            self.outbox.insert(session, queued)
+        if report is not None:
+            report.late_bookings += len(late)
+            report.queued += len(queued)
+        return len(late)
 
     def _claim_query(self, now: datetime) -> Any:
         t = TIMERS.c

@@ -348,7 +348,8 @@ def booking_outcome(appointment_id: int, outcome: str, actor: str, db: str | Non
 @json_option
 @handle_errors
 def sweep_bookings(db: str | None, as_json: bool) -> None:
-    """Warn the unit of bookings half an hour past their instant with no outcome (once each).
+    """Warn the unit of bookings half an hour past their instant with no outcome (once each; the scheduler
+    does this at every sweep, this runs it now).
 
     \b
     Example:
