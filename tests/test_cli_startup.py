@@ -43,9 +43,31 @@ def test_the_shipped_holiday_files_are_answered_without_yaml() -> None:
 
 
 def test_help_loads_no_command_body() -> None:
-    # Every command module is imported to list it: none may load the calendar (YAML, chinese-calendar).
+    # --help lists the commands from their registered summaries: no command module is imported.
     loaded = modules_after(run_cli("--help"))
     assert not loaded & {"yaml", "chinese_calendar", "pendulum", *HEAVY}, sorted(loaded)
+    probe = run_cli("--help") + "import sys\nprint(sorted(m for m in sys.modules if m.startswith('caseflow.cli.')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    probe = (run_cli("deadline", "2026-10-03T14:00", "20 working_days")
+             + "import sys\nprint(sorted(m for m in sys.modules if m.startswith('caseflow.cli.')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "['caseflow.cli.common', 'caseflow.cli.deadline']"
+
+
+def test_the_registered_summaries_are_the_commands_own() -> None:
+    import click
+
+    from caseflow.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name, (_module, _attr, summary) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name, name
+        assert command.get_short_help_str(limit=500) == summary, (name, "update caseflow.cli.COMMANDS")
 
 
 def test_import_caseflow_is_light_and_its_names_load_on_use() -> None:

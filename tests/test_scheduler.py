@@ -619,12 +619,15 @@ def test_postgresql_sweep_skips_timers_locked_by_another_transaction(pg_stores: 
 def _ops_cli() -> click.Group:
     # The operations commands of the caseflow group: scheduler, alerts, digest, stats, report.
     names = ("scheduler", "alerts", "digest", "stats", "report")
-    return click.Group("caseflow", commands={name: cli.commands[name] for name in names})
+    return click.Group("caseflow", commands={name: cli.get_command(click.Context(cli), name) for name in names})
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
     found: list[tuple[tuple[str, ...], click.Command]] = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the root group imports its commands on demand
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = (*prefix, name)
         found.append((path, command))
         if isinstance(command, click.Group):

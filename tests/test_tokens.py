@@ -99,7 +99,8 @@ def test_cli_token_create_prints_the_token_alone_on_the_last_line(tmp_path: obje
 
     from caseflow.cli import cli
 
-    group = click.Group(commands=dict(cli.commands))
+    ctx = click.Context(cli)
+    group = click.Group(commands={name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)})
     db = f"sqlite:///{tmp_path}/cli.db"
     runner = CliRunner()
     assert runner.invoke(group, ["people", "add", "p1", "--name", "张", "--unit", "U", "--db", db]).exit_code == 0
