@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -67,6 +68,7 @@ _LAST = date(LAST_YEAR, 12, 31)
 _BASE = _FIRST.toordinal()
 _EPOCH = date(1970, 1, 1).toordinal()
 _WEEKEND = "周末"
+_WEEK = b"\x01\x01\x01\x01\x01\x00\x00"  # Monday to Sunday
 _MAKEUP = "调休上班"
 
 # chinese-calendar names its holidays in English; clerks read Chinese.
@@ -464,31 +466,30 @@ class WorkCalendar:
         i = self._built
         for year in years:
             arrangement = self._years[year]
-            # Ordinals, not dates, in the loop: it runs for every day of every year built.
-            made_up = {d.toordinal() for d in arrangement.workdays}
-            rest = {d.toordinal(): name for d, name in arrangement.rest_days.items()}
-            first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
-            weekday = (first - 1) % 7  # date.fromordinal(1) is a Monday
-            for o in range(first, last + 1):
-                if o in made_up:
-                    working = True
-                    reasons[i] = _MAKEUP
-                elif o in rest:
-                    working = False
-                    reasons[i] = rest[o]
-                else:
-                    working = weekday < 5
-                    if not working:
-                        reasons[i] = _WEEKEND
-                if working:
-                    work.append(1)
-                    count += 1
-                    by_rank.append(date.fromordinal(o))
-                else:
-                    work.append(0)
-                rank.append(count)
-                weekday = weekday + 1 if weekday < 6 else 0
-                i += 1
+            first = date(year, 1, 1).toordinal()
+            size = date(year, 12, 31).toordinal() - first + 1
+            # A year at a time, not a day at a time (this runs at every command's start): the weekday
+            # pattern by slicing, then the notice's rest and make-up days written over it.
+            offset = (first - 1) % 7  # date.fromordinal(1) is a Monday
+            days = bytearray((_WEEK * 54)[offset:offset + size])
+            for k in range(size):
+                if not days[k]:
+                    reasons[i + k] = _WEEKEND
+            for d, name in arrangement.rest_days.items():
+                k = d.toordinal() - first
+                days[k] = 0
+                reasons[i + k] = name
+            for d in arrangement.workdays:
+                k = d.toordinal() - first
+                days[k] = 1
+                reasons[i + k] = _MAKEUP
+            work += days
+            ranks = accumulate(days, initial=count)
+            next(ranks)  # the initial value is the previous day's rank
+            rank.extend(ranks)
+            count = rank[-1]
+            by_rank.extend([date.fromordinal(first + k) for k in range(size) if days[k]])
+            i += size
             self._next_year = year + 1
         self._built = i
         self._total = count
