@@ -673,3 +673,18 @@ def test_deemed_from_must_name_another_timer(tmp_path: Path) -> None:
     with pytest.raises(WorkflowError, match=r"deemed from unknown timer 'nosuch'") as info:
         load_workflow(bad)
     assert "start.deemed_from" in str(info.value) and "line" in str(info.value)
+
+
+def test_a_text_read_again_is_the_same_definition_named_for_where_it_was_read(tmp_path: Path) -> None:
+    from caseflow.workflow import parse_workflow
+
+    text = (shipped_workflows_dir() / "petition.yaml").read_text(encoding="utf-8")
+    first = parse_workflow(text, path="a.yaml")
+    again = parse_workflow(text, path="stored version 1234")
+    assert again.version == first.version and again.timers == first.timers
+    assert (first.source, again.source) == ("a.yaml", "stored version 1234")
+    broken = text.replace("key: petition", "key: [petition")
+    for name in ("one.yaml", "two.yaml"):  # a refused text is refused each time, naming its own file
+        with pytest.raises(WorkflowError) as excinfo:
+            parse_workflow(broken, path=name)
+        assert name in str(excinfo.value)

@@ -74,6 +74,7 @@ Every refusal is a :class:`~caseflow.errors.WorkflowError` naming the file, the 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -1478,11 +1479,30 @@ def parse_workflow(text: str, *, path: str = "<string>") -> WorkflowDef:
     text read before is answered from a bounded cache: digests, labels and sweeps re-read the shipped
     files and every stored version many times a minute, and parsing one costs milliseconds.
     """
-    return _parse_cached(text, path)
+    defn = _parse_cached(text, path)
+    if defn.source != path:
+        # The same text read under another name (a shipped file and its stored version): the same
+        # definition, named for where it was read this time.
+        defn = copy.copy(defn)
+        object.__setattr__(defn, "source", path)
+    return defn
 
 
 @lru_cache(maxsize=512)
+def _parse_text(text: str) -> tuple[str, WorkflowDef]:
+    return text, _parse_uncached(text, "<string>")
+
+
 def _parse_cached(text: str, path: str) -> WorkflowDef:
+    # Keyed by the text alone; a text that fails is parsed again under its own name so that the error
+    # names the file (lru_cache never stores a raised exception).
+    try:
+        return _parse_text(text)[1]
+    except WorkflowError:
+        return _parse_uncached(text, path)
+
+
+def _parse_uncached(text: str, path: str) -> WorkflowDef:
     # Errors are not cached (lru_cache never stores a raised exception): a refused text is re-read.
     try:
         doc = load_yaml_text(text)
