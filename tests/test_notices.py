@@ -103,3 +103,32 @@ def test_calendar_import_shows_the_check_then_loads_and_export_writes_it(tmp_pat
                                  "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["published"] is True
+
+
+NOTICE_2027 = """year: 2027
+source: 国办发明电〔2026〕99号
+holidays:
+  - {name: 元旦, from: 2027-01-01, to: 2027-01-03}
+  - {name: 春节, from: 2027-02-05, to: 2027-02-13}
+workdays:
+  - 2027-02-20
+  - 2027-02-21
+statutory_only: [清明节, 劳动节, 端午节, 中秋节, 国庆节]
+"""
+
+
+def test_the_prompt_commands_use_a_database_s_notices_with_db(tmp_path: Path) -> None:
+    # The engine counts with the notices loaded into its database; `deadline --db` answers as it does.
+    runner, db = CliRunner(), str(tmp_path / "n.db")
+    (tmp_path / "2027.yaml").write_text(NOTICE_2027, encoding="utf-8")
+    assert runner.invoke(cli, ["calendar", "import", str(tmp_path / "2027.yaml"), "--db", db]).exit_code == 0
+    files_only = json.loads(runner.invoke(cli, ["deadline", "2027-02-01T10:00", "10 working_days", "--json"]).output)
+    loaded = json.loads(runner.invoke(cli, ["deadline", "2027-02-01T10:00", "10 working_days", "--json",
+                                            "--db", db]).output)
+    # The projection knows 春节 2027 but not this notice's block to 02-13 nor its make-up weekend.
+    assert (files_only["last_day"], files_only["provisional"]) == ("2027-02-19", True)
+    assert loaded["last_day"] == "2027-02-21" and not loaded["provisional"]
+    text = runner.invoke(cli, ["deadline", "2027-02-01T10:00", "10 working_days"]).output
+    assert "--db" in text and "caseflow calendar import" in text
+    grid = json.loads(runner.invoke(cli, ["calendar", "show", "2027-02", "--json", "--db", db]).output)
+    assert {d["day"]: d["reason"] for d in grid}["2027-02-20"] == "调休上班"

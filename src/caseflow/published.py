@@ -140,6 +140,15 @@ def overlay(base: WorkCalendar, arrangements: Iterable[YearArrangement]) -> Work
     return WorkCalendar([*base.years.values(), *extra])
 
 
+def published_calendar(store: Store, base: WorkCalendar | None = None) -> WorkCalendar:
+    """The calendar the engine on ``store`` uses: ``base`` (default: the files') with the notices loaded
+    into the database replacing their years — what ``caseflow deadline --db`` answers from."""
+    from caseflow.calendar import default_calendar
+
+    with store.session() as session:
+        return overlay(base or default_calendar(), Published._arrangements(session))
+
+
 class Published:
     """One process's view of what is published: its calendar and registry, refreshed when a counter moves.
 

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from caseflow.cli.common import db_option, emit, handle_errors, json_option, open_engine, weekday_zh
+from caseflow.cli.common import (
+    db_option,
+    emit,
+    handle_errors,
+    json_option,
+    notices_db_option,
+    open_engine,
+    prompt_calendar,
+    weekday_zh,
+)
 from caseflow.errors import OutputFileError, TimeLimitError
 
 if TYPE_CHECKING:
@@ -64,23 +73,23 @@ def _month_grid(calendar: WorkCalendar, year: int, month: int) -> str:
 
 @calendar_group.command("show")
 @click.argument("month", metavar="YYYY-MM")
+@notices_db_option
 @json_option
 @handle_errors
-def calendar_show(month: str, as_json: bool) -> None:
+def calendar_show(month: str, db: str | None, as_json: bool) -> None:
     """Print a month as a grid, rest days and make-up working days marked.
 
     \b
     Example:
         caseflow calendar show 2026-10
+        caseflow calendar show 2027-02 --db caseflow.db   # with the notices loaded into it
     """
     try:
         year, mon = (int(p) for p in month.split("-"))
         date(year, mon, 1)
     except ValueError:
         raise TimeLimitError(f"expected a month like 2026-10, got {month!r}") from None
-    from caseflow.calendar import default_calendar
-
-    calendar = default_calendar()
+    calendar = prompt_calendar(db)
     days = calendar.month(year, mon)
     payload = [{"day": d.day.isoformat(), "workday": d.workday, "reason": d.reason, "official": d.official}
                for d in days]

@@ -81,8 +81,24 @@ CASE_ID = click.IntRange(1, 2**31 - 1)
 
 db_option = click.option("--db", "db", envvar="CASEFLOW_DB", default=None, metavar="URL",
                          help="Database URL or SQLite file (default: $CASEFLOW_DB or ./caseflow.db).")
+notices_db_option = click.option(
+    "--db", "db", default=None, metavar="URL",
+    help="Also use the holiday notices loaded into this database (`caseflow calendar import`), as its "
+         "engine does; without it only the files are read and no database is opened.")
 at_option = click.option("--at", "at", default=None, metavar="INSTANT",
                          help="When it happened (Beijing time unless an offset is given; default now).")
+
+
+def prompt_calendar(db: str | None) -> Any:
+    """The calendar of ``deadline`` and ``calendar show``: the files', or with ``--db`` the engine's."""
+    from caseflow.calendar import default_calendar
+
+    if db is None:
+        return default_calendar()
+    from caseflow.published import published_calendar
+    from caseflow.store import Store
+
+    return published_calendar(Store(db))
 
 
 def clock_from_env() -> Any:

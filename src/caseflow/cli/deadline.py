@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from caseflow.cli.common import emit, handle_errors, json_option, weekday_zh
+from caseflow.cli.common import emit, handle_errors, json_option, notices_db_option, prompt_calendar, weekday_zh
 
 if TYPE_CHECKING:
     from caseflow.calendar import WorkCalendar
@@ -55,7 +55,8 @@ def describe_due(start: datetime, limit: TimeLimit, excluded: list[ExcludedPerio
         lines.append(f"逾期 overdue   from {due.due_at.isoformat()}")
     if due.provisional:
         lines.append(f"注意 provisional: uses days after {calendar.official_until}, whose holiday notice is "
-                     "not loaded; load it with `caseflow calendar check` and recompute")
+                     "not loaded: the statute's projection stands in for it (notices loaded into a database "
+                     "count with --db; load one with `caseflow calendar import FILE`)")
     if explain:
         lines.append(format_steps(steps))
     return payload, "\n".join(lines)
@@ -75,11 +76,13 @@ def describe_due(start: datetime, limit: TimeLimit, excluded: list[ExcludedPerio
               help="Alternative reading: acceptance on a rest day is deemed on the next working day.")
 @click.option("--next-hour", is_flag=True, help="Alternative reading for hours: count from the next full hour (次时).")
 @click.option("--explain", is_flag=True, help="Show each counted and skipped day with its reason.")
+@notices_db_option
 @json_option
 @handle_errors
 def deadline(  # noqa: PLR0917 - click passes options positionally
     start: str, limit: str | None, timer_ref: str | None, excludes: tuple[str, ...], no_roll: bool,
-             last_to_last: bool, deemed_next_workday: bool, next_hour: bool, explain: bool, as_json: bool) -> None:
+             last_to_last: bool, deemed_next_workday: bool, next_hour: bool, explain: bool, db: str | None,
+             as_json: bool) -> None:
     """Compute when LIMIT, started at START, runs out.
 
     START is an instant (Beijing time unless an offset is given); LIMIT is like "20 working_days",
@@ -91,9 +94,9 @@ def deadline(  # noqa: PLR0917 - click passes options positionally
         caseflow deadline 2025-06-09T10:00 "20 working_days" --exclude 鉴定=2025-06-16..2025-06-27
         caseflow deadline 2026-09-28T15:00 "7 days" --no-roll --json
         caseflow deadline 2026-09-29T10:00 --timer admin_license.decision --explain
+        caseflow deadline 2026-12-20T10:00 "20 working_days" --db caseflow.db   # with its loaded notices
     """
     # Imported here: `caseflow --help` and the other commands need none of it.
-    from caseflow.calendar import default_calendar
     from caseflow.clock import parse_instant
     from caseflow.timelimits import ExcludedPeriod, TimeLimit
 
@@ -113,7 +116,7 @@ def deadline(  # noqa: PLR0917 - click passes options positionally
             start_day="next_workday" if deemed_next_workday else "actual",
             hour_start="next_hour" if next_hour else "exact",
         )
-    calendar = default_calendar()
+    calendar = prompt_calendar(db)
     excluded = [ExcludedPeriod.parse(e, clock=rule.is_clock) for e in excludes]
     payload, text = describe_due(parse_instant(start), rule, excluded, explain, calendar, basis)
     emit(as_json, payload, text)
