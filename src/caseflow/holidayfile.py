@@ -62,20 +62,8 @@ def _parse_day(value: Any, *, path: str, line: int | None, fld: str, year: int) 
 
 
 def load_holiday_file(path: Path | str, *, text: str | None = None) -> YearArrangement:
-    """Read and validate one holiday file; raise :class:`HolidayFileError` naming file, line and field.
-
-    The format (one file per year)::
-
-        year: 2027
-        source: 国办发明电〔2026〕N号
-        holidays:                       # rest days, ranges inclusive
-          - {name: 春节, from: 2027-02-05, to: 2027-02-13}
-        workdays:                       # make-up working days (调休上班), each a Saturday or Sunday
-          - 2027-02-20                  # or {date: 2027-02-20, name: 春节}
-        statutory_only: [清明节]         # festivals the notice leaves to the statute (optional)
-
-    Every festival of 全国年节及纪念日放假办法 第二条 must be arranged under ``holidays`` or named under
-    ``statutory_only`` (see :func:`complete_arrangement`).
+    """Read and validate one holiday file, always from its text (the format and rules are in
+    :func:`caseflow.calendar.load_holiday_file`, which answers the shipped files without this module).
     """
     path = Path(path)
     where = str(path)
