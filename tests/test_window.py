@@ -23,7 +23,7 @@ from caseflow.alerts import AlertRow, OutboxRow
 from caseflow.appointments import AppointmentError, Appointments
 from caseflow.cli import cli
 from caseflow.clock import FixedClock
-from caseflow.desk import Desk, DeskError, code_hash, mask_id_number
+from caseflow.desk import Desk, DeskError, VisitRow, code_hash, mask_id_number
 from caseflow.digest import build_digest, render_digest
 from caseflow.engine import Engine
 from caseflow.errors import PermissionDeniedError, WorkflowError
@@ -162,6 +162,68 @@ def test_on_the_spot_case_opens_and_closes_in_one_command_and_counts_as_ji_ban(w
     assert rating.case_id == receipt.case.id and rating.followup_case_id is None
     figures = window_stats(window.store, month="2026-11")[-1].to_dict()
     assert figures["on_the_spot"] == 1 and figures["first_visit_rate"] == 1.0 and figures["good_rate"] == 1.0
+
+
+def _written(store: Store) -> dict[str, int]:
+    """How many rows each table of the window and the case record holds."""
+    with store.session() as s:
+        return {t: s.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("caseflow_cases", "caseflow_events", "caseflow_timers", "caseflow_visits",
+                          "caseflow_query_codes")}
+
+
+def test_on_the_spot_in_one_call_records_the_visit_and_the_closed_case_together(window: Window) -> None:
+    complete = ["id_card", "household_register", "transfer_permit"]
+    receipt = window.desk.on_the_spot("hukou_transfer", applicant_id=BOB, actor="li", brought=complete,
+                                      data={"applicant": "王五"})
+    assert receipt.on_the_spot and receipt.visit.outcome == "on_the_spot" and receipt.visit.number == 1
+    assert receipt.case.closed_at == bj(2026, 11, 2, 9, 0) and receipt.case.data["visit_id"] == receipt.visit.id
+    assert [e.kind for e in window.engine.history(receipt.case.id)] == ["open", "close"]
+    assert progress(window.engine, receipt.query_code)["status_label"] == "已办结"  # type: ignore[index]
+    assert window.engine.verify_audit() == []  # the chain and the replay through the definition agree
+    # An incomplete file is refused with nothing written: no visit, no case.
+    before = _written(window.store)
+    with pytest.raises(DeskError, match="cannot be handled on the spot"):
+        window.desk.on_the_spot("hukou_transfer", applicant_id=ALICE, actor="li", brought=["id_card"])
+    assert _written(window.store) == before
+    figures = window_stats(window.store, month="2026-11")[-1].to_dict()
+    assert figures["on_the_spot"] == 1 and figures["visits"] == 1
+
+
+def test_a_failure_midway_through_on_the_spot_leaves_nothing_half_written(window: Window,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    notice = window.desk.issue_notice(window.desk.visit("hukou_transfer", applicant_id=ALICE, actor="li").id,
+                                      actor="li")
+    complete = ["id_card", "household_register", "transfer_permit"]
+    visit = window.desk.visit("hukou_transfer", applicant_id=BOB, actor="li", brought=complete)
+    before = _written(window.store)
+    # Every query code drawn clashes with the notice's: the case, both events, the timers and the visit's
+    # outcome are written in the transaction that then fails on the code — all of it is rolled back.
+    monkeypatch.setattr("caseflow.desk.new_query_code", lambda: notice.query_code)
+    with pytest.raises(DeskError, match="nothing was written"):
+        window.desk.handle_on_the_spot(visit.id, actor="li")
+    with pytest.raises(DeskError, match="nothing was written"):
+        window.desk.on_the_spot("hukou_transfer", applicant_id=CAROL, actor="li", brought=complete)
+    assert _written(window.store) == before
+    assert window.desk.get_visit(visit.id).outcome == "open" and window.engine.cases(open_only=False) == []
+    # A clash on the first draw only is drawn again, invisibly.
+    draws = iter([notice.query_code, "7KQ4-M2XD-9TNB"])
+    monkeypatch.setattr("caseflow.desk.new_query_code", lambda: next(draws))
+    receipt = window.desk.handle_on_the_spot(visit.id, actor="li")
+    assert receipt.query_code == "7KQ4-M2XD-9TNB" and window.engine.get(receipt.case.id).closed_at is not None
+    assert window.engine.verify_audit() == []
+    monkeypatch.undo()
+    # The close step itself refused (here: it would be recorded by someone who may not close the case):
+    # the opening is not kept either.
+    other = window.desk.visit("hukou_transfer", applicant_id=CAROL, actor="li", brought=complete)
+    window.engine.add_person("wu", name="吴户籍", unit=UNIT, roles=["household_police"])
+    before = _written(window.store)
+    with pytest.raises(PermissionDeniedError, match="may not close"):
+        window.engine.open("hukou_transfer", actor="li", responsible="wu", close_reason="当场办结")
+    with pytest.raises(PermissionDeniedError, match="may not close"):
+        window.desk._settle("hukou_transfer", lambda s: s.get(VisitRow, other.id), actor="li", data=None,
+                            when=bj(2026, 11, 2, 9, 0), on_the_spot=True, responsible="wu")
+    assert _written(window.store) == before and window.desk.get_visit(other.id).outcome == "open"
 
 
 def test_a_later_notice_may_not_ask_for_a_material_the_first_did_not_list(db_url: str) -> None:  # noqa: F811
@@ -445,6 +507,12 @@ def test_the_desk_and_ratings_from_the_command_line(tmp_path: Path, monkeypatch:
     values = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
     assert values[0][:3] == ["对象", "超期环节", "超期督办"] and values[0][-2:] == ["加减分", "得分"]
     assert [v[0] for v in values[1:]] == [UNIT, "王所长", "李警官"] and values[3][-1] == 93
+    # 当场办结 in one command: the visit is given with the call; VISIT and the visit's fields do not mix.
+    out = run("desk", "on-the-spot", "--workflow", "hukou_transfer", "--actor", "p1", "--applicant", BOB,
+              "--brought", "id_card", "--brought", "household_register", "--brought", "transfer_permit")
+    assert out.startswith("当场办结凭证  案件编号 3") and "**************432X" in out and "查询码:" in out
+    mixed = runner.invoke(cli, ["desk", "on-the-spot", "2", "--workflow", "hukou_transfer", "--actor", "p1"])
+    assert mixed.exit_code == 1 and "either VISIT or the visit itself" in mixed.output
 
 
 # ------------------------------------------------------------------------------------------- 预约

@@ -97,6 +97,21 @@ def test_desk_notice_acceptance_and_public_progress_over_http(window: Window) ->
     assert window.client.get("/public/procedures/no_such").status_code == 404
 
 
+def test_on_the_spot_is_one_call_over_http_and_an_incomplete_file_writes_nothing(window: Window) -> None:
+    r = window.post("/api/v1/desk/on-the-spot", workflow="hukou_transfer", applicant_id=BOB,
+                    brought=["id_card", "household_register", "transfer_permit"], data={"applicant": "王五"})
+    assert r.status_code == 201, r.text
+    receipt = r.json()
+    assert receipt["on_the_spot"] and receipt["visit"]["outcome"] == "on_the_spot" and receipt["case"]["closed_at"]
+    seen = window.client.post("/api/v1/public/progress", json={"code": receipt["query_code"]}).json()
+    assert seen["status_label"] == "已办结" and [s["step"] for s in seen["steps"]] == ["受理", "办结"]
+    r = window.post("/api/v1/desk/on-the-spot", workflow="hukou_transfer", applicant_id=ALICE, brought=["id_card"])
+    assert r.status_code == 422 and "cannot be handled on the spot" in r.json()["detail"], r.text
+    assert window.client.get("/api/v1/desk/visits/2", headers=window.h("p1")).status_code == 404
+    assert window.post("/api/v1/desk/on-the-spot", "x1", workflow="hukou_transfer", applicant_id=ALICE,
+                       brought=["id_card", "household_register", "transfer_permit"]).status_code == 201
+
+
 def test_ratings_and_follow_up_over_http(window: Window) -> None:
     r = window.post("/api/v1/desk/visits", workflow="exit_entry_permit", applicant_id=BOB, brought=["id_card", "photo"])
     r = window.post(f"/api/v1/desk/visits/{r.json()['id']}/on-the-spot")

@@ -64,6 +64,8 @@ OUTCOMES = ("open", "on_the_spot", "accepted", "notice")
 ON_THE_SPOT = "当场办结"
 #: Query-code alphabet: no 0/O, 1/I/L, so a code read over the phone survives.
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+#: How many query codes a settlement draws before giving up (a clash is ~1 in 8·10^17 per draw).
+_CODE_ATTEMPTS = 3
 _CODE_RE = re.compile(r"^[2-9A-HJKMNP-Z]{4}-?[2-9A-HJKMNP-Z]{4}-?[2-9A-HJKMNP-Z]{4}$")
 
 
@@ -169,6 +171,22 @@ def code_hash(code: str) -> str | None:
     if not _CODE_RE.match(value):
         return None
     return hashlib.sha256(value.replace("-", "").encode()).hexdigest()
+
+
+def _ticked(defn: WorkflowDef, brought: Iterable[str], applies: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The materials ticked as brought and the conditional ones said to apply, checked against ``defn``."""
+    brought_keys = _check_keys(defn, brought, "ticked as brought")
+    applies_keys = _check_keys(defn, applies, "said to apply")
+    for key in applies_keys:
+        if next(m for m in defn.materials if m.key == key).required:
+            raise DeskError(f"material {key!r} is always required; only conditional materials 'apply'")
+    return brought_keys, applies_keys
+
+
+def _lacking(defn: WorkflowDef, brought: Iterable[str], applies: Iterable[str]) -> list[Material]:
+    """The materials required, or conditional and applying, that were not brought."""
+    have, needed = set(brought), set(applies)
+    return [m for m in defn.materials if m.key not in have and (m.required or m.key in needed)]
 
 
 def _materials(defn: WorkflowDef, keys: Iterable[str]) -> list[Material]:
@@ -308,37 +326,44 @@ class Desk:
               applies: Iterable[str] = (), at: datetime | None = None) -> VisitView:
         """Record a visit: the clerk ticks the materials brought and the conditional ones that apply."""
         defn = self.engine.registry.latest(workflow)
-        brought_keys = _check_keys(defn, brought, "ticked as brought")
-        applies_keys = _check_keys(defn, applies, "said to apply")
-        for key in applies_keys:
-            if next(m for m in defn.materials if m.key == key).required:
-                raise DeskError(f"material {key!r} is always required; only conditional materials 'apply'")
+        brought_keys, applies_keys = _ticked(defn, brought, applies)
         when = self.engine._now(at)
         fingerprint = applicant_fingerprint(applicant_id)
         masked = mask_id_number(applicant_id)
         with self.engine.store.session(write=True) as s:
-            clerk = self._person(s, actor)
-            if not clerk.admin and not (clerk.role_set & set(defn.roles)):
-                raise PermissionDeniedError(f"{actor!r} has no role in {workflow!r}; its roles are "
-                                            f"{', '.join(defn.roles)}")
-            prior = s.exec(select(sa.func.count()).select_from(VisitRow).where(
-                VisitRow.applicant_hash == fingerprint, VisitRow.workflow_key == defn.key)).one()
-            number = int(prior) + 1
-            row = VisitRow(workflow_key=defn.key, workflow_version=defn.version,
-                           materials_digest=materials_digest(defn.materials), applicant_hash=fingerprint,
-                           applicant_masked=masked, unit=clerk.unit, clerk_id=clerk.id, at=when, number=number,
-                           brought=json.dumps(brought_keys), applies=json.dumps(applies_keys))
-            if number > defn.service.max_visits:
-                # 户籍 四(五) "不让群众跑第三趟" / 出入境 10 "不超过三次": this visit is already one too many.
-                row.over_limit = True
-                row.warning = (f"申请人第{number}次来办理「{defn.title}」,已超过{defn.service.max_visits}次的规定"
-                               f"(申请人 {masked})")
-            s.add(row)
-            s.flush()
+            clerk = self._clerk(s, actor, defn)
+            row = self._new_visit(s, defn, clerk, fingerprint, masked, brought_keys, applies_keys, when)
             warned = self._warn(s, clerk, row.warning)
             view = self._view(defn, row)
         self._send(warned)
         return view
+
+    def _clerk(self, s: Session, actor: str, defn: WorkflowDef) -> Person:
+        clerk = self._person(s, actor)
+        if not clerk.admin and not (clerk.role_set & set(defn.roles)):
+            raise PermissionDeniedError(f"{actor!r} has no role in {defn.key!r}; its roles are "
+                                        f"{', '.join(defn.roles)}")
+        return clerk
+
+    @staticmethod
+    def _new_visit(s: Session, defn: WorkflowDef, clerk: Person, fingerprint: str, masked: str,  # noqa: PLR0917
+                   brought: list[str], applies: list[str], when: datetime) -> VisitRow:
+        """Add the applicant's next visit for this matter (counted, and flagged beyond max_visits)."""
+        prior = s.exec(select(sa.func.count()).select_from(VisitRow).where(
+            VisitRow.applicant_hash == fingerprint, VisitRow.workflow_key == defn.key)).one()
+        number = int(prior) + 1
+        row = VisitRow(workflow_key=defn.key, workflow_version=defn.version,
+                       materials_digest=materials_digest(defn.materials), applicant_hash=fingerprint,
+                       applicant_masked=masked, unit=clerk.unit, clerk_id=clerk.id, at=when, number=number,
+                       brought=json.dumps(brought), applies=json.dumps(applies))
+        if number > defn.service.max_visits:
+            # 户籍 四(五) "不让群众跑第三趟" / 出入境 10 "不超过三次": this visit is already one too many.
+            row.over_limit = True
+            row.warning = (f"申请人第{number}次来办理「{defn.title}」,已超过{defn.service.max_visits}次的规定"
+                           f"(申请人 {masked})")
+        s.add(row)
+        s.flush()
+        return row
 
     def get_visit(self, visit_id: int) -> VisitView:
         """A visit by id."""
@@ -364,12 +389,49 @@ class Desk:
 
     def handle_on_the_spot(self, visit_id: int, *, actor: str, data: Mapping[str, Any] | None = None,
                            at: datetime | None = None) -> Receipt:
-        """当场办结 (户籍 六(一)): open the case and close it at once, counted as 即办. Nothing may be missing."""
+        """当场办结 (户籍 六(一)) of a recorded visit: open the case and close it at once, counted as 即办.
+
+        Nothing may be missing. One transaction: the case, its ``open`` and ``close`` events, the visit's
+        outcome and the query code are written together or not at all.
+        """
         return self._open_case(visit_id, actor=actor, data=data, at=at, on_the_spot=True)
+
+    def on_the_spot(self, workflow: str, *, applicant_id: str, actor: str, brought: Iterable[str] = (),
+                    applies: Iterable[str] = (), data: Mapping[str, Any] | None = None,
+                    at: datetime | None = None) -> Receipt:
+        """当场办结 in one command: record the visit and handle it on the spot, in one transaction.
+
+        What a clerk does with a complete file at the window (户籍 六(一) "具备当场办理条件的,均应当场办理"):
+        refused — with nothing written — if a material is missing (record the visit and issue a 一次告知单
+        instead).
+        """
+        defn = self.engine.registry.latest(workflow)
+        brought_keys, applies_keys = _ticked(defn, brought, applies)
+        missing = _lacking(defn, brought_keys, applies_keys)
+        if missing:
+            raise DeskError(f"the file lacks {'、'.join(m.name for m in missing)}: it cannot be handled on the "
+                            "spot; record the visit (caseflow desk visit) and issue a 一次告知单")
+        when = self.engine._now(at)
+        fingerprint = applicant_fingerprint(applicant_id)
+        masked = mask_id_number(applicant_id)
+        warned: list[tuple[str, str, str]] = []
+
+        def new_visit(s: Session) -> VisitRow:
+            clerk = self._clerk(s, actor, defn)
+            row = self._new_visit(s, defn, clerk, fingerprint, masked, brought_keys, applies_keys, when)
+            warned[:] = self._warn(s, clerk, row.warning)
+            return row
+
+        receipt = self._settle(defn.key, new_visit, actor=actor, data=data, when=when, on_the_spot=True)
+        self._send(warned)
+        return receipt
 
     def accept(self, visit_id: int, *, actor: str, data: Mapping[str, Any] | None = None,
                responsible: str | None = None, at: datetime | None = None) -> Receipt:
-        """Accept the file: the case opens with the visit linked; the receipt carries a query code."""
+        """Accept the file: the case opens with the visit linked; the receipt carries a query code.
+
+        One transaction, as :meth:`handle_on_the_spot`.
+        """
         return self._open_case(visit_id, actor=actor, data=data, at=at, responsible=responsible)
 
     def _open_case(self, visit_id: int, *, actor: str, data: Mapping[str, Any] | None, at: datetime | None,
@@ -381,37 +443,64 @@ class Desk:
             names = "、".join(m.name for m in view.missing)
             raise DeskError(f"visit {visit_id} lacks {names}: issue a 一次告知单 (caseflow desk notice {visit_id}) "
                             "or tick what the applicant brought")
-        if on_the_spot and view.workflow not in self.engine.registry:
+        if view.workflow not in self.engine.registry:
             raise DeskError(f"unknown workflow {view.workflow!r}")
-        when = self.engine._now(at)
-        case_data = dict(data or {})
-        case_data["visit_id"] = visit_id
-        case = self.engine.open(view.workflow, actor=actor, at=when, data=case_data, responsible=responsible)
-        if on_the_spot:
-            # 户籍 六(一) "具备当场办理条件的，均应当场办理": the case opens and closes in the same instant.
-            case = self.engine.close(case.id, actor=actor, reason=ON_THE_SPOT, at=when)
-        code = new_query_code()
-        with self.engine.store.session(write=True) as s:
-            row = self._visit(s, visit_id)
+
+        def held_visit(s: Session) -> VisitRow:
+            row = s.get(VisitRow, visit_id, with_for_update=True)
+            assert row is not None
             if row.outcome != "open":  # a concurrent command settled it first: keep the first settlement
                 raise DeskError(f"visit {visit_id} was settled by another command ({row.outcome})")
-            row.outcome = "on_the_spot" if on_the_spot else "accepted"
-            row.case_id = case.id
-            s.add(row)
-            s.add(QueryCodeRow(code_hash=code_hash(code) or "", kind="receipt", visit_id=visit_id, case_id=case.id,
-                               created_at=when))
-            # Earlier 告知单 codes of the same applicant and matter now lead to this case too.
-            same_matter = select(VisitRow.id).where(VisitRow.applicant_hash == row.applicant_hash,
-                                                    VisitRow.workflow_key == row.workflow_key)
-            earlier = s.exec(select(QueryCodeRow).where(
-                QueryCodeRow.visit_id.in_(same_matter),  # type: ignore[attr-defined]
-                QueryCodeRow.case_id.is_(None))).all()  # type: ignore[union-attr]
-            for code_row in earlier:
-                code_row.case_id = case.id
-                s.add(code_row)
-            s.flush()
-            visit = self._view(self.engine.definition(row.workflow_version, s), row)
-        return Receipt(case=case, visit=visit, query_code=code, on_the_spot=on_the_spot)
+            return row
+
+        return self._settle(view.workflow, held_visit, actor=actor, data=data, when=self.engine._now(at),
+                            on_the_spot=on_the_spot, responsible=responsible)
+
+    def _settle(self, workflow: str, visit_of: Callable[[Session], VisitRow], *, actor: str,
+                data: Mapping[str, Any] | None, when: datetime, on_the_spot: bool,
+                responsible: str | None = None) -> Receipt:
+        """Open (and for 当场办结 close) the case with the visit settled and a query code, in one transaction.
+
+        ``visit_of(session)`` gives the visit row inside the case's transaction (held, or new). A query code
+        that happens to exist already (1 in 8·10^17) is drawn again with the whole transaction.
+        """
+        for _attempt in range(_CODE_ATTEMPTS):
+            code = new_query_code()
+            settled: list[VisitView] = []
+
+            def prepare(s: Session, case_id: int, code: str = code, settled: list[VisitView] = settled
+                        ) -> dict[str, Any]:
+                row = visit_of(s)
+                row.outcome = "on_the_spot" if on_the_spot else "accepted"
+                row.case_id = case_id
+                s.add(row)
+                s.flush()
+                assert row.id is not None
+                s.add(QueryCodeRow(code_hash=code_hash(code) or "", kind="receipt", visit_id=row.id,
+                                   case_id=case_id, created_at=when))
+                # Earlier 告知单 codes of the same applicant and matter now lead to this case too.
+                same_matter = select(VisitRow.id).where(VisitRow.applicant_hash == row.applicant_hash,
+                                                        VisitRow.workflow_key == row.workflow_key)
+                earlier = s.exec(select(QueryCodeRow).where(
+                    QueryCodeRow.visit_id.in_(same_matter),  # type: ignore[attr-defined]
+                    QueryCodeRow.case_id.is_(None))).all()  # type: ignore[union-attr]
+                for code_row in earlier:
+                    code_row.case_id = case_id
+                    s.add(code_row)
+                s.flush()
+                settled.append(self._view(self.engine.definition(row.workflow_version, s), row))
+                return {"visit_id": row.id}
+
+            try:
+                # 户籍 六(一) "具备当场办理条件的,均应当场办理": the case opens and closes in the same instant.
+                case = self.engine.open(workflow, actor=actor, at=when, data=dict(data or {}),
+                                        responsible=responsible, prepare=prepare,
+                                        close_reason=ON_THE_SPOT if on_the_spot else None)
+            except sa.exc.IntegrityError:
+                continue  # the drawn query code exists (or a concurrent settlement): nothing was written
+            return Receipt(case=case, visit=settled[-1], query_code=code, on_the_spot=on_the_spot)
+        raise DeskError("the case could not be opened: the visit was settled by another command, or the query "
+                        "codes drawn were taken; nothing was written — try again")
 
     def issue_notice(self, visit_id: int, *, actor: str, also: Iterable[str] = (), reason: str | None = None,
                      at: datetime | None = None) -> Notice:
@@ -517,9 +606,7 @@ class Desk:
 
     @staticmethod
     def _missing(defn: WorkflowDef, row: VisitRow) -> list[Material]:
-        brought = set(json.loads(row.brought))
-        applies = set(json.loads(row.applies))
-        return [m for m in defn.materials if m.key not in brought and (m.required or m.key in applies)]
+        return _lacking(defn, json.loads(row.brought), json.loads(row.applies))
 
     def _view(self, defn: WorkflowDef, row: VisitRow) -> VisitView:
         assert row.id is not None

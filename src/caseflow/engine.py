@@ -760,11 +760,19 @@ class Engine:
         responsible: str | None = None,
         key: str | None = None,
         assign: str | None = None,
+        prepare: Callable[[Session, int], Mapping[str, Any] | None] | None = None,
+        close_reason: str | None = None,
     ) -> CaseView:
         """Open a case under the latest definition of ``workflow``; the actor is 首问负责 unless told.
 
         ``assign`` names the person who must act on the timers the opening starts (those of a role they
         hold); otherwise the rule of this module's docstring picks each timer's assignee.
+
+        ``prepare(session, case_id)`` runs in the opening's transaction once the case has its id, before
+        its timers and first event: it may write rows of its own (the desk links the visit) and return data
+        to add to the case's. ``close_reason`` closes the case in the same transaction and instant (当场办结),
+        recorded as its own ``close`` event as :meth:`close` would. Either way the case, its events, and what
+        ``prepare`` wrote commit together or not at all.
         """
         when = self._now(at)
         defn = self.registry.latest(workflow)
@@ -789,6 +797,11 @@ class Engine:
             s.add(case)
             s.flush()
             assert case.id is not None
+            if prepare is not None:
+                extra = checked_data(prepare(s, case.id))
+                if extra:
+                    data = {**data, **extra}
+                    case.data = _canonical(data)
             timers: list[TimerRow] = []
             if assign is not None:
                 self._person(s, assign)
@@ -803,6 +816,10 @@ class Engine:
                                                                  "started": started, "assigned": ctx.assigned,
                                                                  "workflow_version": defn.version},
                                trigger=None, from_state=None, to_state=case.state)
+            if close_reason is not None:
+                closed = self._close(ctx, close_reason)
+                self._append_event(s, case, "close", when, actor, closed, trigger=None, from_state=case.state,
+                                   to_state=case.state)
             s.flush()
             view = self._view(defn, case, timers)
             if key:
@@ -1172,22 +1189,22 @@ class Engine:
     def close(self, case_id: int, *, actor: str, reason: str, at: datetime | None = None,
               expected_version: int | None = None, key: str | None = None) -> CaseView:
         """Close a case outside its workflow (withdrawn, merged, transferred): every timer stops."""
-
-        def apply(ctx: _Ctx) -> dict[str, Any]:
-            if not reason or not reason.strip():
-                raise CommandError("closing a case outside its workflow needs a reason")
-            self._may_act_for(ctx, "close")
-            stopped = []
-            for row in ctx.timers:
-                if row.status in ACTIVE:
-                    self._finish(ctx, row, "cancelled")
-                    stopped.append(row.name)
-            ctx.case.closed_at = ctx.at
-            ctx.case.close_reason = reason
-            return {"reason": reason, "stopped": stopped}
-
         return self._run("close", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
-                         apply=apply)
+                         apply=lambda ctx: self._close(ctx, reason))
+
+    def _close(self, ctx: _Ctx, reason: str) -> dict[str, Any]:
+        """Stop every timer and close the case (the ``close`` event's data)."""
+        if not reason or not reason.strip():
+            raise CommandError("closing a case outside its workflow needs a reason")
+        self._may_act_for(ctx, "close")
+        stopped = []
+        for row in ctx.timers:
+            if row.status in ACTIVE:
+                self._finish(ctx, row, "cancelled")
+                stopped.append(row.name)
+        ctx.case.closed_at = ctx.at
+        ctx.case.close_reason = reason
+        return {"reason": reason, "stopped": stopped}
 
     def _receiver(self, ctx: _Ctx, person_id: str) -> Person:
         """The person a case is handed or reassigned to.

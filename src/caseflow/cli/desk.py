@@ -101,22 +101,45 @@ def accept(visit_id: int, actor: str, responsible: str | None, data: tuple[str, 
 
 
 @desk_group.command("on-the-spot")
-@click.argument("visit_id", type=int, metavar="VISIT")
+@click.argument("visit_id", type=int, metavar="[VISIT]", required=False)
 @click.option("--actor", required=True, metavar="ID")
+@click.option("--workflow", default=None, metavar="WORKFLOW", help="Without VISIT: the matter of the visit to record.")
+@click.option("--applicant", default=None, metavar="ID_NUMBER", help="Without VISIT: the applicant's ID number.")
+@click.option("--brought", multiple=True, metavar="MATERIAL", help="Without VISIT: a material brought (repeatable).")
+@click.option("--applies", multiple=True, metavar="MATERIAL", help="Without VISIT: a conditional material applying.")
 @click.option("--data", "data", multiple=True, metavar="NAME=VALUE")
 @at_option
 @db_option
 @json_option
 @handle_errors
-def on_the_spot(visit_id: int, actor: str, data: tuple[str, ...], at: str | None, db: str | None,  # noqa: PLR0917
-                as_json: bool) -> None:
-    """当场办结: the case opens and closes at once (counted 即办).
+def on_the_spot(visit_id: int | None, actor: str, workflow: str | None, applicant: str | None,  # noqa: PLR0917
+                brought: tuple[str, ...], applies: tuple[str, ...], data: tuple[str, ...], at: str | None,
+                db: str | None, as_json: bool) -> None:
+    """当场办结: the case opens and closes at once (counted 即办), all in one transaction.
+
+    Either settle a recorded VISIT, or — the usual way with a complete file — give the visit itself
+    (--workflow, --applicant, --brought): it is recorded and handled on the spot in the same
+    transaction, and nothing is written if a material is missing.
 
     \b
     Example:
+        caseflow desk on-the-spot --workflow hukou_transfer --actor p1 --applicant 110101199003071234 \\
+            --brought id_card --brought household_register --brought transfer_permit
         caseflow desk on-the-spot 2 --actor p1
     """
-    receipt = _desk(db).handle_on_the_spot(visit_id, actor=actor, data=parse_data(data), at=parse_at(at))
+    from caseflow.errors import CommandError
+
+    if visit_id is not None:
+        if workflow or applicant or brought or applies:
+            raise CommandError("give either VISIT or the visit itself (--workflow, --applicant, --brought), "
+                               "not both")
+        receipt = _desk(db).handle_on_the_spot(visit_id, actor=actor, data=parse_data(data), at=parse_at(at))
+    else:
+        if not workflow or not applicant:
+            raise CommandError("give VISIT (a recorded visit), or --workflow and --applicant (and --brought) to "
+                               "record the visit and handle it on the spot at once")
+        receipt = _desk(db).on_the_spot(workflow, applicant_id=applicant, actor=actor, brought=brought,
+                                        applies=applies, data=parse_data(data), at=parse_at(at))
     _receipt(receipt, as_json, db)
 
 

@@ -55,6 +55,12 @@ class OpenIn(BaseModel):
     responsible: str | None = None
 
 
+class OnTheSpotIn(VisitIn):
+    """当场办结 in one call: the visit (complete file) and the case data."""
+
+    data: dict[str, Any] = {}
+
+
 class NoticeIn(BaseModel):
     """Issue the 一次告知单: extra materials found defective, and a leader's reason to override 一次告知."""
 
@@ -176,6 +182,13 @@ def add_window_routes(app: FastAPI) -> None:
         """当场办结: the case opens and closes at once (counted 即办)."""
         _visit_visible(request, actor, visit_id)
         receipt = _desk(request).handle_on_the_spot(visit_id, actor=actor.id, data=(body or OpenIn()).data)
+        return JSONResponse(receipt.to_dict(), status_code=201)
+
+    @app.post(f"{API}/desk/on-the-spot", tags=["desk"], status_code=201, responses=_STAFF)
+    def visit_on_the_spot(body: OnTheSpotIn, request: Request, actor: ActorDep) -> Response:
+        """当场办结 in one call: the visit is recorded and the case opens and closes, in one transaction."""
+        receipt = _desk(request).on_the_spot(body.workflow, applicant_id=body.applicant_id, actor=actor.id,
+                                             brought=body.brought, applies=body.applies, data=body.data)
         return JSONResponse(receipt.to_dict(), status_code=201)
 
     @app.post(f"{API}/desk/visits/{{visit_id}}/notice", tags=["desk"], status_code=201, responses=_STAFF)
