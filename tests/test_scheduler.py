@@ -622,31 +622,12 @@ def _ops_cli() -> click.Group:
     return click.Group("caseflow", commands={name: cli.get_command(click.Context(cli), name) for name in names})
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
-    found: list[tuple[tuple[str, ...], click.Command]] = []
-    ctx = click.Context(group)
-    for name in group.list_commands(ctx):  # the root group imports its commands on demand
-        command = group.get_command(ctx, name)
-        assert command is not None, name
-        path = (*prefix, name)
-        found.append((path, command))
-        if isinstance(command, click.Group):
-            found.extend(_commands(command, path))
-    return found
-
-
-def test_every_ops_command_has_an_example_and_json() -> None:
-    root = _ops_cli()
-    runner = CliRunner()
-    commands = _commands(root)
-    assert {" ".join(p) for p, _ in commands} >= {"scheduler run", "alerts list", "alerts failed", "digest",
-                                                  "stats", "report ledger"}
-    for path, command in commands:
-        result = runner.invoke(root, [*path, "--help"])
-        assert result.exit_code == 0, result.output
-        assert "Example:" in result.output and f"caseflow {' '.join(path)}" in result.output
-        if not isinstance(command, click.Group):
-            assert any(p.name == "as_json" for p in command.params), path
+def test_the_ops_commands_are_registered() -> None:
+    # Their help, example and --json are checked with every other command in tests/test_cli.py.
+    ctx = click.Context(cli)
+    assert {"scheduler", "alerts", "digest", "stats", "report"} <= set(cli.list_commands(ctx))
+    assert {"run"} <= set(cli.get_command(ctx, "scheduler").commands)  # type: ignore[union-attr]
+    assert {"list", "failed", "retry"} <= set(cli.get_command(ctx, "alerts").commands)  # type: ignore[union-attr]
 
 
 def test_cli_scheduler_run_once_and_alerts_list(store: Store, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from caseflow.calendar import ZONE
-from caseflow.errors import CaseflowError
+from caseflow.errors import CaseflowError, WorkflowNotFoundError
 from caseflow.workflow import WorkflowDef, parse_workflow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -278,18 +278,16 @@ class Labels:
         """A state's label (``社区民警调查核实``)."""
         defn = self.definition(key, version)
         if defn is not None and state is not None:
-            for s in defn.states:
-                if s.name == state:
-                    return s.label
+            with contextlib.suppress(WorkflowNotFoundError):  # a state of no definition known here
+                return defn.state(state).label
         return _unlabelled(state, "其他状态")
 
     def timer(self, key: str | None, name: str | None, version: str | None = None) -> str:
         """A timer's label (``社区民警调查核实``)."""
         defn = self.definition(key, version)
         if defn is not None and name is not None:
-            for t in defn.timers:
-                if t.name == name:
-                    return t.label
+            with contextlib.suppress(WorkflowNotFoundError):
+                return defn.timer(name).label
         return _unlabelled(name, "其他环节")
 
     def transition(self, key: str | None, trigger: str | None, version: str | None = None) -> str:
