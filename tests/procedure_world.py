@@ -8,7 +8,7 @@ sweep raised: which timer, which level, to whom, and the instant the level was d
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -101,3 +101,13 @@ class World:
 
     def close(self) -> None:
         self.store.dispose()
+
+
+def audited_world(db_url: str, start: datetime,
+                  people: Iterable[tuple[str, str, str, tuple[str, ...], str | None]]) -> Iterator[World]:
+    """A scenario's world (``yield from`` it in a fixture); afterwards every case's chain must replay to
+    exactly what the tables hold."""
+    world = World(db_url, start, people)
+    yield world
+    assert world.audit() == []
+    world.close()

@@ -14,7 +14,7 @@ from datetime import date
 import pytest
 
 from caseflow.errors import CommandError, PermissionDeniedError, TimerError, TransitionError
-from procedure_world import World, bj
+from procedure_world import World, audited_world, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 
 UNIT = "政务服务中心"
@@ -28,10 +28,7 @@ PEOPLE = (
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
-    w = World(db_url, bj(2026, 9, 29, 10), PEOPLE)
-    yield w
-    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
-    w.close()
+    yield from audited_world(db_url, bj(2026, 9, 29, 10), PEOPLE)
 
 
 def test_acceptance_is_deemed_by_itself_and_the_decision_counts_from_receipt(world: World) -> None:

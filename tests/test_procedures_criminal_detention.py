@@ -14,7 +14,7 @@ from datetime import date
 import pytest
 
 from caseflow.errors import CommandError, PermissionDeniedError, TransitionError
-from procedure_world import World, bj
+from procedure_world import World, audited_world, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 
 PEOPLE = (
@@ -27,10 +27,7 @@ NATIONAL_SECURITY = "有碍侦查(涉嫌危害国家安全犯罪)"
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
-    w = World(db_url, bj(2026, 9, 30, 22), PEOPLE)
-    yield w
-    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
-    w.close()
+    yield from audited_world(db_url, bj(2026, 9, 30, 22), PEOPLE)
 
 
 def test_detention_exemption_follow_up_and_the_duties_after_arrest(world: World) -> None:

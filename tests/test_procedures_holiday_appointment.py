@@ -12,7 +12,7 @@ import pytest
 
 from caseflow.errors import CommandError, WorkflowError
 from caseflow.workflow import parse_workflow, shipped_workflows_dir
-from procedure_world import World, bj
+from procedure_world import World, audited_world, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 
 UNIT = "城关派出所"
@@ -24,10 +24,7 @@ PEOPLE = (
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
-    w = World(db_url, bj(2026, 10, 2, 10), PEOPLE)
-    yield w
-    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
-    w.close()
+    yield from audited_world(db_url, bj(2026, 10, 2, 10), PEOPLE)
 
 
 def test_the_agreed_instant_keeps_the_case_in_the_queue_until_served(world: World) -> None:

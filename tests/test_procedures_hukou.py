@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pytest
 
 from caseflow.errors import TransitionError
-from procedure_world import World, bj
+from procedure_world import World, audited_world, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 
 UNIT = "城关派出所"
@@ -26,10 +26,7 @@ PEOPLE = (
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
-    w = World(db_url, bj(2026, 9, 30, 10), PEOPLE)
-    yield w
-    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
-    w.close()
+    yield from audited_world(db_url, bj(2026, 9, 30, 10), PEOPLE)
 
 
 def sweep_twice_daily(world: World, first: date, last: date) -> list[tuple[str, str, str, object]]:

@@ -13,7 +13,7 @@ from datetime import date
 import pytest
 
 from caseflow.errors import CommandError, PermissionDeniedError, TimerError
-from procedure_world import World, bj
+from procedure_world import World, audited_world, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 
 PEOPLE = (
@@ -24,10 +24,7 @@ PEOPLE = (
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
-    w = World(db_url, bj(2026, 8, 5, 15), PEOPLE)
-    yield w
-    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
-    w.close()
+    yield from audited_world(db_url, bj(2026, 8, 5, 15), PEOPLE)
 
 
 def test_two_months_end_inside_the_holiday_and_extensions_follow_the_articles(world: World) -> None:

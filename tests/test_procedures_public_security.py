@@ -14,7 +14,7 @@ from datetime import date
 import pytest
 
 from caseflow.errors import CommandError, PermissionDeniedError, TimerError
-from procedure_world import World, bj
+from procedure_world import World, audited_world, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 
 UNIT = "城关派出所"
@@ -28,10 +28,7 @@ PEOPLE = (
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:  # noqa: F811
-    w = World(db_url, bj(2026, 9, 5, 10), PEOPLE)
-    yield w
-    assert w.audit() == []  # every scenario's chain replays to exactly what the tables hold
-    w.close()
+    yield from audited_world(db_url, bj(2026, 9, 5, 10), PEOPLE)
 
 
 def test_case_limit_rolls_past_national_day_and_extends_twice_at_most(world: World) -> None:
