@@ -436,3 +436,61 @@ def test_the_replay_follows_a_loaded_holiday_notice(db_url: str, tmp_path: Path)
                              "AND name = 'verification'"), {"c": case.id})
     assert named(engine.verify_audit(), "timer verification (round 1) status", case=case.id)
     engine.store.dispose()
+
+
+def test_postgresql_restore_drill(tmp_path: Path) -> None:
+    """README's PostgreSQL procedure: pg_dump in custom format, pg_restore --clean --if-exists over the
+    damaged database, then `audit verify` with the checkpoint file: the checkpoint taken before the dump
+    matches; one taken after it names the case opened meanwhile (the one to re-enter)."""
+    import shutil
+    import subprocess
+    import uuid
+    from urllib.parse import quote
+
+    from storefixtures import pg_base_url
+
+    base = pg_base_url()
+    assert base is not None
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
+        pytest.skip("pg_dump / pg_restore are not installed")
+    url = sa.engine.make_url(base)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    db = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    libpq = [f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 5432}",
+             f"--username={url.username or 'postgres'}", f"--dbname={url.database}"]
+    try:
+        office = Office(db, tmp_path)
+        office.checkpoint()
+        dump = tmp_path / "caseflow.dump"
+        subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", f"--schema={schema}", *libpq],
+                       check=True, capture_output=True)
+        # After the dump: a case is opened and checkpointed, then the database is damaged.
+        office.tick()
+        late = office.engine.open("hukou_transfer", actor="p1", data={"applicant": "王五"})
+        office.checkpoint()
+        office.sql("DELETE FROM caseflow_timers")
+        office.store.dispose()
+        subprocess.run(["pg_restore", "--clean", "--if-exists", *libpq, str(dump)], check=True, capture_output=True)
+        restored = Engine(Store(db), clock=FixedClock(T0 + timedelta(days=2)))
+        problems = verify(restored, checkpoints=office.checkpoints, public_key=public_key_of(office.key))
+        # Chains and tables are whole again; the later checkpoint names the case opened after the dump
+        # (and the totals it signed), nothing else.
+        assert {p.kind for p in problems} == {"checkpoint"}, problems
+        assert {p.case_id for p in problems} <= {late.id, None}, problems
+        assert any(p.case_id == late.id and "gone" in p.problem for p in problems), problems
+        restored.store.dispose()
+        # With only the checkpoint taken before the dump, the restored database verifies clean.
+        lines = office.checkpoints.read_text(encoding="utf-8").splitlines()
+        before = tmp_path / "before.jsonl"
+        before.write_text(lines[0] + "\n", encoding="utf-8")
+        again = Engine(Store(db), clock=FixedClock(T0 + timedelta(days=2)))
+        assert verify(again, checkpoints=before, public_key=public_key_of(office.key)) == []
+        again.store.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
