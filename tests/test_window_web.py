@@ -13,12 +13,14 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
 from caseflow.engine import Engine
+from caseflow.ratelimit import RateLimiter
 from caseflow.ratings import Ratings
 from caseflow.store import Store
 from caseflow.tokens import create_token
@@ -146,7 +148,7 @@ def test_every_wrong_code_gets_the_same_answer(code: str, public: tuple[Window, 
     window, live, expected = public
     if code.strip().upper().replace("-", "") == live.replace("-", ""):
         return
-    window.app.state.public_limiter = None  # the limiter is tested below; here every code is tried
+    window.app.state.public_limiter = RateLimiter(10**9)  # the limiter is tested below; here every code is tried
     r = window.client.post("/api/v1/public/progress", json={"code": code})
     assert r.status_code == 404 and r.json() == expected
 
@@ -162,11 +164,45 @@ def public(tmp_path_factory: pytest.TempPathFactory) -> tuple[Window, str, dict[
 
 def test_guessing_codes_is_rate_limited(public: tuple[Window, str, dict[str, Any]]) -> None:
     window, _live, _expected = public
-    window.app.state.public_limiter = None
-    answers = [window.client.post("/api/v1/public/progress", json={"code": f"AAAA-AAAA-AAA{i}"}).status_code
+    window.app.state.public_limiter = None  # the shared limiter of a served app
+    window.clock.set(datetime(2026, 11, 2, 9, 1, tzinfo=ZONE))  # a fresh minute
+    answers = [window.client.post("/api/v1/public/progress", json={"code": f"AAAA-AAAA-AAA{i}"})
                for i in range(2, 9)] + [window.client.post("/api/v1/public/progress",
-                                                           json={"code": "x"}).status_code for _ in range(5)]
-    assert answers[:10] == [404] * 10 and answers[10:] == [429, 429]
+                                                           json={"code": "x"}) for _ in range(5)]
+    assert [a.status_code for a in answers] == [404] * 10 + [429, 429]
+    assert answers[-1].headers["Retry-After"] == "60" and "稍后再试" in answers[-1].json()["detail"]
+
+
+def test_the_rate_limit_is_shared_by_every_process_on_one_database(db_url: str) -> None:  # noqa: F811
+    # Two app instances (as `caseflow serve --workers 2` runs) on one database: an address gets 10 tries in
+    # all, not 10 from each.
+    first = Window(db_url)
+    other_store = Store(db_url)
+    second = TestClient(create_app(engine=Engine(other_store, clock=first.clock)))
+    clients = [first.client, second]
+    tries = [clients[i % 2].post("/api/v1/public/progress", json={"code": f"AAAA-AAAA-AA{i:02d}"})
+             for i in range(12)]
+    assert [t.status_code for t in tries] == [404] * 10 + [429, 429]
+    first.clock.set(datetime(2026, 11, 2, 9, 0, 45, tzinfo=ZONE))
+    late = second.post("/api/v1/public/ratings", json={"code": "AAAA-AAAA-AAAA", "level": 1})
+    assert late.status_code == 429 and late.headers["Retry-After"] == "15"  # ratings share the codes' count
+    # Booking has a count of its own; a new minute starts a new count, and old minutes are pruned.
+    assert second.get("/api/v1/public/slots", params={"workflow": "hukou_transfer", "unit": "城关派出所",
+                                                      "day": "2026-11-03"}).status_code == 200
+    assert first.client.post("/api/v1/public/bookings", json={
+        "workflow": "hukou_transfer", "unit": "城关派出所", "at": "2026-11-03T09:00:00+08:00",
+        "applicant_id": ALICE}).status_code == 201
+    for minute in (1, 2, 3):
+        first.clock.set(datetime(2026, 11, 2, 9, minute, tzinfo=ZONE))
+        assert second.post("/api/v1/public/progress", json={"code": "AAAA-AAAA-AAAA"}).status_code == 404
+    with first.store.session() as s:
+        windows = sorted(s.execute(sa.text("SELECT window_start, hits FROM caseflow_rate_hits")).all())
+    start = int(datetime(2026, 11, 2, 9, 2, tzinfo=ZONE).timestamp())
+    assert [tuple(w) for w in windows] == [(start, 1), (start + 60, 1)]  # 09:00's rows (codes, booking) are gone
+    second.close()
+    other_store.dispose()
+    first.client.close()
+    first.store.dispose()
 
 
 def test_a_public_booking_reaches_the_clerks_queue_at_its_instant(window: Window) -> None:

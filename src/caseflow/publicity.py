@@ -7,16 +7,12 @@
 - The progress query by query code (信访工作条例 第二十一条 "方便信访人查询、评价信访事项办理情况"): the state, the
   steps done with their dates, the next deadline. It shows the applicant's ID number masked and nothing else
   personal: no case data, no staff, nothing about another case. An unknown code and a malformed one get the
-  same answer (``None``), and :class:`RateLimiter` lets the web layer slow down guessing.
+  same answer (``None``), and the web layer slows guessing down (:mod:`caseflow.ratelimit`).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +21,7 @@ from sqlmodel import select
 from caseflow.calendar import ZONE
 from caseflow.desk import NoticeRow, QueryCodeRow, VisitRow, code_hash
 from caseflow.engine import Engine
+from caseflow.ratelimit import RateLimiter
 from caseflow.store import CaseRow, EventRow, TimerRow
 from caseflow.workflow import WorkflowDef
 
@@ -110,27 +107,3 @@ def progress(engine: Engine, code: str) -> dict[str, Any] | None:
 def _due(timer: TimerRow) -> datetime:
     assert timer.due_at is not None
     return timer.due_at
-
-
-class RateLimiter:
-    """At most ``limit`` calls per ``per`` seconds for each key (a client address); thread-safe, in memory."""
-
-    def __init__(self, limit: int = 10, per: float = 60.0, *, now: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.per, self._now = limit, per, now
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        """Count one call for ``key``; False once it is over the limit in the current window."""
-        now = self._now()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.per:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False
-            hits.append(now)
-            if len(self._hits) > 10_000:  # forget idle clients so memory stays bounded
-                for k in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.per]:
-                    del self._hits[k]
-            return True

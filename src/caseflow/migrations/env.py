@@ -8,6 +8,7 @@ from sqlalchemy import engine_from_config, pool
 import caseflow.alerts  # registers the scheduler's tables in CaseflowBase.metadata
 import caseflow.appointments  # bookings and 延时服务 hours
 import caseflow.desk  # the window's tables (visits, notices, query codes)
+import caseflow.ratelimit  # the public rate limit shared by every process
 import caseflow.ratings  # noqa: F401 - ratings (好差评)
 from caseflow.store import ALEMBIC_VERSION_TABLE, CaseflowBase
 

@@ -3,7 +3,8 @@
 
 The public side shows only what publicity.py returns: the 公示 of each procedure, and the progress of one
 matter for the holder of its query code. A code that is wrong, malformed or unknown gets one and the same
-answer, and each client address may try a few codes a minute (:class:`~caseflow.publicity.RateLimiter`).
+answer, and each client address may try a few codes a minute, counted in the store so that every worker
+process shares the count (:class:`~caseflow.ratelimit.SharedRateLimiter`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pydantic import BaseModel, Field
 from caseflow.appointments import Appointments
 from caseflow.desk import Desk
 from caseflow.errors import CaseflowError, NotFoundError
-from caseflow.publicity import RateLimiter, procedure_page, progress
+from caseflow.publicity import procedure_page, progress
+from caseflow.ratelimit import Limiter, SharedRateLimiter
 from caseflow.ratings import LEVELS, Ratings
 from caseflow.scoring import scorecard
 from caseflow.web.auth import ActorDep, WebActor, check_case, engine_of
@@ -120,20 +122,30 @@ def _ratings(request: Request) -> Ratings:
     return Ratings(engine_of(request))
 
 
-def _limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter | None = getattr(request.app.state, "public_limiter", None)
-    if limiter is None:
-        limiter = RateLimiter(PUBLIC_LIMIT, 60.0)
-        request.app.state.public_limiter = limiter
-    return limiter
+def _limiter(request: Request, scope: str) -> Limiter:
+    """The limiter of ``scope`` ("code": progress and ratings, which both take a query code; "booking").
+
+    ``app.state.public_limiter``, when set, replaces them all (an embedding application's own).
+    """
+    chosen: Limiter | None = getattr(request.app.state, "public_limiter", None)
+    if chosen is not None:
+        return chosen
+    limiters: dict[str, Limiter] | None = getattr(request.app.state, "public_limiters", None)
+    if limiters is None:
+        limiters = request.app.state.public_limiters = {}
+    if scope not in limiters:
+        engine = engine_of(request)
+        limiters[scope] = SharedRateLimiter(engine.store, PUBLIC_LIMIT, 60, clock=engine.clock, scope=scope)
+    return limiters[scope]
 
 
-def _throttle(request: Request) -> None:
+def _throttle(request: Request, scope: str = "code") -> None:
     client = request.client.host if request.client else "?"
-    if not _limiter(request).allow(client):
+    wait = _limiter(request, scope).hit(client)
+    if wait:
         raise ApiError(429, "too-many-requests", "Too many requests",
-                       "查询过于频繁,请一分钟后再试 (too many queries from this address; wait a minute)",
-                       headers={"Retry-After": "60"})
+                       "查询过于频繁,请稍后再试 (too many tries from this address; wait and retry)",
+                       headers={"Retry-After": str(wait)})
 
 
 def _missing(what: str) -> ApiError:
@@ -301,7 +313,7 @@ def add_window_routes(app: FastAPI) -> None:
     @app.post(f"{API}/public/bookings", tags=["public"], status_code=201, responses=_PUBLIC)
     def public_book(body: BookingIn, request: Request) -> Response:
         """Book a slot (no login; rate-limited like the progress query)."""
-        _throttle(request)
+        _throttle(request, "booking")
         _procedure(request, body.workflow)
         view = Appointments(engine_of(request)).book(body.unit, body.workflow, body.at,
                                                      applicant_id=body.applicant_id)
