@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from caseflow.alerts import AlertRow
+from caseflow.alerts import CASES, AlertRow
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import FixedClock
 from caseflow.demo_window import WindowStory
@@ -132,6 +132,8 @@ class _Simulation:
         self.unit_of: dict[str, str] = {}
         self.report = DemoReport(str(store.url))
         self.extended: set[int] = set()
+        #: The last view of each case the simulation read or got back from a command (see :meth:`case`).
+        self.views: dict[int, CaseView] = {}
         self.end = END
         # The window (demo_window.py) draws from its own generator, so the cases' story stays as it was.
         self.window = WindowStory(self.engine, self.clock, random.Random(20261130))
@@ -197,6 +199,7 @@ class _Simulation:
     def open(self, key: str, when: datetime) -> None:
         actor = self.rng.choice(OPENERS[key])
         case = self.engine.open(key, actor=actor, data=self.data_for(key, None, 0))
+        self.views[case.id] = case
         self.report.cases += 1
         self.report.commands += 1
         self.push(self.next_time(case, when), key, case.id, 0)
@@ -226,8 +229,23 @@ class _Simulation:
             return SAMPLE_VALUES[name].format(n=serial)
         return f"〔2026〕{serial}号"
 
+    def case(self, case_id: int) -> CaseView:
+        """The case as it stands: the view this simulation last saw, unless a command moved the case since.
+
+        Every command on a case (the simulation's, the scheduler's, the window's) records an event and
+        raises the case's version, so one look at the version tells whether the view is still true.
+        """
+        seen = self.views.get(case_id)
+        if seen is not None:
+            with self.engine.store.session() as session:
+                version = session.execute(sa.select(CASES.c.version).where(CASES.c.id == case_id)).scalar()
+            if version == seen.version:
+                return seen
+        view = self.views[case_id] = self.engine.get(case_id)
+        return view
+
     def step(self, key: str, case_id: int, index: int, when: datetime) -> None:
-        case = self.engine.get(case_id)
+        case = self.case(case_id)
         if case.closed_at is not None or index >= len(PATHS[key]):
             return
         defn = self.engine.registry.latest(key)
@@ -240,13 +258,14 @@ class _Simulation:
             self.push(when, key, case_id, index + 1)
             return
         self.side_steps(key, case, when)
-        case = self.engine.get(case_id)
+        case = self.case(case_id)
         try:
             # The clerk names the community officer who takes the 交办单 (the verification is theirs).
             assign = self.rng.choice(("zhao", "li")) if trigger == "hand_over_verification" else None
             case = self.engine.fire(case_id, trigger, actor=self.actor_for(transition.roles, case),
                                     data=self.data_for(key, trigger, index), expected_version=case.version,
                                     assign=assign)
+            self.views[case_id] = case
             self.report.commands += 1
         except CaseflowError as exc:
             self.report.refused += 1

@@ -37,7 +37,7 @@ from caseflow.notify import BODY_FORMATS
 from caseflow.stats import GroupStats, StatsError, compute_stats, is_clock_limit, total
 from caseflow.store import Person, Store
 
-__all__ = ["Digest", "DigestItem", "build_digest", "leader_units", "render_digest"]
+__all__ = ["Digest", "DigestItem", "build_digest", "build_digests", "leader_units", "render_digest"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 _LEVEL_ZH = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
@@ -148,6 +148,18 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
 
     Raise :class:`PersonNotFoundError` for an unknown leader.
     """
+    return build_digests(store, [leader_id], at, calendar=calendar, labels=labels)[0]
+
+
+def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, calendar: WorkCalendar | None = None,
+                  labels: Labels | None = None) -> list[Digest]:
+    """The digests of several leaders as they stood at ``at``, in the order asked; each as :func:`build_digest`.
+
+    What the leaders share is read once for all of them: the timers of every unit any of them sees as
+    they stood at ``at``, the escalations of the day, the month's figures per unit, the window's figures
+    and the scorecard; each digest then keeps the rows of its own units. Raise
+    :class:`PersonNotFoundError` naming the first unknown leader.
+    """
     cal = calendar or default_calendar()
     at = at.astimezone(ZONE)
     today = at.date()
@@ -155,84 +167,120 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
     tomorrow_start = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZONE)
     after_next = datetime.combine(next_wd + timedelta(days=1), datetime.min.time(), ZONE)
     since = datetime.combine(cal.add_working_days(today, -1), at.timetz())
+    month = f"{today:%Y-%m}"
     t = TIMERS.c
     c = CASES.c
     a = ALERTS.c
+    p = PEOPLE.c
     labels = labels or Labels.from_store(store)
     with store.session() as session:
-        leader = session.get(Person, leader_id)
-        if leader is None:
-            raise PersonNotFoundError(f"no person has the id {leader_id!r}; a digest needs a leader's person id")
-        units = leader_units(session, leader)
+        found = {pid: (name, unit) for pid, name, unit in session.execute(
+            sa.select(p.id, p.name, p.unit).where(p.id.in_(sorted(set(leader_ids)))))}
+        for leader_id in leader_ids:
+            if leader_id not in found:
+                raise PersonNotFoundError(
+                    f"no person has the id {leader_id!r}; a digest needs a leader's person id")
+        # A leader sees their own unit and every unit whose people have them as leader (leader_units).
+        scopes: dict[str, set[str]] = {pid: {found[pid][1]} for pid in leader_ids}
+        for pid, unit in session.execute(
+            sa.select(p.leader_id, p.unit).where(p.leader_id.in_(sorted(scopes))).distinct()
+        ):
+            scopes[pid].add(unit)
+        every_unit = sorted(set().union(*scopes.values())) if scopes else []
         escalated = session.execute(
-            sa.select(a.timer_id, a.case_id, a.raised_at, a.due_at, a.to_person, t.name, t.kind, t.last_day,
-                      t.limit_spec, c.workflow_key, c.workflow_version, c.state,
+            sa.select(a.timer_id, a.case_id, a.raised_at, a.due_at, a.to_person, a.unit.label("alert_unit"),
+                      t.name, t.kind, t.last_day, t.limit_spec, c.workflow_key, c.workflow_version, c.state,
                       sa.func.coalesce(t.assignee, c.responsible_id).label("responsible_id"), c.unit, c.data)
             .join_from(ALERTS, TIMERS, a.timer_id == t.id)
             .join(CASES, a.case_id == c.id)
-            .where(a.level == "escalated", a.unit.in_(units), a.raised_at > since, a.raised_at <= at)
+            .where(a.level == "escalated", a.unit.in_(every_unit), a.raised_at > since, a.raised_at <= at)
             .order_by(a.due_at, a.id)
-        ).all()
-    rows = sorted(timers_as_of(store, at, units=units, open_only=True, due_before=after_next, calendar=cal,
+        ).all() if every_unit else []
+    rows = sorted(timers_as_of(store, at, units=every_unit, open_only=True, due_before=after_next, calendar=cal,
                                labels=labels),
                   key=lambda r: (r.due_at, r.id))
-
-    digest = Digest(leader_id, leader.name, at, units, today, next_wd, month=f"{today:%Y-%m}")
+    # The month so far per unit: the rows just read that were running past due at ``at`` are the ones
+    # compute_stats would read again (due_before=at is a narrower look at the same instant).
+    overdue_now = [r for r in rows if r.due_at is not None and r.due_at <= at]
+    try:
+        groups = compute_stats(store, month=month, by="unit", units=every_unit, until=at, now=at, calendar=cal,
+                               as_of=overdue_now)
+    except StatsError:  # pragma: no cover - the month is always valid here
+        groups = []
+    window = _Window(store, month)
+    summaries: dict[tuple[int, str], str] = {}
 
     def item(r: Any, level: str | None, *, timer_id: int, state: str, responsible: str, unit: str) -> DigestItem:
         version = r.workflow_version
+        summary = summaries.get((r.case_id, version))
+        if summary is None:
+            summary = summaries[(r.case_id, version)] = case_summary(labels, r.workflow_key, r.data,
+                                                                     version=version)
         return DigestItem(
             case_id=r.case_id, timer_id=timer_id, timer=r.name, workflow=r.workflow_key,
             state=state, responsible_id=responsible, responsible=labels.person(responsible),
-            unit=unit, due_at=r.due_at, due_text=due_text(r.due_at), level=level,
-            summary=case_summary(labels, r.workflow_key, r.data, version=version),
+            unit=unit, due_at=r.due_at, due_text=due_text(r.due_at), level=level, summary=summary,
             timer_label=labels.timer(r.workflow_key, r.name, version),
             workflow_label=labels.workflow(r.workflow_key, version),
             state_label=labels.state(r.workflow_key, state, version), kind=r.kind,
         )
 
-    for r in rows:
-        if r.due_at is None or r.status != "running":  # a paused clock does not fall due
-            continue
-        # The step's assignee answers for it, not the case's first clerk.
-        entry = item(r, r.alert_level, timer_id=r.id, state=r.state, responsible=r.assignee or r.responsible_id,
-                     unit=r.unit)
-        if r.due_at <= at:
-            if is_clock_limit(r.limit_spec, r.last_day):
-                entry.late_hours = round((at - r.due_at).total_seconds() / 3600, 1)
-                entry.late_text = f"逾期 {entry.late_hours:g} 小时"
+    digests = []
+    for leader_id in leader_ids:
+        scope = scopes[leader_id]
+        units = sorted(scope)
+        digest = Digest(leader_id, found[leader_id][0], at, units, today, next_wd, month=month)
+        for r in rows:
+            if r.unit not in scope or r.due_at is None or r.status != "running":  # a paused clock does not fall due
+                continue
+            # The step's assignee answers for it, not the case's first clerk.
+            entry = item(r, r.alert_level, timer_id=r.id, state=r.state, responsible=r.assignee or r.responsible_id,
+                         unit=r.unit)
+            if r.due_at <= at:
+                if is_clock_limit(r.limit_spec, r.last_day):
+                    entry.late_hours = round((at - r.due_at).total_seconds() / 3600, 1)
+                    entry.late_text = f"逾期 {entry.late_hours:g} 小时"
+                else:
+                    entry.late_working_days = max(1, cal.working_days_between(_last_day(r.due_at, r.last_day),
+                                                                              today))
+                    entry.late_text = f"逾期 {entry.late_working_days} 个工作日"
+                digest.overdue.append(entry)
+            elif r.due_at <= tomorrow_start:
+                digest.due_today.append(entry)
             else:
-                entry.late_working_days = max(1, cal.working_days_between(_last_day(r.due_at, r.last_day), today))
-                entry.late_text = f"逾期 {entry.late_working_days} 个工作日"
-            digest.overdue.append(entry)
-        elif r.due_at <= tomorrow_start:
-            digest.due_today.append(entry)
-        else:
-            digest.due_next.append(entry)
-    # Worst first: the longest overdue (earliest due instant) leads; rows come sorted by due_at already.
-    for e in escalated:
-        entry = item(e, "escalated", timer_id=e.timer_id, state=e.state, responsible=e.responsible_id, unit=e.unit)
-        entry.late_text = f"{_LEVEL_ZH['escalated']}，已通知 {labels.person(e.to_person)}"
-        digest.escalations.append(entry)
-    try:
-        groups = compute_stats(store, month=digest.month, by="unit", units=units, until=at, now=at, calendar=cal)
-    except StatsError:  # pragma: no cover - the month is always valid here
-        groups = []
-    digest.month_stats = total(groups, key="month")
-    digest.window = _window_lines(store, digest.month, units)
-    return digest
+                digest.due_next.append(entry)
+        # Worst first: the longest overdue (earliest due instant) leads; rows come sorted by due_at already.
+        for e in escalated:
+            if e.alert_unit not in scope:
+                continue
+            entry = item(e, "escalated", timer_id=e.timer_id, state=e.state, responsible=e.responsible_id,
+                         unit=e.unit)
+            entry.late_text = f"{_LEVEL_ZH['escalated']}，已通知 {labels.person(e.to_person)}"
+            digest.escalations.append(entry)
+        digest.month_stats = total((g for g in groups if g.key in scope), key="month")
+        digest.window = window.lines(units)
+        digests.append(digest)
+    return digests
 
 
-def _window_lines(store: Store, month: str, units: list[str]) -> list[dict[str, Any]]:
-    """Per unit of the digest: the window's figures and the month's 考评 score so far (only units with either)."""
-    from caseflow.scoring import scorecard
-    from caseflow.windowstats import WindowStats, window_stats
+class _Window:
+    """The month's window figures and scorecard, read once for all the digests of one instant."""
 
-    figures = {r.key: r.to_dict() for r in window_stats(store, month=month) if r.key in units}
-    card = scorecard(store, month=month).to_dict()
-    scores = {u["key"]: u["score"] for u in card["units"] if u["key"] in units}
-    return [{**figures.get(unit, WindowStats(unit).to_dict()), "score": scores.get(unit, card["rules"]["base"])}
-            for unit in units if unit in figures or unit in scores]
+    def __init__(self, store: Store, month: str) -> None:
+        from caseflow.scoring import scorecard
+        from caseflow.windowstats import window_stats
+
+        self.figures = {r.key: r.to_dict() for r in window_stats(store, month=month)}
+        card = scorecard(store, month=month).to_dict()
+        self.base = card["rules"]["base"]
+        self.scores = {u["key"]: u["score"] for u in card["units"]}
+
+    def lines(self, units: list[str]) -> list[dict[str, Any]]:
+        """Per unit of a digest: the window's figures and the month's 考评 score so far (units with either)."""
+        from caseflow.windowstats import WindowStats
+
+        return [{**self.figures.get(unit, WindowStats(unit).to_dict()), "score": self.scores.get(unit, self.base)}
+                for unit in units if unit in self.figures or unit in self.scores]
 
 
 @functools.lru_cache(maxsize=1)

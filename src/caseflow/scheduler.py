@@ -603,15 +603,17 @@ class Scheduler:
     def run_digests(self, now: datetime | None = None, *, slot: datetime | None = None,
                     leaders: Sequence[str] | None = None) -> int:
         """Queue each leader's digest for the slot at or before ``now``; each (leader, slot) goes out once."""
-        from caseflow.digest import build_digest, render_digest
+        from caseflow.digest import build_digests, render_digest
 
         now = (now or self.clock.now()).astimezone(ZONE)
         slot = slot or self.digest_trigger.last_fire_time(now)
         if slot is None:
             return 0
         count = 0
-        for leader_id in leaders if leaders is not None else self.leaders():
-            digest = build_digest(self.store, leader_id, now, calendar=self.calendar)
+        leader_ids = list(leaders if leaders is not None else self.leaders())
+        # One read of the instant for every leader (build_digests); each digest is then queued on its own.
+        for leader_id, digest in zip(leader_ids, build_digests(self.store, leader_ids, now, calendar=self.calendar),
+                                     strict=True):
             with self.store.session(write=True) as session:
                 run_id = self._claim_job(session, f"digest:{leader_id}", slot, now)
                 if run_id is None:

@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
 
-from caseflow.alerts import ALERTS, CASES, TIMERS, table_of
+from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS, table_of
 from caseflow.appointments import missed_by_unit
 from caseflow.desk import NoticeRow, VisitRow
 from caseflow.errors import CaseflowError
 from caseflow.ratings import BAD_LEVELS, RatingRow
 from caseflow.stats import month_bounds, parse_month
-from caseflow.store import Person, Store
+from caseflow.store import Store
 
 __all__ = ["DEFAULT_RULES_PATH", "RULES", "ScoreLine", "Scorecard", "ScoringError", "ScoringRules", "scorecard"]
 
@@ -146,6 +145,7 @@ def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
     start, end = month_bounds(*parse_month(month))
     events: list[tuple[str, str, str]] = []  # (rule, person, unit)
     cases, timers, alerts, ratings = CASES.c, TIMERS.c, ALERTS.c, table_of(RatingRow).c
+    visits, notices = table_of(VisitRow).c, table_of(NoticeRow).c
     # The duty holder: the timer's assignee where the engine records one, else the case's responsible person.
     who = sa.func.coalesce(timers.assignee, cases.responsible_id) if "assignee" in timers \
         else cases.responsible_id
@@ -164,29 +164,35 @@ def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
         for person, case_unit, stopped, due in met:
             if due is None or stopped <= due:
                 events.append(("finished_on_time", person or "", case_unit))
-        for r in s.exec(select(RatingRow).where(RatingRow.at >= start, RatingRow.at < end,
-                                                RatingRow.level.in_(BAD_LEVELS))):  # type: ignore[attr-defined]
-            events.append(("bad_rating", r.person_id, r.unit))
+        events += [("bad_rating", person, r_unit) for person, r_unit in s.execute(
+            sa.select(ratings.person_id, ratings.unit)
+            .where(ratings.at >= start, ratings.at < end, ratings.level.in_(BAD_LEVELS)).order_by(ratings.id))]
         upheld = s.execute(
             sa.select(ratings.person_id, ratings.unit).join(CASES, cases.id == ratings.followup_case_id)
             .where(cases.state == "rectified", cases.closed_at >= start, cases.closed_at < end)).all()
         events += [("upheld_complaint", person, r_unit) for person, r_unit in upheld]
-        for v in s.exec(select(VisitRow).where(VisitRow.over_limit, VisitRow.at >= start, VisitRow.at < end)):
-            first = s.exec(select(NoticeRow).where(NoticeRow.applicant_hash == v.applicant_hash,
-                                                   NoticeRow.workflow_key == v.workflow_key)
-                           .order_by(NoticeRow.id).limit(1)).first()  # type: ignore[arg-type]
-            events.append(("third_visit", first.issued_by if first else v.clerk_id, v.unit))
+        # The clerk of the matter's first 告知单 (whose notice was incomplete), read with the visit in one query.
+        first_notice = (sa.select(notices.issued_by)
+                        .where(notices.applicant_hash == visits.applicant_hash,
+                               notices.workflow_key == visits.workflow_key)
+                        .order_by(notices.id).limit(1).scalar_subquery())
+        for issued_by, clerk, v_unit in s.execute(
+            sa.select(first_notice, visits.clerk_id, visits.unit)
+            .where(visits.over_limit, visits.at >= start, visits.at < end).order_by(visits.id)
+        ):
+            events.append(("third_visit", issued_by if issued_by is not None else clerk, v_unit))
         events += [("missed_appointment", person, a_unit) for person, a_unit in missed_by_unit(s, start, end)]
         if unit:
             events = [e for e in events if e[2] == unit]
-        people = {p.id: p for p in s.exec(select(Person))}
+        people = {pid: (name, p_unit) for pid, name, p_unit in s.execute(
+            sa.select(PEOPLE.c.id, PEOPLE.c.name, PEOPLE.c.unit))}
     units: dict[str, ScoreLine] = {}
     persons: dict[str, ScoreLine] = {}
     for rule, person, event_unit in events:
         units.setdefault(event_unit, ScoreLine(event_unit, event_unit, event_unit)).counts[rule] += 1
         row = people.get(person)
-        line = persons.setdefault(person, ScoreLine(person, row.name if row else person,
-                                                    row.unit if row else event_unit))
+        line = persons.setdefault(person, ScoreLine(person, row[0] if row else person,
+                                                    row[1] if row else event_unit))
         line.counts[rule] += 1
     return Scorecard(month=month, rules=rules, units=[units[k] for k in sorted(units)],
                      people=sorted(persons.values(), key=lambda p: (p.unit, p.key)))

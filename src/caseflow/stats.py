@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from caseflow.alerts import CASES, PEOPLE, TIMERS
-from caseflow.asof import timers_as_of
+from caseflow.asof import TimerAt, timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.errors import CaseflowError, OutputFileError
 from caseflow.narrate import Labels, due_text, mask_text, status_text
@@ -183,12 +183,14 @@ def _group_key(by: str, unit: str, person: str, workflow: str, instant: datetime
 def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
                   units: Collection[str] | None = None, until: datetime | None = None,
                   now: datetime | None = None, calendar: WorkCalendar | None = None,
-                  kind: str | None = None) -> list[GroupStats]:
+                  kind: str | None = None, as_of: Iterable[TimerAt] | None = None) -> list[GroupStats]:
     """Figures of steps (one timer = one step) per group for ``month`` (``2026-10``; every month when None).
 
     ``units`` limits the cases counted; ``until`` ignores timers finished after it (a month so far);
     ``now`` is the instant "still running past due" is judged at, as things stood then (default: the end
     of the month, or now); ``kind`` keeps ``statutory`` or ``promised`` timers only. Sorted by key.
+    ``as_of``: the open timers due by that instant as :func:`~caseflow.asof.timers_as_of` gives them
+    (``open_only=True, due_before=`` the instant, same ``units``), when the caller has read them already.
     """
     if by not in GROUP_BY:
         raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
@@ -209,8 +211,9 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
     # Per person: the step's assignee (who had to act), not the case's responsible person.
     person_of = sa.func.coalesce(t.assignee, c.responsible_id)
     columns = (t.started_at, t.stopped_at, t.due_at, t.status, t.pauses, c.unit, person_of, c.workflow_key)
+    # In id order, so the hours add up the same whatever plan the database picks for the filters.
     finished = sa.select(*columns).join_from(TIMERS, CASES, t.case_id == c.id).where(
-        t.status.in_(_FINISHED), t.stopped_at.is_not(None))
+        t.status.in_(_FINISHED), t.stopped_at.is_not(None)).order_by(t.id)
     if start is not None and end is not None:
         finished = finished.where(t.stopped_at >= start, t.stopped_at < end)
     if until is not None:
@@ -237,7 +240,9 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
     judged_at = now or until or end or datetime.now(ZONE)
     if end is not None:
         judged_at = min(judged_at, end)
-    for r in timers_as_of(store, judged_at, units=units, open_only=True, due_before=judged_at, calendar=cal):
+    if as_of is None:
+        as_of = timers_as_of(store, judged_at, units=units, open_only=True, due_before=judged_at, calendar=cal)
+    for r in as_of:
         if r.status != "running" or r.due_at is None or (kind is not None and r.kind != kind):
             continue
         if end is not None and r.due_at >= end:  # due at 24:00 of the month's last day: not late in it

@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+import sqlalchemy as sa
 
+from caseflow.alerts import CASES, table_of
 from caseflow.appointments import AppointmentRow
 from caseflow.desk import VisitRow
 from caseflow.ratings import BAD_LEVELS, RatingRow
 from caseflow.stats import month_bounds, parse_month
-from caseflow.store import CaseRow, Store
+from caseflow.store import Store
 
 __all__ = ["WindowStats", "window_stats"]
+
+_CHUNK = 900  # ids per IN (…) list: below SQLite's oldest variable limit
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -89,47 +92,51 @@ def window_stats(store: Store, *, month: str, unit: str | None = None) -> list[W
         return groups.setdefault(key, WindowStats(key))
 
     total = WindowStats("total")
+    visits, bookings, ratings, cases = (table_of(VisitRow).c, table_of(AppointmentRow).c, table_of(RatingRow).c,
+                                        CASES.c)
     with store.session() as s:
-        visits = select(VisitRow).where(VisitRow.at >= start, VisitRow.at < end)
+        # Core selects of the columns counted: a month of a busy window is thousands of rows.
+        visit_query = sa.select(visits.unit, visits.outcome, visits.warning, visits.over_limit, visits.number).where(
+            visits.at >= start, visits.at < end)
         if unit:
-            visits = visits.where(VisitRow.unit == unit)
-        for v in s.exec(visits):
-            for g in (group(v.unit), total):
+            visit_query = visit_query.where(visits.unit == unit)
+        for v_unit, outcome, warning, over_limit, number in s.execute(visit_query):
+            for g in (group(v_unit), total):
                 g.visits += 1
-                g.notices += v.outcome == "notice"
-                g.on_the_spot += v.outcome == "on_the_spot"
-                g.accepted += v.outcome == "accepted"
-                g.warnings += v.warning is not None
-                g.over_limit_visits += v.over_limit
-                if v.outcome in ("on_the_spot", "accepted"):
-                    g.settled_first_visit += v.number == 1
-                    g.settled_by_second_visit += v.number <= 2
-        bookings = select(AppointmentRow).where(AppointmentRow.at >= start, AppointmentRow.at < end,
-                                                AppointmentRow.status != "cancelled")
+                g.notices += outcome == "notice"
+                g.on_the_spot += outcome == "on_the_spot"
+                g.accepted += outcome == "accepted"
+                g.warnings += warning is not None
+                g.over_limit_visits += bool(over_limit)
+                if outcome in ("on_the_spot", "accepted"):
+                    g.settled_first_visit += number == 1
+                    g.settled_by_second_visit += number <= 2
+        booking_query = sa.select(bookings.unit, bookings.status).where(bookings.at >= start, bookings.at < end,
+                                                                bookings.status != "cancelled")
         if unit:
-            bookings = bookings.where(AppointmentRow.unit == unit)
-        for a in s.exec(bookings):
-            for g in (group(a.unit), total):
+            booking_query = booking_query.where(bookings.unit == unit)
+        for a_unit, status in s.execute(booking_query):
+            for g in (group(a_unit), total):
                 g.booked += 1
-                g.no_show += a.status == "no_show"
-                g.missed_appointments += a.status == "missed"
-        ratings = select(RatingRow).where(RatingRow.at >= start, RatingRow.at < end)
+                g.no_show += status == "no_show"
+                g.missed_appointments += status == "missed"
+        rating_query = sa.select(ratings.unit, ratings.level, ratings.followup_case_id).where(ratings.at >= start,
+                                                                                      ratings.at < end)
         if unit:
-            ratings = ratings.where(RatingRow.unit == unit)
-        rows = list(s.exec(ratings))
-        followups = [r.followup_case_id for r in rows if r.followup_case_id is not None]
+            rating_query = rating_query.where(ratings.unit == unit)
+        rows = s.execute(rating_query).all()
+        followups = sorted({r.followup_case_id for r in rows if r.followup_case_id is not None})
         states: dict[int, tuple[str, datetime | None]] = {}
-        if followups:
-            for case in s.exec(select(CaseRow).where(CaseRow.id.in_(followups))):  # type: ignore[union-attr]
-                assert case.id is not None
-                states[case.id] = (case.state, case.closed_at)
-        for r in rows:
-            for g in (group(r.unit), total):
+        for i in range(0, len(followups), _CHUNK):
+            states.update({case_id: (state, closed) for case_id, state, closed in s.execute(
+                sa.select(cases.id, cases.state, cases.closed_at).where(cases.id.in_(followups[i:i + _CHUNK])))})
+        for r_unit, level, followup in rows:
+            for g in (group(r_unit), total):
                 g.ratings += 1
-                g.levels[r.level] = g.levels.get(r.level, 0) + 1
-                if r.level in BAD_LEVELS:
+                g.levels[level] = g.levels.get(level, 0) + 1
+                if level in BAD_LEVELS:
                     g.bad += 1
-                    state, closed = states.get(r.followup_case_id or -1, ("", None))
+                    state, closed = states.get(followup or -1, ("", None))
                     g.followed_up += closed is not None
                     g.rectified += state == "rectified"
                 else:
