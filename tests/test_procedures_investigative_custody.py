@@ -89,3 +89,20 @@ def test_a_month_end_arrest_ends_on_the_last_day_of_the_final_month(db_url: str)
         assert case.timer("custody").last_day == date(2026, 8, 31)
     finally:
         w.close()
+
+
+def test_a_psychiatric_assessment_stops_the_custody_clock_and_no_other_reason_does(world: World) -> None:
+    # 刑事诉讼法 第一百四十九条 "对犯罪嫌疑人作精神病鉴定的期间不计入办案期限"; 程序规定 第二百五十七条 "其他鉴定
+    # 时间都应当计入办案期限".
+    engine = world.engine
+    case = engine.open("investigative_custody", actor="zhou", data={"applicant": "某丙"})
+    assert case.timer("custody").last_day == date(2026, 10, 5)
+    world.at(2026, 9, 1, 9)
+    with pytest.raises(TimerError, match="精神病鉴定"):
+        engine.pause(case.id, "custody", reason="鉴定", actor="zhou")
+    engine.pause(case.id, "custody", reason="精神病鉴定", actor="zhou")
+    world.at(2026, 9, 11, 9)
+    case = engine.resume(case.id, "custody", actor="zhou")
+    # 09-01 … 09-10 (ten days) are not counted: the two months end ten days later, still not moved past a
+    # holiday or a weekend (10-15 is a Thursday; the point is the ten days).
+    assert case.timer("custody").last_day == date(2026, 10, 15)
