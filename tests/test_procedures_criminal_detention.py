@@ -65,6 +65,8 @@ def test_detention_exemption_follow_up_and_the_duties_after_arrest(world: World)
     case = engine.fire(case.id, "obstacle_ended", actor="zhou")
     follow = case.timer("notify_family_after_obstacle")
     assert follow.assignee == "zhou" and follow.due_at == bj(2026, 10, 2, 11)
+    # 立即 has no hours in 第八十五条: the 2 hours are this workflow's reading, a promise, not a statutory limit.
+    assert follow.kind == "promised" and case.timer("notify_family").kind == "statutory"
     follow_up = "notify_family_after_obstacle"
     assert world.sweep(2026, 10, 2, 10, 30) == [(follow_up, "warning", "zhou", bj(2026, 10, 2, 10, 30))]
     assert world.sweep(2026, 10, 2, 11) == [(follow_up, "overdue", "zhou", bj(2026, 10, 2, 11))]
@@ -83,6 +85,7 @@ def test_detention_exemption_follow_up_and_the_duties_after_arrest(world: World)
     case = engine.fire(case.id, "approve_arrest", actor="zhou", data={"decision_no": "检捕〔2026〕12号"})
     assert case.state == "arrested" and case.closed_at is None
     assert case.timer("deliver_after_arrest").due_at == bj(2026, 10, 9, 18)
+    assert case.timer("deliver_after_arrest").kind == "promised"  # 第九十三条 "立即": no hours in the law
     assert case.timer("notify_family_after_arrest").due_at == bj(2026, 10, 10, 16)
     assert case.timer("interrogate_after_arrest").due_at == bj(2026, 10, 10, 16)
     # After arrest only 无法通知 exempts (第九十三条), and the detention-stage exemption is gone.

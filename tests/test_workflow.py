@@ -125,9 +125,14 @@ def test_seed_rules_are_promises_and_statutes_are_statutory(shipped: dict[str, W
     for key in ("hukou_transfer", "complaint_110", "holiday_appointment"):
         assert {t.kind for t in shipped[key].timers} == {"promised"}, key
         assert all("seed 000" in t.basis for t in shipped[key].timers), key
-    for key in ("criminal_detention", "petition", "admin_license", "public_security_case", "gov_info_disclosure",
-                "investigative_custody"):
+    for key in ("petition", "admin_license", "public_security_case", "gov_info_disclosure", "investigative_custody"):
         assert {t.kind for t in shipped[key].timers} == {"statutory"}, key
+    # 刑事诉讼法 第八十五条、第九十三条 say 立即 and give no hours: the 2 hours read into them are this
+    # workflow's, so those timers are promises and say so in their basis; every other limit is the law's.
+    detention = shipped["criminal_detention"]
+    readings = {t.name for t in detention.timers if "the law sets no hours" in t.basis}
+    assert readings == {"notify_family_after_obstacle", "deliver_after_arrest"}
+    assert {t.name for t in detention.timers if t.kind == "promised"} == readings
 
 
 def test_hukou_timers_follow_the_household_window_rules(shipped: dict[str, WorkflowDef]) -> None:
