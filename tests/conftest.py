@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,3 +43,15 @@ def bj() -> Callable[..., datetime]:
         return datetime(*parts, tzinfo=BEIJING)  # type: ignore[misc]
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def desk_secret(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A site secret for applicant fingerprints, named in $CASEFLOW_DESK_SECRET_FILE for every test (and the
+    processes they start), as an administrator configures one; tests of a missing secret unset it."""
+    from caseflow.applicants import SECRET_ENV, write_secret
+
+    path = write_secret(tmp_path_factory.mktemp("desk-secret") / "desk.key")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SECRET_ENV, str(path))
+        yield path

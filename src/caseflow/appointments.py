@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
 from caseflow.alerts import table_of
+from caseflow.applicants import SCHEME, ApplicantKey, mask_id_number, rekey
 from caseflow.calendar import ZONE
-from caseflow.desk import applicant_fingerprint, mask_id_number
 from caseflow.engine import Engine
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, Person, UTCDateTime
@@ -55,6 +55,7 @@ class AppointmentRow(CaseflowBase, table=True):
     workflow_key: str = Field(max_length=100)
     at: datetime = Field(sa_type=UTCDateTime)
     applicant_hash: str = Field(max_length=64)
+    applicant_scheme: str = Field(default=SCHEME, max_length=16)  # applicants.SCHEME, or the old "sha256"
     applicant_masked: str = Field(max_length=40)
     status: str = Field(default="booked", max_length=16)  # booked, served, no_show, missed, cancelled
     booked_at: datetime = Field(sa_type=UTCDateTime)
@@ -173,9 +174,18 @@ def _check_year(day: date) -> None:
 class Appointments:
     """Slots, bookings, the queue at the booked instant, the late warning and the outcome."""
 
-    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None) -> None:
+    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None,
+                 key: ApplicantKey | None = None) -> None:
         self.engine = engine
         self.notify = notify
+        self._key = key
+
+    @property
+    def key(self) -> ApplicantKey:
+        """The site secret of applicant fingerprints (read from the configuration on first use)."""
+        if self._key is None:
+            self._key = ApplicantKey.configured()
+        return self._key
 
     def _periods(self, s: Session, unit: str, workflow: str, day: date) -> tuple[list[tuple[time, time]], bool]:
         service = self.engine.registry.latest(workflow).service
@@ -237,10 +247,12 @@ class Appointments:
                                    f"{unit} (working days within the booking hours, or 延时服务 hours opened)")
         if slot["free"] <= 0:
             raise AppointmentError(f"the slot {at.astimezone(ZONE):%Y-%m-%d %H:%M} is full; choose another")
+        fingerprint = self.key.fingerprint(applicant_id)
         with self.engine.store.session(write=True) as s:
-            row = AppointmentRow(unit=unit, workflow_key=workflow, at=at, applicant_hash=applicant_fingerprint(
-                applicant_id), applicant_masked=mask_id_number(applicant_id), booked_at=now,
-                extra_hours=bool(slot["extra_hours"]))
+            rekey(s, applicant_id, self.key)
+            row = AppointmentRow(unit=unit, workflow_key=workflow, at=at, applicant_hash=fingerprint,
+                                 applicant_masked=mask_id_number(applicant_id), booked_at=now,
+                                 extra_hours=bool(slot["extra_hours"]))
             s.add(row)
             s.flush()
             return _view(row)

@@ -10,9 +10,11 @@ the scheduler to raise it as overdue. Seeded by the demo's random generator, so 
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from caseflow.applicants import ApplicantKey
 from caseflow.appointments import Appointments
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
@@ -57,9 +59,11 @@ class WindowStory:
     booked: list[tuple[int, datetime]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.desk = Desk(self.engine)
+        # The demo's own site secret (a throwaway database needs no configured one; applicants.py).
+        key = ApplicantKey(secrets.token_bytes(32), source="caseflow demo")
+        self.desk = Desk(self.engine, key=key)
         self.ratings = Ratings(self.engine)
-        self.appointments = Appointments(self.engine)
+        self.appointments = Appointments(self.engine, key=key)
 
     def _tick(self) -> None:
         self.clock.set(self.clock.now() + timedelta(minutes=1))

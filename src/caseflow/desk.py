@@ -15,9 +15,10 @@ The rules it keeps (seeds in shared/seeds/):
   procedure allows (``service.max_visits``: 户籍 2, 出入境 3), or a visit beyond it is recorded, the clerk and
   their leader are warned.
 
-An applicant is known by a fingerprint of the ID number (never the number itself); the number is shown
-masked everywhere (last four characters). The 告知单 and the acceptance receipt (受理回执) carry a query code
-for the public page (publicity.py); only its SHA-256 is stored.
+An applicant is known by a keyed fingerprint of the ID number (never the number itself: applicants.py, with
+the site secret kept outside the database); the number is shown masked everywhere (last four characters).
+The 告知单 and the acceptance receipt (受理回执) carry a query code for the public page (publicity.py); only
+its SHA-256 is stored.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
+from caseflow.applicants import SCHEME, ApplicantKey, legacy_fingerprint, mask_id_number, rekey
 from caseflow.calendar import ZONE
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
@@ -51,7 +53,6 @@ __all__ = [
     "Receipt",
     "VisitRow",
     "VisitView",
-    "applicant_fingerprint",
     "code_hash",
     "mask_id_number",
     "new_query_code",
@@ -88,6 +89,7 @@ class VisitRow(CaseflowBase, table=True):
     workflow_version: str = Field(max_length=64)
     materials_digest: str = Field(max_length=64)
     applicant_hash: str = Field(max_length=64)
+    applicant_scheme: str = Field(default=SCHEME, max_length=16)  # applicants.SCHEME, or the old "sha256"
     applicant_masked: str = Field(max_length=40)
     unit: str = Field(max_length=100)
     clerk_id: str = Field(max_length=64)
@@ -113,6 +115,7 @@ class NoticeRow(CaseflowBase, table=True):
     visit_id: int = Field(foreign_key="caseflow_visits.id", index=True)
     workflow_key: str = Field(max_length=100)
     applicant_hash: str = Field(max_length=64)
+    applicant_scheme: str = Field(default=SCHEME, max_length=16)
     unit: str = Field(max_length=100)
     materials_digest: str = Field(max_length=64)
     items: str = "[]"  # JSON list of Material.to_dict()
@@ -136,27 +139,6 @@ class QueryCodeRow(CaseflowBase, table=True):
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-
-def applicant_fingerprint(id_number: str) -> str:
-    """The stored identity of an applicant: SHA-256 of the normalised ID number (the number is never stored)."""
-    value = normalise_id(id_number)
-    return hashlib.sha256(f"caseflow-applicant:{value}".encode()).hexdigest()
-
-
-def normalise_id(id_number: str) -> str:
-    """An ID number without spaces, upper-case; refused when empty or not 6–30 letters and digits."""
-    value = re.sub(r"[\s-]", "", str(id_number or "")).upper()
-    if not re.fullmatch(r"[0-9A-Z]{6,30}", value):
-        raise DeskError("the applicant's ID number must be 6–30 letters and digits (身份证号 is 18); got a value "
-                        f"of {len(value)} characters")
-    return value
-
-
-def mask_id_number(id_number: str) -> str:
-    """An ID number as shown anywhere: all but its last four characters starred (as notify.mask_text)."""
-    value = normalise_id(id_number)
-    return "*" * (len(value) - 4) + value[-4:]
 
 
 def new_query_code() -> str:
@@ -313,12 +295,23 @@ class Desk:
     """Visits, 当场办结, acceptance and 一次告知 over an :class:`~caseflow.engine.Engine`.
 
     ``notify`` (optional) is called with ``(person_id, subject, body)`` for each warning to a clerk or
-    leader (the CLI and API pass the outbox); the warning is also kept on the visit row.
+    leader (the CLI and API pass the outbox); the warning is also kept on the visit row. ``key`` is the
+    site secret of applicant fingerprints; without it the configured one is read when first needed
+    (:meth:`caseflow.applicants.ApplicantKey.configured`).
     """
 
-    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None) -> None:
+    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None,
+                 key: ApplicantKey | None = None) -> None:
         self.engine = engine
         self.notify = notify
+        self._key = key
+
+    @property
+    def key(self) -> ApplicantKey:
+        """The site secret of applicant fingerprints (read from the configuration on first use)."""
+        if self._key is None:
+            self._key = ApplicantKey.configured()
+        return self._key
 
     # ---------------------------------------------------------------- visits
 
@@ -328,10 +321,11 @@ class Desk:
         defn = self.engine.registry.latest(workflow)
         brought_keys, applies_keys = _ticked(defn, brought, applies)
         when = self.engine._now(at)
-        fingerprint = applicant_fingerprint(applicant_id)
+        fingerprint = self.key.fingerprint(applicant_id)
         masked = mask_id_number(applicant_id)
         with self.engine.store.session(write=True) as s:
             clerk = self._clerk(s, actor, defn)
+            rekey(s, applicant_id, self.key)  # earlier visits under the unkeyed hash count too
             row = self._new_visit(s, defn, clerk, fingerprint, masked, brought_keys, applies_keys, when)
             warned = self._warn(s, clerk, row.warning)
             view = self._view(defn, row)
@@ -376,7 +370,8 @@ class Desk:
         """Visits, newest first, filtered by applicant (ID number), matter and unit."""
         query = select(VisitRow)
         if applicant_id:
-            query = query.where(VisitRow.applicant_hash == applicant_fingerprint(applicant_id))
+            query = query.where(VisitRow.applicant_hash.in_(  # type: ignore[attr-defined]
+                (self.key.fingerprint(applicant_id), legacy_fingerprint(applicant_id))))
         if workflow:
             query = query.where(VisitRow.workflow_key == workflow)
         if unit:
@@ -412,12 +407,13 @@ class Desk:
             raise DeskError(f"the file lacks {'、'.join(m.name for m in missing)}: it cannot be handled on the "
                             "spot; record the visit (caseflow desk visit) and issue a 一次告知单")
         when = self.engine._now(at)
-        fingerprint = applicant_fingerprint(applicant_id)
+        fingerprint = self.key.fingerprint(applicant_id)
         masked = mask_id_number(applicant_id)
         warned: list[tuple[str, str, str]] = []
 
         def new_visit(s: Session) -> VisitRow:
             clerk = self._clerk(s, actor, defn)
+            rekey(s, applicant_id, self.key)
             row = self._new_visit(s, defn, clerk, fingerprint, masked, brought_keys, applies_keys, when)
             warned[:] = self._warn(s, clerk, row.warning)
             return row
@@ -546,7 +542,8 @@ class Desk:
                             f"{actor!r} leads no one: only a leader may override 一次告知 with a reason")
                     override_by = clerk.id
             notice = NoticeRow(number="", visit_id=visit_id, workflow_key=row.workflow_key,
-                               applicant_hash=row.applicant_hash, unit=row.unit,
+                               applicant_hash=row.applicant_hash, applicant_scheme=row.applicant_scheme,
+                               unit=row.unit,
                                materials_digest=materials_digest(defn.materials),
                                items=json.dumps([m.to_dict() for m in _materials(defn, keys)], ensure_ascii=False),
                                issued_by=clerk.id, issued_at=when, override_by=override_by,

@@ -83,6 +83,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "DeliveryReport",
+    "DeskSettings",
     "LogNotifier",
     "NotifyConfig",
     "Outbox",
@@ -214,10 +215,20 @@ class AuditSettings:
     checkpoint_time: time = time(20, 0)
 
 
+@dataclass(frozen=True)
+class DeskSettings:
+    """The ``[desk]`` table: the site secret keying applicant fingerprints (never in the database).
+
+    ``secret_file`` holds the secret (``caseflow desk keygen FILE``); see :mod:`caseflow.applicants`.
+    """
+
+    secret_file: Path | None = None
+
+
 _AUDIT_KEYS = ("key_file", "checkpoint_file", "checkpoint_time")
 _CHANNEL_KEYS = ("url", "url_env", "type", "format", "timeout")
 _ROUTE_KEYS = ("channel", "address")
-_TOP_KEYS = ("scheduler", "channels", "people", "units", "audit")
+_TOP_KEYS = ("scheduler", "channels", "people", "units", "audit", "desk")
 
 
 @dataclass
@@ -230,6 +241,7 @@ class NotifyConfig:
     units: dict[str, Route] = field(default_factory=dict)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    desk: DeskSettings = field(default_factory=DeskSettings)
 
     def __post_init__(self) -> None:
         # The log channel always exists: a message with nowhere else to go is at least logged.
@@ -319,7 +331,8 @@ class NotifyConfig:
         units = routes("units")
         settings = _scheduler_settings(_table(data, "scheduler", fail), channels, fail)
         return cls(path=path, channels=channels, people=people, units=units, scheduler=settings,
-                   audit=_audit_settings(_table(data, "audit", fail), fail))
+                   audit=_audit_settings(_table(data, "audit", fail), fail),
+                   desk=_desk_settings(_table(data, "desk", fail), fail))
 
     # ----------------------------------------------------------------- routing
 
@@ -442,6 +455,16 @@ def _audit_settings(table: Mapping[str, Any], fail: Callable[[str, str], ConfigE
         else:
             values[key] = Path(value).expanduser()
     return AuditSettings(**values)
+
+
+def _desk_settings(table: Mapping[str, Any], fail: Callable[[str, str], ConfigError]) -> DeskSettings:
+    _check_keys(table, ("secret_file",), "desk", fail)
+    value = table.get("secret_file")
+    if value is None:
+        return DeskSettings()
+    if not isinstance(value, str) or not value.strip():
+        raise fail("desk.secret_file", f"must be a non-empty string naming a file, got {value!r}")
+    return DeskSettings(Path(value).expanduser())
 
 
 # ----------------------------------------------------------------------------------------- channels

@@ -50,6 +50,28 @@ def desk_group() -> None:
     """
 
 
+@desk_group.command("keygen")
+@click.argument("path", type=click.Path(dir_okay=False))
+@json_option
+@handle_errors
+def keygen(path: str, as_json: bool) -> None:
+    """Create the site secret that keys applicant fingerprints (never overwrites a file).
+
+    Keep it outside the database and its directory, readable by caseflow only, and back it up apart from
+    the database: without it no stored fingerprint can be matched again. Name it in caseflow.toml as
+    ``[desk] secret_file = "PATH"`` (or in $CASEFLOW_DESK_SECRET_FILE).
+
+    \b
+    Example:
+        caseflow desk keygen /etc/caseflow/desk.key
+    """
+    from caseflow.applicants import write_secret
+
+    written = write_secret(path)
+    emit(as_json, {"secret_file": str(written)},
+         f"wrote {written} (mode 600); set [desk] secret_file = \"{written}\" in caseflow.toml")
+
+
 @desk_group.command("visit")
 @click.argument("workflow")
 @click.option("--actor", required=True, metavar="ID")

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import caseflow.alerts  # registers the scheduler's tables in CaseflowBase.metadata
+import caseflow.applicants  # keyed applicant fingerprints (no table: their scheme column)
 import caseflow.appointments  # bookings and 延时服务 hours
 import caseflow.desk  # the window's tables (visits, notices, query codes)
 import caseflow.ratelimit  # the public rate limit shared by every process

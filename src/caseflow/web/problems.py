@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from caseflow.applicants import ApplicantKeyError
 from caseflow.errors import (
     BackdatingError,
     CaseflowError,
@@ -62,8 +63,8 @@ def error_status(exc: CaseflowError) -> int:
     if isinstance(exc, (TransitionError, TimerError, BackdatingError, CommandError, TimeLimitError, WorkflowError,
                         HolidayFileError)):
         return 422
-    if isinstance(exc, StoreError):
-        return 503
+    if isinstance(exc, (StoreError, ApplicantKeyError)):
+        return 503  # the database, or the site's configuration (no secret for applicant fingerprints)
     return 400
 
 

@@ -1,0 +1,161 @@
+"""The applicant at the window: known by a keyed fingerprint of the ID number, never by the number.
+
+An ID number has little entropy (a region code, a birth date, a sequence and a check digit: about 10^9
+numbers for a county), so its plain SHA-256 could be reversed by trying them all. The desk therefore keeps
+``HMAC-SHA256(site secret, ID number)``: without the secret the fingerprints in a leaked database or backup
+say nothing. The secret is never stored in the database: it lives in a file named by ``[desk] secret_file``
+in ``caseflow.toml`` or by ``$CASEFLOW_DESK_SECRET_FILE`` (which wins), created once with ``caseflow desk
+keygen FILE``. Keep it with the database's backups but apart from them: lost, it makes every stored
+fingerprint unmatchable (visits would be counted afresh), so a new one must never silently replace it —
+hence no secret is ever generated on the fly, and a command that needs one and finds none is refused with
+:class:`ApplicantKeyError` naming the setting.
+
+Rows written before keyed fingerprints carry ``applicant_scheme = "sha256"`` (migration 0008). They still
+match the applicant by the old hash, and the applicant's next visit or booking re-keys them all
+(:func:`rekey`): the unkeyed hashes disappear as applicants come back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from caseflow.notify import ConfigError, NotifyConfig
+
+__all__ = [
+    "LEGACY_SCHEME",
+    "SCHEME",
+    "SECRET_ENV",
+    "ApplicantKey",
+    "ApplicantKeyError",
+    "legacy_fingerprint",
+    "mask_id_number",
+    "normalise_id",
+    "rekey",
+    "write_secret",
+]
+
+#: The environment variable naming the secret file (wins over ``[desk] secret_file``).
+SECRET_ENV = "CASEFLOW_DESK_SECRET_FILE"
+#: The scheme of fingerprints written now, and of those written before keyed fingerprints.
+SCHEME = "hmac-sha256"
+LEGACY_SCHEME = "sha256"
+#: The tables holding an applicant fingerprint (desk.py, appointments.py).
+_TABLES = ("caseflow_visits", "caseflow_notices", "caseflow_appointments")
+_MIN_SECRET = 32  # bytes
+_HOW = ("create one with `caseflow desk keygen /etc/caseflow/desk.key` (keep it out of the database and its "
+        "directory) and name it in caseflow.toml as [desk] secret_file = \"/etc/caseflow/desk.key\", or in "
+        f"${SECRET_ENV}")
+
+
+class ApplicantKeyError(ConfigError):
+    """No usable site secret for applicant fingerprints: the message names the setting and how to make one."""
+
+
+def normalise_id(id_number: str) -> str:
+    """An ID number without spaces, upper-case; refused when empty or not 6–30 letters and digits."""
+    from caseflow.desk import DeskError
+
+    value = re.sub(r"[\s-]", "", str(id_number or "")).upper()
+    if not re.fullmatch(r"[0-9A-Z]{6,30}", value):
+        raise DeskError("the applicant's ID number must be 6–30 letters and digits (身份证号 is 18); got a value "
+                        f"of {len(value)} characters")
+    return value
+
+
+def mask_id_number(id_number: str) -> str:
+    """An ID number as shown anywhere: all but its last four characters starred (as notify.mask_text)."""
+    value = normalise_id(id_number)
+    return "*" * (len(value) - 4) + value[-4:]
+
+
+def legacy_fingerprint(id_number: str) -> str:
+    """The unkeyed SHA-256 rows carried before keyed fingerprints (``applicant_scheme = 'sha256'``)."""
+    return hashlib.sha256(f"caseflow-applicant:{normalise_id(id_number)}".encode()).hexdigest()
+
+
+class ApplicantKey:
+    """The site secret, and the fingerprint it makes of an ID number."""
+
+    def __init__(self, secret: bytes, *, source: str = "<secret>") -> None:
+        if len(secret) < _MIN_SECRET:
+            raise ApplicantKeyError(f"the site secret must hold at least {_MIN_SECRET} bytes, got {len(secret)}; "
+                                    + _HOW, path=source)
+        self._secret = secret
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"ApplicantKey(source={self.source!r})"  # never the secret
+
+    def fingerprint(self, id_number: str) -> str:
+        """``HMAC-SHA256(secret, normalised ID number)`` as hex: the stored identity of an applicant."""
+        value = normalise_id(id_number)
+        return hmac.new(self._secret, f"caseflow-applicant:{value}".encode(), hashlib.sha256).hexdigest()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> ApplicantKey:
+        """The secret in ``path`` (as written by :func:`write_secret`: hex text)."""
+        where = str(path)
+        try:
+            text = Path(path).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise ApplicantKeyError(f"the applicant-fingerprint secret file does not exist; {_HOW}",
+                                    path=where) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ApplicantKeyError(f"cannot read the applicant-fingerprint secret: {exc}", path=where) from None
+        try:
+            secret = bytes.fromhex(text)
+        except ValueError:
+            raise ApplicantKeyError("the secret file must hold hex text (as `caseflow desk keygen` writes)",
+                                    path=where) from None
+        return cls(secret, source=where)
+
+    @classmethod
+    def configured(cls, config_path: str | os.PathLike[str] | None = None) -> ApplicantKey:
+        """The secret named by ``$CASEFLOW_DESK_SECRET_FILE``, else by ``[desk] secret_file`` of the configuration.
+
+        Refused (:class:`ApplicantKeyError`) when neither names one.
+        """
+        named = os.environ.get(SECRET_ENV)
+        if named:
+            return cls.from_file(named)
+        config = NotifyConfig.load(config_path)
+        if config.desk.secret_file is not None:
+            return cls.from_file(config.desk.secret_file)
+        raise ApplicantKeyError("applicant ID numbers are kept as keyed fingerprints and no site secret is "
+                                f"configured; {_HOW}", path=config.path or "caseflow.toml", key="desk.secret_file")
+
+
+def write_secret(path: str | os.PathLike[str]) -> Path:
+    """Create a new secret file (32 random bytes as hex, readable by its owner only); never overwrites one."""
+    target = Path(path)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ApplicantKeyError("the file exists: a secret in use must not be replaced (every stored "
+                                "fingerprint depends on it); choose another path", path=str(target)) from None
+    except OSError as exc:
+        raise ApplicantKeyError(f"cannot create the secret file: {exc.strerror or exc}", path=str(target)) from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(_MIN_SECRET) + "\n")
+    return target
+
+
+def rekey(session: Session, id_number: str, key: ApplicantKey) -> int:
+    """Give this applicant's rows still under the unkeyed hash their keyed fingerprint; how many were moved."""
+    old, new = legacy_fingerprint(id_number), key.fingerprint(id_number)
+    moved = 0
+    for name in _TABLES:
+        table = sa.table(name, sa.column("applicant_hash"), sa.column("applicant_scheme"))
+        result = session.execute(sa.update(table).where(table.c.applicant_hash == old,
+                                                        table.c.applicant_scheme == LEGACY_SCHEME)
+                                 .values(applicant_hash=new, applicant_scheme=SCHEME))
+        moved += int(getattr(result, "rowcount", 0) or 0)
+    return moved
