@@ -81,6 +81,21 @@ def test_another_major_crime_recounts_from_its_discovery(world: World) -> None:
     assert world.sweep(2026, 12, 2, 0, 1) == [("custody_recount", "escalated", "chen", bj(2026, 12, 2))]
 
 
+def test_the_recount_runs_from_the_discovery_not_from_the_approval(world: World) -> None:
+    # 刑事诉讼法 第一百六十条 "自发现之日起……重新计算"; 程序规定 第一百五十一条: approved within five days of the
+    # discovery. Found on 09-28, approved on 10-02: the two months end on 11-28, not 12-02 — counting from the
+    # approval would hold the suspect four days past the law.
+    engine = world.engine
+    case = engine.open("investigative_custody", actor="zhou")
+    world.at(2026, 10, 2, 10)
+    with pytest.raises(CommandError, match="crime_found_on=2026-10-03 lies after"):
+        engine.fire(case.id, "recount", actor="chen", data={"crime_found_on": "2026-10-03", "reason": "另有抢劫"})
+    case = engine.fire(case.id, "recount", actor="chen", data={"crime_found_on": "2026-09-28", "reason": "另有抢劫"})
+    recount = case.timer("custody_recount")
+    assert recount.started_at == bj(2026, 9, 28) and recount.last_day == date(2026, 11, 28)
+    assert recount.due_at == bj(2026, 11, 29)
+
+
 def test_a_month_end_arrest_ends_on_the_last_day_of_the_final_month(db_url: str) -> None:  # noqa: F811
     w = World(db_url, bj(2026, 6, 30, 9), PEOPLE)
     try:

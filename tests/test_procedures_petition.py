@@ -114,3 +114,22 @@ def test_a_matter_assigned_from_above_may_be_objected_to_within_five_working_day
     world.at(2026, 10, 13, 10)
     case = engine.fire(case.id, "objection_upheld", actor="wu")
     assert case.state == "returned" and case.timer("intake").status == "cancelled"
+
+
+def test_the_petitioners_thirty_days_count_from_the_day_they_received_the_answer(world: World) -> None:
+    # 第三十五条 "可以自收到书面答复之日起30日内请求……复查": the answer reached the petitioner by post on 09-04;
+    # the clerk records the receipt slip only on 09-10. The 30 days run from 09-04 (to 10-04, a holiday: the
+    # petitioner's period goes on to Thu 10-08), not from the day it was recorded (which would give 10-12).
+    engine = world.engine
+    case = engine.open("petition", actor="xu")
+    engine.fire(case.id, "accept", actor="xu")
+    engine.fire(case.id, "answer", actor="he", data={"opinion_no": "信处〔2026〕151号"})
+    world.at(2026, 9, 10, 10)
+    with pytest.raises(CommandError, match="answer_received_on=2026-09-11 lies after"):
+        engine.fire(case.id, "serve_answer", actor="xu", data={"answer_received_on": "2026-09-11"})
+    case = engine.fire(case.id, "serve_answer", actor="xu", data={"answer_received_on": "2026-09-04"})
+    window = case.timer("review_window")
+    assert window.started_at == bj(2026, 9, 4) and window.last_day == date(2026, 10, 8)
+    # The window closes at the end of 10-08; a request on 10-09 is refused.
+    assert world.sweep(2026, 10, 9, 0, 1) == []
+    assert world.case(case.id).state == "closed"

@@ -680,6 +680,21 @@ def test_deemed_from_must_name_another_timer(tmp_path: Path) -> None:
     assert "start.deemed_from" in str(info.value) and "line" in str(info.value)
 
 
+def test_counted_from_must_name_a_declared_date_field(tmp_path: Path) -> None:
+    # 刑事诉讼法 第一百六十条 "自发现之日起": the recount counts from the recorded day of discovery.
+    text = (shipped_workflows_dir() / "investigative_custody.yaml").read_text(encoding="utf-8")
+    assert load_workflow(shipped_workflows_dir() / "investigative_custody.yaml").timer(
+        "custody_recount").counted_from == "crime_found_on"
+    bad = tmp_path / "investigative_custody.yaml"
+    bad.write_text(text.replace("counted_from: crime_found_on", "counted_from: nosuch"), encoding="utf-8")
+    with pytest.raises(WorkflowError, match=r"'nosuch'.*fields") as info:
+        load_workflow(bad)
+    assert "start.counted_from" in str(info.value)
+    bad.write_text(text.replace("counted_from: crime_found_on", "counted_from: reason"), encoding="utf-8")
+    with pytest.raises(WorkflowError, match=r"'reason', which is of kind 'text'; it must be of kind 'date'"):
+        load_workflow(bad)
+
+
 def test_a_text_read_again_is_the_same_definition_named_for_where_it_was_read(tmp_path: Path) -> None:
     from caseflow.workflow import parse_workflow
 

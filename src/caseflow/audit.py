@@ -36,7 +36,16 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from caseflow.engine import ACTIVE, GENESIS_HASH, AuditProblem, Engine, _limit_spec, event_hash, timer_limit
+from caseflow.engine import (
+    ACTIVE,
+    GENESIS_HASH,
+    AuditProblem,
+    Engine,
+    _limit_spec,
+    counted_start,
+    event_hash,
+    timer_limit,
+)
 from caseflow.errors import AuditError, CaseNotFoundError, CommandError
 from caseflow.store import CaseRow, EventRow, Store, TimerRow
 from caseflow.timelimits import TimeLimit
@@ -260,6 +269,7 @@ def _start(engine: Engine, defn: WorkflowDef, p: Projection, name: str, at: date
         earlier = [r for r in p.timers if r.name == tdef.deemed_from]
         if earlier and earlier[-1].status == "breached":
             started_at = earlier[-1].started_at
+    started_at = counted_start(tdef, p.case.data_dict(), started_at)
     row = TimerRow(case_id=p.case.id or 0, name=name, round=max(rounds, default=0) + 1, status="running",
                    kind=tdef.kind, limit_spec=_limit_spec(timer_limit(tdef, p.case.data_dict(), started_at,
                                                                      engine.calendar)), started_at=started_at)

@@ -1272,6 +1272,7 @@ class Engine:
                 earlier = [r for r in ctx.timers if r.name == tdef.deemed_from]
                 if earlier and earlier[-1].status == "breached":
                     started_at = earlier[-1].started_at
+            started_at = counted_start(tdef, data, started_at)
             span = timer_limit(tdef, data, started_at, self.calendar)
             assignee, rule = self._pick_assignee(ctx, tdef)
             ctx.assigned.append({"timer": tdef.name, "assignee": assignee, "rule": rule, "role": tdef.holder})
@@ -1665,6 +1666,33 @@ def timer_limit(tdef: TimerDef, data: Mapping[str, Any], started_at: datetime, c
         raise CommandError(f"{tdef.until}={agreed.isoformat()} lies more than {tdef.limit} ahead "
                            f"(latest {latest.isoformat()}); check the date")
     return TimeLimit(int((agreed - started_at).total_seconds() // 60), "minutes")
+
+def counted_start(tdef: TimerDef, data: Mapping[str, Any], at: datetime) -> datetime:
+    """The instant a timer counts from: ``at``, or for ``start.counted_from: FIELD`` 00:00 (Beijing) of the date
+    in that case-data field — the day the law counts from (刑事诉讼法 第一百六十条 "自发现之日起"), recorded by
+    the command that starts the timer. The audit's replay computes it the same way.
+
+    Refused (:class:`CommandError`, nothing written) when the date is missing or unreadable, or lies after
+    ``at`` (the law's day cannot come after the command recording it).
+    """
+    if tdef.counted_from is None:
+        return at
+    value = data.get(tdef.counted_from)
+    try:
+        day = value if isinstance(value, date) else parse_instant(str(value or "")).astimezone(ZONE).date()
+    except TimeLimitError:
+        raise CommandError(
+            f"timer {tdef.name!r} ({tdef.label}) counts from the date in {tdef.counted_from!r}; got {value!r} — "
+            f"give it like {tdef.counted_from}=2026-10-03"
+        ) from None
+    if isinstance(day, datetime):
+        day = day.astimezone(ZONE).date()
+    start = datetime.combine(day, time(0), tzinfo=ZONE)
+    if start > at:
+        raise CommandError(f"{tdef.counted_from}={day.isoformat()} lies after {at.astimezone(ZONE).isoformat()}; "
+                           "the day the law counts from cannot be later than the command recording it")
+    return start
+
 
 def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | None:
     """A timer's due instant from its start, limit, extensions and pause ledger.

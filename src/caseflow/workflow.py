@@ -32,6 +32,8 @@ The file format (see the shipped ``workflows/*.yaml`` for complete, commented ex
         start: {state: verifying}             # or {trigger: some_trigger}; exactly one
                                               # when: {needs_verification: true} starts it only
                                               # if the case data match
+                                              # counted_from: found_on counts it from the date in
+                                              # that (declared, kind date) case-data field
         stop: {states: [reporting], triggers: []}
         cancel: {states: [approving], triggers: []}   # ends it cancelled (不适用), never met
         holder: community_police              # the role that must act; its assignee holds it
@@ -60,6 +62,10 @@ How timers run (the contract with the engine):
   "deliver within 24 hours of detention" keeps running across states until it is met.
 - A timer with ``start.when`` starts only if the case data (after the command's own data) match every
   field given.
+- A timer with ``start.counted_from: FIELD`` starts when its state or trigger says, but counts from the
+  date in that case-data field (00:00 Beijing time of that day, so the day itself is the excluded start
+  day): the law counts from an event the command records afterwards (刑事诉讼法 第一百六十条 "自发现之日起",
+  信访工作条例 第三十五条 "自收到书面答复之日起"). The date may not lie after the command's instant.
 - ``holder`` names the role that must act; the engine gives each timer an assignee of that role
   (see :mod:`caseflow.engine`). Validation refuses a holder role that no stopping transition allows.
 - ``on_expiry.fire`` must be a trigger that can fire from every state the timer can run in.
@@ -482,6 +488,9 @@ class TimerDef:
     #: A case-data field holding the instant agreed with the person (约定的时间): the timer is due then,
     #: and ``limit`` is the longest span from the start such an instant may lie ahead.
     until: str | None = field(default=None, kw_only=True)
+    #: A case-data field (kind date) holding the day the law counts from, recorded by the starting command:
+    #: the timer starts then (00:00 Beijing time of that day) rather than at the command's instant.
+    counted_from: str | None = field(default=None, kw_only=True)
     #: The role that must act before the timer runs out (the assignee is a person of this role).
     holder: str | None = field(default=None, kw_only=True)
     #: The trigger the scheduler fires as the system when the timer runs out (at its due instant).
@@ -983,7 +992,7 @@ _STATE_KEYS = ("name", "label", "initial", "final")
 _TRANSITION_KEYS = ("trigger", "from", "to", "internal", "roles", "requires", "label", "grounds")
 _TIMER_KEYS = ("name", "label", "limit", "basis", "start", "stop", "kind", "pauses", "extension",
                "warn_before", "escalate_after", "options", "holder", "on_expiry", "cancel", "until")
-_START_KEYS = ("state", "trigger", "deemed_from", "when")
+_START_KEYS = ("state", "trigger", "deemed_from", "when", "counted_from")
 _STOP_KEYS = ("states", "triggers")
 _EXPIRY_KEYS = ("fire",)
 _PAUSE_KEYS = ("cap", "charged_to", "requires")
@@ -1154,6 +1163,12 @@ class _Parser:
                                 f"timers[{i}].extension.requires")
             if timer.until is not None:
                 self.undeclared((timer.until,), fields, f"timer {timer.name!r} (until)", f"timers[{i}].until")
+            if timer.counted_from is not None:
+                fld = f"timers[{i}].start.counted_from"
+                self.undeclared((timer.counted_from,), fields, f"timer {timer.name!r} (counted_from)", fld)
+                if fields[timer.counted_from].kind != "date":
+                    self.fail(f"timer {timer.name!r} counts from {timer.counted_from!r}, which is of kind "
+                              f"{fields[timer.counted_from].kind!r}; it must be of kind 'date'", fld)
 
     def undeclared(self, names: Iterable[str], fields: Mapping[str, FieldDef], what: str, fld: str) -> None:
         # Refused, not warned: a required field without a label would reach people as its key.
@@ -1313,11 +1328,13 @@ class _Parser:
         if "start" not in node:
             self.fail(f"timer {name!r} needs 'start: {{state: ...}}' or 'start: {{trigger: ...}}'", fld)
         start = self.mapping(node["start"], f"{fld}.start", _START_KEYS, f"the start of timer {name!r}")
-        if len([k for k in start if k not in ("deemed_from", "when")]) != 1:
+        if len([k for k in start if k not in ("deemed_from", "when", "counted_from")]) != 1:
             self.fail(f"timer {name!r} must start on exactly one of 'state' or 'trigger', got {dict(start)!r}",
                       f"{fld}.start")
         deemed = (self.name(start["deemed_from"], f"{fld}.start.deemed_from", "a timer name")
                   if "deemed_from" in start else None)
+        counted_from = (self.name(start["counted_from"], f"{fld}.start.counted_from", "a case-data field")
+                        if start.get("counted_from") is not None else None)
         start_state = self.name(start["state"], f"{fld}.start.state", "a state") if "state" in start else None
         start_trigger = (self.name(start["trigger"], f"{fld}.start.trigger", "a trigger")
                          if "trigger" in start else None)
@@ -1362,6 +1379,7 @@ class _Parser:
                 stop_states=frozenset(self.names(stop.get("states"), f"{fld}.stop.states", "stop states")),
                 stop_triggers=frozenset(self.names(stop.get("triggers"), f"{fld}.stop.triggers", "stop triggers")),
                 kind=cast(TimerKind, kind), pauses=FrozenMap(pauses), extension=extension, deemed_from=deemed,
+                counted_from=counted_from,
                 holder=holder, on_expiry=on_expiry, start_when=FrozenMap(when),
                 until=(self.name(node["until"], f"{fld}.until", "a case-data field")
                        if node.get("until") is not None else None),
