@@ -124,3 +124,30 @@ def test_a_missed_family_notice_escalates_within_hours_on_a_holiday_night(world:
     assert world.sweep(2026, 10, 1, 16, 1) == [("notify_family", "warning", "zhou", bj(2026, 10, 1, 16))]
     assert world.sweep(2026, 10, 1, 22, 1) == [("notify_family", "overdue", "zhou", bj(2026, 10, 1, 22))]
     assert world.sweep(2026, 10, 1, 23, 1) == [("notify_family", "escalated", "chen", bj(2026, 10, 1, 23))]
+
+
+def test_a_denied_arrest_releases_at_once_and_the_receipt_is_owed_within_three_days(world: World) -> None:
+    # 刑事诉讼法 第九十一条第三款 "人民检察院不批准逮捕的，公安机关应当在接到通知后立即释放，并且将执行情况及时通知
+    # 人民检察院"; 程序规定 第一百四十条 "在执行完毕后三日以内将执行回执送达作出不批准逮捕决定的人民检察院".
+    engine = world.engine
+    case = engine.open("criminal_detention", actor="zhou")
+    world.at(2026, 10, 1, 8)
+    for duty in ("deliver_to_detention_centre", "notify_family", "interrogate"):
+        engine.fire(case.id, duty, actor="zhou")
+    engine.fire(case.id, "request_arrest", actor="chen")
+    world.at(2026, 10, 2, 16)
+    case = engine.fire(case.id, "deny_arrest", actor="zhou", data={"decision_no": "检不捕〔2026〕3号"})
+    assert case.state == "denied_released" and case.closed_at is None
+    assert case.timer("procuratorate_decision").status == "met"
+    receipt = case.timer("execution_receipt")
+    # 3 days from 10-02 end on 10-05, a holiday; the person is free, so it moves to Thu 10-08 (第一百零五条).
+    assert receipt.assignee == "zhou" and receipt.kind == "statutory" and receipt.last_day == date(2026, 10, 8)
+    # The person is no longer held: the release of 第八十六条 is not the way out of this state.
+    with pytest.raises(TransitionError, match="denied_released"):
+        engine.fire(case.id, "release", actor="chen", data={"reason": "x"})
+    world.at(2026, 10, 8, 11)
+    with pytest.raises(CommandError, match="receipt_no"):
+        engine.fire(case.id, "send_execution_receipt", actor="zhou")
+    case = engine.fire(case.id, "send_execution_receipt", actor="zhou", data={"receipt_no": "回执-3"})
+    assert case.state == "released" and case.timer("execution_receipt").status == "met"
+    assert world.sweep(2026, 10, 12) == []
