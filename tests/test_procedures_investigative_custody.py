@@ -121,3 +121,32 @@ def test_a_psychiatric_assessment_stops_the_custody_clock_and_no_other_reason_do
     # 09-01 … 09-10 (ten days) are not counted: the two months end ten days later, still not moved past a
     # holiday or a weekend (10-15 is a Thursday; the point is the ten days).
     assert case.timer("custody").last_day == date(2026, 10, 15)
+
+
+def test_an_unidentified_suspect_counts_from_the_day_the_identity_is_established(world: World) -> None:
+    # 刑事诉讼法 第一百六十条第二款 "侦查羁押期限自查清其身份之日起计算"; 程序规定 第一百五十二条 "经县级以上公安
+    # 机关负责人批准". Arrested 08-05; identity unknown, approved 08-10; established 09-28, recorded 09-30.
+    engine = world.engine
+    case = engine.open("investigative_custody", actor="zhou")
+    world.at(2026, 8, 10, 9)
+    with pytest.raises(PermissionDeniedError, match="leader"):
+        engine.fire(case.id, "identity_unknown", actor="zhou", data={"reason": "拒不供述真实姓名"})
+    case = engine.fire(case.id, "identity_unknown", actor="chen", data={"reason": "拒不供述真实姓名"})
+    # The months from the arrest do not run while the identity is unknown (no overdue on 10-06).
+    assert case.state == "identity_pending" and case.timer("custody").status == "cancelled"
+    assert world.sweep(2026, 10, 6, 0, 1) == []
+    world.at(2026, 9, 30, 10)
+    case = engine.fire(case.id, "identity_established", actor="zhou",
+                       data={"identity_established_on": "2026-09-28"})
+    timer = case.timer("custody_identity")
+    assert case.state == "identified" and timer.started_at == bj(2026, 9, 28)
+    assert timer.last_day == date(2026, 11, 28)  # in custody: not moved (a Saturday)
+    # Another major crime found afterwards recounts from its discovery, and a second one again.
+    world.at(2026, 10, 20, 10)
+    case = engine.fire(case.id, "recount", actor="chen", data={"crime_found_on": "2026-10-19", "reason": "另有抢劫"})
+    assert case.timer("custody_identity").status == "cancelled"
+    assert case.timer("custody_recount").last_day == date(2026, 12, 19)
+    world.at(2026, 11, 2, 10)
+    case = engine.fire(case.id, "recount", actor="chen", data={"crime_found_on": "2026-11-01", "reason": "另有绑架"})
+    rounds = [t for t in case.timers if t.name == "custody_recount"]
+    assert [t.status for t in rounds] == ["cancelled", "running"] and rounds[-1].last_day == date(2027, 1, 1)
