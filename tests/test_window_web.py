@@ -226,3 +226,83 @@ def test_a_public_booking_reaches_the_clerks_queue_at_its_instant(window: Window
     out = window.post(f"/api/v1/desk/bookings/{r.json()['id']}/outcome", outcome="no_show")
     assert out.status_code == 200 and out.json()["status"] == "no_show"
     assert window.client.get("/api/v1/desk/bookings/due", headers=window.h("x1")).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------- the booking page
+
+BOOKING = "/public/procedures/hukou_transfer/booking"
+CODE_RE = re.compile(r'class="code">([2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4})<')
+
+
+def _flash(html: str) -> list[str]:
+    return re.findall(r'class="flash err"[^>]*>([^<]+)<', html)
+
+
+def test_the_booking_page_books_a_free_slot_without_login(window: Window) -> None:
+    procedure = window.client.get("/public/procedures/hukou_transfer")
+    assert f'href="{BOOKING}"' in procedure.text and "预约办理" in procedure.text
+    page = window.client.get(BOOKING, params={"unit": "城关派出所"})
+    assert page.status_code == 200 and "/login" not in str(page.url)
+    assert '<option value="城关派出所" selected>' in page.text and '<option value="东关派出所"' in page.text
+    assert "2026-11-02 周一" in page.text and "2026-11-07" not in page.text  # Saturday: no 延时服务 opened
+    # Today's slots from now on (09:00 has begun), two places each.
+    assert 'value="2026-11-02T09:00:00+08:00"' not in page.text and 'value="2026-11-02T09:30:00+08:00"' in page.text
+
+    form = {"unit": "城关派出所", "day": "2026-11-03", "at": "2026-11-03T09:00:00+08:00", "applicant_id": ALICE}
+    booked = window.client.post(BOOKING, data=form)
+    assert booked.status_code == 201 and "预约成功" in booked.text and "2026-11-03 周二 09:00" in booked.text
+    assert "**************1234" in booked.text and ALICE not in booked.text and "居民户口簿" in booked.text
+    code = CODE_RE.search(booked.text)
+    assert code is not None
+    seen = window.client.post("/api/v1/public/progress", json={"code": code.group(1)}).json()
+    assert seen["status_label"] == "已预约" and seen["booking"]["unit"] == "城关派出所" and ALICE not in str(seen)
+    # The clerk sees it in the queue at its time, as a booking made through the API.
+    window.clock.set(datetime(2026, 11, 3, 8, 45, tzinfo=ZONE))
+    due = window.client.get("/api/v1/desk/bookings/due", headers=window.h("p1")).json()
+    assert [b["applicant"] for b in due] == ["**************1234"]
+
+    # Refusals are Chinese sentences on the page, with the form kept.
+    assert window.client.post(BOOKING, data={**form, "applicant_id": BOB}).status_code == 201
+    full = window.client.post(BOOKING, data={**form, "applicant_id": "440301200101010011"})
+    assert full.status_code == 422 and _flash(full.text) == ["11月03日 09:00 的时段已约满,请选择其他时段"]
+    assert 'id="slots"' in full.text
+    saturday = window.client.post(BOOKING, data={**form, "day": "2026-11-07", "at": "2026-11-07T09:30:00+08:00"})
+    assert saturday.status_code == 422 and "不是可预约的时段" in _flash(saturday.text)[0]
+    assert "休息日,单位未开放延时服务" in saturday.text
+    bad_id = window.client.post(BOOKING, data={**form, "at": "2026-11-03T10:00:00+08:00", "applicant_id": "12"})
+    assert bad_id.status_code == 422 and _flash(bad_id.text) == ["证件号码应为6至30位字母或数字(身份证号为18位),请核对"]
+    no_slot = window.client.post(BOOKING, data={**form, "at": ""})
+    assert no_slot.status_code == 422 and _flash(no_slot.text) == ["请先选择一个预约时段"]
+    past = window.client.post(BOOKING, data={**form, "at": "2026-11-02T09:30:00+08:00"})
+    assert past.status_code == 422 and "时段已过" in _flash(past.text)[0]
+    assert window.client.get("/public/procedures/no_such/booking").status_code == 404
+
+
+def test_the_booking_page_is_rate_limited_like_the_booking_api(window: Window) -> None:
+    form = {"unit": "城关派出所", "day": "2026-11-03", "at": "2026-11-03T09:00:00+08:00", "applicant_id": "12"}
+    answers = [window.client.post(BOOKING, data=form) for _ in range(6)]
+    answers += [window.client.post("/api/v1/public/bookings", json={
+        "workflow": "hukou_transfer", "unit": "城关派出所", "at": "2026-11-03T09:00:00+08:00",
+        "applicant_id": ALICE if i == 0 else BOB}) for i in range(4)]
+    answers.append(window.client.post(BOOKING, data=form))
+    assert [a.status_code for a in answers] == [422] * 6 + [201, 201, 422, 422, 429]
+    assert answers[-1].headers["Retry-After"] == "60"
+    assert _flash(answers[-1].text) == ["预约操作过于频繁,请 60 秒后再试"]
+    # Progress queries keep their own count.
+    assert window.client.post("/api/v1/public/progress", json={"code": "ZZZZ-ZZZZ-ZZZZ"}).status_code == 404
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(form=st.dictionaries(st.sampled_from(["unit", "day", "at", "applicant_id", "x"]),
+                            st.one_of(st.text(max_size=40), st.sampled_from([
+                                "城关派出所", "2026-11-03", "2026-11-03T09:00:00+08:00", "2026-11-03T09:00",
+                                "9999-12-31T23:59:59+14:00", "0001-01-01", ALICE]))))
+def test_any_booking_form_gets_a_page_never_a_5xx(form: dict[str, str], public: tuple[Window, str, Any]) -> None:
+    window = public[0]
+    window.app.state.public_limiter = RateLimiter(10**9)
+    r = window.client.post(BOOKING, data=form)
+    assert r.status_code in (201, 422) and "<main>" in r.text
+    if r.status_code == 422:
+        assert re.search(r"[\u4e00-\u9fff]", _flash(r.text)[0])
+    g = window.client.get(BOOKING, params={k: v for k, v in form.items() if k in ("unit", "day")})
+    assert g.status_code == 200 and "<main>" in g.text

@@ -66,7 +66,7 @@ def normalise_id(id_number: str) -> str:
     value = re.sub(r"[\s-]", "", str(id_number or "")).upper()
     if not re.fullmatch(r"[0-9A-Z]{6,30}", value):
         raise DeskError("the applicant's ID number must be 6–30 letters and digits (身份证号 is 18); got a value "
-                        f"of {len(value)} characters")
+                        f"of {len(value)} characters", zh="证件号码应为6至30位字母或数字(身份证号为18位),请核对")
     return value
 
 

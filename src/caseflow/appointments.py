@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -41,7 +41,14 @@ LATE_SUBJECT = "预约逾时未办"
 
 
 class AppointmentError(CommandError):
-    """A booking refused (not a slot, slot full, in the past) or an outcome refused."""
+    """A booking refused (not a slot, slot full, in the past) or an outcome refused.
+
+    ``zh`` is the same refusal for the applicant, in Chinese (the public booking page shows it).
+    """
+
+    def __init__(self, message: str, *, zh: str = "") -> None:
+        super().__init__(message)
+        self.zh = zh or "预约未成功,请检查后重试"
 
 
 class AppointmentRow(CaseflowBase, table=True):
@@ -63,6 +70,7 @@ class AppointmentRow(CaseflowBase, table=True):
     clerk_id: str | None = Field(default=None, max_length=64)  # who recorded the outcome
     outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     warned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    code_hash: str | None = Field(default=None, max_length=64, index=True, unique=True)  # SHA-256 of its code
 
 
 class RestDayRow(CaseflowBase, table=True):
@@ -90,11 +98,21 @@ class AppointmentView:
     applicant: str
     status: str
     extra_hours: bool = False
+    #: Set only on the result of booking (the code is stored hashed).
+    query_code: str | None = field(default=None, repr=False)
+
+    @property
+    def status_label(self) -> str:
+        """The status in Chinese."""
+        return {"booked": "已预约", "cancelled": "已取消", **OUTCOMES}.get(self.status, self.status)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape."""
-        return {"id": self.id, "unit": self.unit, "workflow": self.workflow, "at": self.at.isoformat(),
-                "applicant": self.applicant, "status": self.status, "extra_hours": self.extra_hours}
+        """The JSON shape (``query_code`` only on the answer to the booking itself)."""
+        result = {"id": self.id, "unit": self.unit, "workflow": self.workflow, "at": self.at.isoformat(),
+                  "applicant": self.applicant, "status": self.status, "extra_hours": self.extra_hours}
+        if self.query_code:
+            result["query_code"] = self.query_code
+        return result
 
 
 @dataclass(frozen=True)
@@ -168,7 +186,7 @@ def _hours(text: str) -> tuple[time, time]:
 
 def _check_year(day: date) -> None:
     if not 2000 <= day.year <= 2100:
-        raise AppointmentError(f"{day} is not a day one can book (years 2000–2100)")
+        raise AppointmentError(f"{day} is not a day one can book (years 2000–2100)", zh="该日期不可预约")
 
 
 class Appointments:
@@ -201,7 +219,7 @@ class Appointments:
         _check_year(day)
         with self.engine.store.session() as s:
             if s.exec(select(Person.id).where(Person.unit == unit).limit(1)).first() is None:
-                raise AppointmentError(f"no unit is called {unit!r}")
+                raise AppointmentError(f"no unit is called {unit!r}", zh="没有该办理单位,请从页面上选择")
             periods, extra = self._periods(s, unit, workflow, day)
             start_of_day = datetime.combine(day, time(0), tzinfo=ZONE)
             taken: dict[datetime, int] = {}
@@ -232,30 +250,84 @@ class Appointments:
                 raise PermissionDeniedError(f"{actor!r} leads no one: only a leader opens 延时服务 hours")
             s.add(RestDayRow(unit=unit, workflow_key=workflow, day=day, hours=hours, opened_by=actor))
 
+    def units(self, workflow: str) -> list[str]:
+        """The units that take bookings for ``workflow``: those with someone holding a role of it."""
+        roles = set(self.engine.registry.latest(workflow).roles)
+        with self.engine.store.session() as s:
+            rows = s.exec(select(Person.unit, Person.roles)).all()
+        return sorted({unit for unit, held in rows if roles & set(held.split())})
+
+    def bookable_days(self, unit: str, workflow: str, *, start: date | None = None, count: int = 7,
+                      horizon: int = 30) -> list[tuple[date, list[dict[str, Any]]]]:
+        """The next ``count`` days (within ``horizon`` days from ``start``, default today) with slots still ahead.
+
+        Each day with its slots as :meth:`slots` gives them, those already begun left out.
+        """
+        now = self.engine.clock.now()
+        day = start or now.astimezone(ZONE).date()
+        result: list[tuple[date, list[dict[str, Any]]]] = []
+        for _ in range(horizon):
+            ahead = [x for x in self.slots(unit, workflow, day) if x["at"] > now]
+            if ahead:
+                result.append((day, ahead))
+                if len(result) >= count:
+                    break
+            day += timedelta(days=1)
+        return result
+
     def book(self, unit: str, workflow: str, at: datetime, *, applicant_id: str) -> AppointmentView:
-        """Book the slot starting at ``at``; refused unless it is an open slot with a free place, in the future."""
+        """Book the slot starting at ``at``; refused unless it is an open slot with a free place, in the future.
+
+        The answer carries the booking's query code (stored hashed), for the progress page.
+        """
+        from caseflow.desk import code_hash, new_query_code
+
         now = self.engine.clock.now()
         if at.tzinfo is None:
-            raise AppointmentError("give the booked instant with its zone (e.g. 2026-11-03T09:00+08:00)")
+            raise AppointmentError("give the booked instant with its zone (e.g. 2026-11-03T09:00+08:00)",
+                                   zh="预约时间不完整,请从页面上选择时段")
         _check_year(at.date())
+        local = at.astimezone(ZONE)
         if at <= now:
-            raise AppointmentError(f"{at.astimezone(ZONE):%Y-%m-%d %H:%M} has passed; book a later slot")
-        day = at.astimezone(ZONE).date()
-        slot = next((x for x in self.slots(unit, workflow, day) if x["at"] == at), None)
+            raise AppointmentError(f"{local:%Y-%m-%d %H:%M} has passed; book a later slot",
+                                   zh=f"{local:%m月%d日 %H:%M} 的时段已过,请选择以后的时段")
+        slot = next((x for x in self.slots(unit, workflow, local.date()) if x["at"] == at), None)
         if slot is None:
-            raise AppointmentError(f"{at.astimezone(ZONE):%Y-%m-%d %H:%M} is not a bookable slot of {workflow} at "
-                                   f"{unit} (working days within the booking hours, or 延时服务 hours opened)")
+            raise AppointmentError(f"{local:%Y-%m-%d %H:%M} is not a bookable slot of {workflow} at "
+                                   f"{unit} (working days within the booking hours, or 延时服务 hours opened)",
+                                   zh=f"{local:%m月%d日 %H:%M} 不是可预约的时段:工作日的预约时段,或单位已开放延时服务的"
+                                      "休息日方可预约")
         if slot["free"] <= 0:
-            raise AppointmentError(f"the slot {at.astimezone(ZONE):%Y-%m-%d %H:%M} is full; choose another")
+            raise AppointmentError(f"the slot {local:%Y-%m-%d %H:%M} is full; choose another",
+                                   zh=f"{local:%m月%d日 %H:%M} 的时段已约满,请选择其他时段")
         fingerprint = self.key.fingerprint(applicant_id)
-        with self.engine.store.session(write=True) as s:
-            rekey(s, applicant_id, self.key)
-            row = AppointmentRow(unit=unit, workflow_key=workflow, at=at, applicant_hash=fingerprint,
-                                 applicant_masked=mask_id_number(applicant_id), booked_at=now,
-                                 extra_hours=bool(slot["extra_hours"]))
-            s.add(row)
-            s.flush()
-            return _view(row)
+        per_slot = self.engine.registry.latest(workflow).service.per_slot
+        for _attempt in range(3):
+            code = new_query_code()
+            try:
+                with self.engine.store.session(write=True) as s:
+                    if s.get_bind().dialect.name == "postgresql":
+                        # Bookings of one slot queue here, so the count below sees every committed one
+                        # (SQLite's BEGIN IMMEDIATE already serialises writers).
+                        s.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:slot))"),
+                                  {"slot": f"caseflow-booking|{unit}|{workflow}|{at.isoformat()}"})
+                    taken = s.exec(select(sa.func.count()).select_from(AppointmentRow).where(
+                        AppointmentRow.unit == unit, AppointmentRow.workflow_key == workflow,
+                        AppointmentRow.at == at, AppointmentRow.status != "cancelled")).one()
+                    if int(taken) >= per_slot:
+                        raise AppointmentError(f"the slot {local:%Y-%m-%d %H:%M} is full; choose another",
+                                               zh=f"{local:%m月%d日 %H:%M} 的时段已约满,请选择其他时段")
+                    rekey(s, applicant_id, self.key)
+                    row = AppointmentRow(unit=unit, workflow_key=workflow, at=at, applicant_hash=fingerprint,
+                                         applicant_masked=mask_id_number(applicant_id), booked_at=now,
+                                         extra_hours=bool(slot["extra_hours"]), code_hash=code_hash(code))
+                    s.add(row)
+                    s.flush()
+                    view = _view(row)
+            except sa.exc.IntegrityError:
+                continue  # the drawn code exists already (1 in 8·10^17): draw again; nothing was written
+            return replace(view, query_code=code)
+        raise AppointmentError("no free query code could be drawn; try again", zh="预约未成功,请稍后重试")
 
     def due(self, unit: str, *, now: datetime | None = None, lead: timedelta = timedelta(minutes=30)
             ) -> list[AppointmentView]:

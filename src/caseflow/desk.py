@@ -71,7 +71,11 @@ _CODE_RE = re.compile(r"^[2-9A-HJKMNP-Z]{4}-?[2-9A-HJKMNP-Z]{4}-?[2-9A-HJKMNP-Z]
 
 
 class DeskError(CommandError):
-    """A desk command refused: the message names the rule and what to do."""
+    """A desk command refused: the message names the rule and what to do (``zh``: for the public, if shown)."""
+
+    def __init__(self, message: str, *, zh: str = "") -> None:
+        super().__init__(message)
+        self.zh = zh or "办理未成功,请检查后重试"
 
 
 # ------------------------------------------------------------------------------------------- tables

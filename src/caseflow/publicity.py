@@ -16,7 +16,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from caseflow.calendar import ZONE
 from caseflow.desk import NoticeRow, QueryCodeRow, VisitRow, code_hash
@@ -57,7 +57,7 @@ def progress(engine: Engine, code: str) -> dict[str, Any] | None:
     with engine.store.session() as s:
         entry = s.get(QueryCodeRow, digest)
         if entry is None:
-            return None
+            return _booking(engine, s, digest)
         visit = s.get(VisitRow, entry.visit_id)
         if visit is None:  # pragma: no cover - a foreign key holds it
             return None
@@ -102,6 +102,24 @@ def progress(engine: Engine, code: str) -> dict[str, Any] | None:
                       status_label="已办结" if case.closed_at else "办理中", accepted_on=_day(case.opened_at),
                       closed_on=_day(case.closed_at), steps=steps, next_deadline=next_deadline)
         return result
+
+
+def _booking(engine: Engine, s: Session, digest: str) -> dict[str, Any] | None:
+    """A booking's code: the procedure, the unit, the booked instant and its status (None if no booking has it)."""
+    from caseflow.appointments import AppointmentRow, _view
+
+    row = s.exec(select(AppointmentRow).where(AppointmentRow.code_hash == digest)).first()
+    if row is None:
+        return None
+    view = _view(row)
+    title = engine.registry.latest(row.workflow_key).title if row.workflow_key in engine.registry \
+        else row.workflow_key
+    local = row.at.astimezone(ZONE)
+    return {"title": title, "workflow": row.workflow_key, "applicant": row.applicant_masked, "status": "booking",
+            "status_label": view.status_label,
+            "booking": {"number": row.id, "unit": row.unit, "at": local.isoformat(),
+                        "when": f"{local:%Y-%m-%d} 周{'一二三四五六日'[local.weekday()]} {local:%H:%M}",
+                        "status": row.status}}
 
 
 def _due(timer: TimerRow) -> datetime:

@@ -285,7 +285,9 @@ def _booking_line(a: Any) -> str:
     from caseflow.calendar import ZONE
 
     extra = " 延时服务" if a.extra_hours else ""
-    return f"预约 {a.id}  {a.workflow}  {a.at.astimezone(ZONE):%Y-%m-%d %H:%M}{extra}  申请人 {a.applicant}  {a.status}"
+    code = f"  查询码 {a.query_code}" if a.query_code else ""
+    return (f"预约 {a.id}  {a.workflow}  {a.at.astimezone(ZONE):%Y-%m-%d %H:%M}{extra}  申请人 {a.applicant}  "
+            f"{a.status}{code}")
 
 
 @desk_group.command("book")

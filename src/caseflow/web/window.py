@@ -17,8 +17,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from caseflow.appointments import Appointments
-from caseflow.desk import Desk
+from caseflow.applicants import ApplicantKeyError
+from caseflow.appointments import AppointmentError, Appointments
+from caseflow.calendar import ZONE
+from caseflow.desk import Desk, DeskError
 from caseflow.errors import CaseflowError, NotFoundError
 from caseflow.publicity import procedure_page, progress
 from caseflow.ratelimit import Limiter, SharedRateLimiter
@@ -330,7 +332,7 @@ def add_window_routes(app: FastAPI) -> None:
     @app.get(f"{API}/public/procedures/{{key}}", tags=["public"], responses=_PUBLIC)
     def public_procedure(key: str, request: Request) -> Response:
         """One procedure's 公示 as JSON, no login."""
-        return JSONResponse(procedure_page(_procedure(request, key)))
+        return JSONResponse(procedure_page(_procedure(request, key), booking_url=f"/public/procedures/{key}/booking"))
 
     @app.post(f"{API}/public/progress", tags=["public"], responses=_PUBLIC)
     def public_progress(body: CodeIn, request: Request) -> Response:
@@ -358,7 +360,51 @@ def add_window_routes(app: FastAPI) -> None:
 
     @app.get("/public/procedures/{key}", include_in_schema=False)
     def public_procedure_page(key: str, request: Request) -> Response:
-        return _public_page(request, "public_procedure.html", page=procedure_page(_procedure(request, key)))
+        return _public_page(request, "public_procedure.html", page=procedure_page(
+            _procedure(request, key), booking_url=f"/public/procedures/{key}/booking"))
+
+    @app.get("/public/procedures/{key}/booking", include_in_schema=False)
+    def public_booking_page(key: str, request: Request, unit: str | None = None, day: str | None = None
+                            ) -> Response:
+        """预约 without login: the units, the next days with free slots, a day's slots and the form."""
+        return _booking_page(request, _bookable(request, key), unit, day)
+
+    @app.post("/public/procedures/{key}/booking", include_in_schema=False)
+    async def public_book_page(key: str, request: Request) -> Response:
+        """Book the chosen slot; the confirmation shows the booking and its query code, a refusal says why."""
+        from caseflow.web.pages import _form
+
+        defn = _bookable(request, key)
+        form = await _form(request)
+        unit, day, chosen = form.get("unit") or None, form.get("day") or None, form.get("at", "")
+        client = request.client.host if request.client else "?"
+        wait = _limiter(request, "booking").hit(client)
+        if wait:
+            return _booking_page(request, defn, unit, day, status=429, chosen=chosen, headers={
+                "Retry-After": str(wait)}, error=f"预约操作过于频繁,请 {wait} 秒后再试")
+        try:
+            at = datetime.fromisoformat(chosen) if chosen else None
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            return _booking_page(request, defn, unit, day, status=422, error="请先选择一个预约时段")
+        if not unit:
+            return _booking_page(request, defn, unit, day, status=422, error="请先选择办理单位")
+        try:
+            booked = Appointments(engine_of(request)).book(unit, defn.key, at,
+                                                           applicant_id=form.get("applicant_id", ""))
+        except ApplicantKeyError:
+            return _booking_page(request, defn, unit, day, status=503, chosen=chosen,
+                                 error="网上预约暂不可用,请致电或到窗口预约 (the site has no secret for applicant "
+                                       "fingerprints configured)")
+        except (AppointmentError, DeskError) as exc:
+            return _booking_page(request, defn, unit, day, status=422, chosen=chosen, error=exc.zh)
+        except CaseflowError:
+            return _booking_page(request, defn, unit, day, status=422, chosen=chosen,
+                                 error="预约未成功,请检查填写的内容后重试")
+        local = booked.at.astimezone(ZONE)
+        return _public_page(request, "public_booking.html", status=201, page=procedure_page(defn), booked=booked,
+                            when=f"{local:%Y-%m-%d} 周{'一二三四五六日'[local.weekday()]} {local:%H:%M}")
 
     @app.get("/public/progress", include_in_schema=False)
     def public_progress_form(request: Request) -> Response:
@@ -400,9 +446,52 @@ def _procedure(request: Request, key: str) -> Any:
     raise ApiError(404, "procedure-not-found", "Not found", f"no public procedure is called {key!r}")
 
 
-def _public_page(request: Request, name: str, *, status: int = 200, **context: Any) -> Response:
+def _public_page(request: Request, name: str, *, status: int = 200, headers: dict[str, str] | None = None,
+                 **context: Any) -> Response:
     from caseflow.web.pages import templates
 
     response: HTMLResponse = templates().TemplateResponse(
-        request, name, {"actor": None, "msg": context.pop("msg", None), **context}, status_code=status)
+        request, name, {"actor": None, "msg": context.pop("msg", None), **context}, status_code=status,
+        headers=headers)
     return response
+
+
+def _bookable(request: Request, key: str) -> Any:
+    """A public procedure that takes bookings (``service.booking``), or 404."""
+    defn = _procedure(request, key)
+    if not defn.service.booking:
+        raise ApiError(404, "procedure-not-found", "Not found", f"{key!r} takes no bookings")
+    return defn
+
+
+def _booking_page(request: Request, defn: Any, unit: str | None, day_text: str | None, *,
+                  status: int = 200, error: str | None = None, chosen: str = "",
+                  headers: dict[str, str] | None = None) -> Response:
+    """The booking page: the units, the next days with free slots, the slots of ``day_text`` and the form."""
+    bookings = Appointments(engine_of(request))
+    now = engine_of(request).clock.now()
+    units = bookings.units(defn.key)
+    context: dict[str, Any] = {"page": procedure_page(defn), "units": units, "unit": None, "days": [],
+                               "day": None, "slots": [], "working": True, "chosen": chosen}
+    if unit is not None and unit not in units:
+        error = error or "没有该办理单位,请从列表中选择"
+        unit = None
+    unit = unit or (units[0] if units else None)
+    if unit is not None:
+        context["unit"] = unit
+        try:
+            days = bookings.bookable_days(unit, defn.key)
+            day = date.fromisoformat(day_text) if day_text else (days[0][0] if days else None)
+            context["days"] = days
+            if day is not None:
+                slots = [x for x in bookings.slots(unit, defn.key, day) if x["at"] > now]
+                context.update(day=day, slots=slots, working=engine_of(request).calendar.is_workday(day))
+        except AppointmentError as exc:  # before ValueError, which it also is
+            error = error or exc.zh
+        except ValueError:
+            error = error or "日期格式不正确,请从页面上选择日期"
+        except CaseflowError:
+            error = error or "该日期不可预约,请另选日期"
+    elif not units:
+        error = error or "本事项暂无可预约的办理单位"
+    return _public_page(request, "public_booking.html", status=status, error=error, headers=headers, **context)
