@@ -230,19 +230,28 @@ class _Simulation:
         return f"〔2026〕{serial}号"
 
     def case(self, case_id: int) -> CaseView:
-        """The case as it stands: the view this simulation last saw, unless a command moved the case since.
-
-        Every command on a case (the simulation's, the scheduler's, the window's) records an event and
-        raises the case's version, so one look at the version tells whether the view is still true.
-        """
-        seen = self.views.get(case_id)
-        if seen is not None:
-            with self.engine.store.session() as session:
-                version = session.execute(sa.select(CASES.c.version).where(CASES.c.id == case_id)).scalar()
-            if version == seen.version:
-                return seen
-        view = self.views[case_id] = self.engine.get(case_id)
+        """The case as it stands: the view this simulation last saw of it, else read (see :meth:`recheck`)."""
+        view = self.views.get(case_id)
+        if view is None:
+            view = self.views[case_id] = self.engine.get(case_id)
         return view
+
+    def recheck(self) -> None:
+        """Forget the views of cases moved since they were seen, with one query.
+
+        Every command on a case records an event and raises the case's version. Between two rechecks
+        only this simulation acts on its cases, and it keeps the view each command returns (or forgets
+        it); the scheduler's sweeps (a trigger acting by itself at expiry) and the window run between
+        them.
+        """
+        ids = sorted(self.views)
+        for i in range(0, len(ids), 900):
+            with self.engine.store.session() as session:
+                for case_id, version in session.execute(
+                    sa.select(CASES.c.id, CASES.c.version).where(CASES.c.id.in_(ids[i:i + 900]))
+                ):
+                    if self.views[case_id].version != version:
+                        del self.views[case_id]
 
     def step(self, key: str, case_id: int, index: int, when: datetime) -> None:
         case = self.case(case_id)
@@ -257,7 +266,8 @@ class _Simulation:
         if transition is None:  # e.g. a complete file skipped verification
             self.push(when, key, case_id, index + 1)
             return
-        self.side_steps(key, case, when)
+        if self.side_steps(key, case, when):
+            self.views.pop(case_id, None)  # a pause, resume or extension moved it
         case = self.case(case_id)
         try:
             # The clerk names the community officer who takes the 交办单 (the verification is theirs).
@@ -273,15 +283,17 @@ class _Simulation:
             return
         self.push(self.next_time(case, when), key, case_id, index + 1)
 
-    def side_steps(self, key: str, case: CaseView, when: datetime) -> None:
-        """Pauses and extensions a real window would record before its next step."""
+    def side_steps(self, key: str, case: CaseView, when: datetime) -> bool:
+        """Pauses and extensions a real window would record before its next step; True when one was recorded."""
         running = {t.name: t for t in case.timers if t.status in ("running", "paused")}
+        commands = self.report.commands
         try:
             if "verification" in running and running["verification"].status == "paused":
                 self.engine.resume(case.id, "verification", actor="li")
                 self.report.commands += 1
             elif key == "hukou_transfer" and "verification" in running and self.rng.random() < 0.15:
                 self.engine.pause(case.id, "verification", reason="函调", actor="li")
+                self.views.pop(case.id, None)
                 self.report.commands += 1
                 self.push(when + timedelta(days=self.rng.uniform(3, 9)), key, case.id,
                           PATHS[key].index("return_verification"))
@@ -300,6 +312,7 @@ class _Simulation:
         except CaseflowError as exc:
             self.report.refused += 1
             self.report.lines.append(f"  refused: case {case.id}: {exc}")
+        return self.report.commands != commands
 
     # ---------------------------------------------------------------- the run
 
@@ -336,6 +349,8 @@ class _Simulation:
             day += timedelta(days=1)
 
     def advance_until(self, until: datetime) -> None:
+        if self.queue and self.queue[0][0] <= until:
+            self.recheck()
         while self.queue and self.queue[0][0] <= until:
             when, _, key, case_id, index = heapq.heappop(self.queue)
             when = max(when, self.clock.now())

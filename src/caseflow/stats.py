@@ -277,13 +277,15 @@ class CaseGroupStats:
 
 def compute_case_stats(store: Store, *, month: str | None = None, by: str = "unit",
                        units: Collection[str] | None = None, now: datetime | None = None,
-                       kind: str | None = None, calendar: WorkCalendar | None = None) -> list[CaseGroupStats]:
+                       kind: str | None = None, calendar: WorkCalendar | None = None,
+                       as_of: Iterable[TimerAt] | None = None) -> list[CaseGroupStats]:
     """Figures of cases per group for ``month`` as they stood at ``now`` (default: the month's end, or now).
 
     A case counts under ``kind`` (statutory/promised; None: any) when it has a step of that kind. It was
     closed late when one of those steps finished at or after its due instant (a step cut short by the
     case's end counts as late when its due instant had passed). Open and overdue: still open at ``now``
-    with one of those steps running past due then (rebuilt from recorded instants).
+    with one of those steps running past due then (rebuilt from recorded instants). ``as_of`` as in
+    :func:`compute_stats`.
     """
     if by not in GROUP_BY:
         raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
@@ -312,8 +314,9 @@ def compute_case_stats(store: Store, *, month: str | None = None, by: str = "uni
                                           "late": False})
             if stopped is not None and stopped <= at and due is not None and stopped >= due:
                 info["late"] = True
-    overdue_cases = {r.case_id for r in timers_as_of(store, at, units=units, open_only=True, due_before=at,
-                                                     calendar=calendar)
+    if as_of is None:
+        as_of = timers_as_of(store, at, units=units, open_only=True, due_before=at, calendar=calendar)
+    overdue_cases = {r.case_id for r in as_of
                      if r.status == "running" and r.due_at is not None and (kind is None or r.kind == kind)}
     groups: dict[str, CaseGroupStats] = {}
     for cid, info in cases.items():
@@ -374,7 +377,15 @@ def stats_tables(store: Store, *, month: str | None = None, by: str = "unit",
     """
     from caseflow.narrate import Labels
 
+    if by not in GROUP_BY:
+        raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
     labels = labels or Labels.from_store(store)
+    # All four tables are judged at one instant, so the timers running past due then are read once.
+    end = month_bounds(*parse_month(month))[1] if month is not None else None
+    at = now or end or datetime.now(ZONE)
+    if end is not None:
+        at = min(at, end)
+    overdue = timers_as_of(store, at, units=units, open_only=True, due_before=at, calendar=calendar, labels=labels)
 
     def name(key: str) -> str:
         if by == "person":
@@ -387,15 +398,16 @@ def stats_tables(store: Store, *, month: str | None = None, by: str = "unit",
     tables = []
     until = now
     for kind, kind_title in KIND_TITLES.items():
-        cases = compute_case_stats(store, month=month, by=by, units=units, now=now, kind=kind, calendar=calendar)
+        cases = compute_case_stats(store, month=month, by=by, units=units, now=at, kind=kind, calendar=calendar,
+                                   as_of=overdue)
         tables.append(StatsTable(
             f"案件（{kind_title}）", (first, "受理", "办结", "按期办结", "超期办结", "按期办结率", "在办已超期"),
             tuple((name(g.key), str(g.opened), str(g.closed), str(g.closed_on_time), str(g.closed_late),
                    _pct(g.on_time_rate), str(g.open_overdue)) for g in cases),
             CASE_DEFINITIONS))
     for kind, kind_title in KIND_TITLES.items():
-        steps = compute_stats(store, month=month, by=by, units=units, until=until, now=now, calendar=calendar,
-                              kind=kind)
+        steps = compute_stats(store, month=month, by=by, units=units, until=until, now=at, calendar=calendar,
+                              kind=kind, as_of=overdue)
         tables.append(StatsTable(
             f"办理环节（{kind_title}）", (first, "完成", "按期完成", "超期完成", "按期完成率", "在办已超期",
                                         "平均用时(工作日)"),

@@ -43,17 +43,16 @@ def stats_cmd(month: str | None, by: str, units: tuple[str, ...], at: str | None
 
     store = open_store(db)
     when = parse_at(at)
-    groups = compute_stats(store, month=month, by=by, units=list(units) or None, until=when, now=when)
-    payload = [g.to_dict() for g in groups]
     if as_json:
-        emit(as_json, payload, "")
+        groups = compute_stats(store, month=month, by=by, units=list(units) or None, until=when, now=when)
+        emit(as_json, [g.to_dict() for g in groups], "")
         return
     tables = stats_tables(store, month=month, by=by, units=list(units) or None, now=when)
     scope = f"{month} " if month else ""
     from caseflow.calendar import ZONE
 
     moment = f"截至 {when.astimezone(ZONE):%Y-%m-%d %H:%M}" if when else "截至目前"
-    emit(as_json, payload, render_stats_text(tables, heading=f"办理时限统计 {scope}{moment}（北京时间）"))
+    emit(as_json, None, render_stats_text(tables, heading=f"办理时限统计 {scope}{moment}（北京时间）"))
 
 
 def _window_stats(month: str | None, units: tuple[str, ...], *, score: bool, rules: str | None, db: str | None,
