@@ -611,6 +611,7 @@ class Scheduler:
             return 0
         count = 0
         leader_ids = list(leaders if leaders is not None else self.leaders())
+        people: dict[str, _Person | None] = {}  # read once for all the leaders of this slot
         # One read of the instant for every leader (build_digests); each digest is then queued on its own.
         for leader_id, digest in zip(leader_ids, build_digests(self.store, leader_ids, now, calendar=self.calendar),
                                      strict=True):
@@ -620,7 +621,7 @@ class Scheduler:
                     continue  # another process (or an earlier run) has sent this slot's digest
                 if digest.empty and not self.settings.digest_empty:
                     continue  # the slot stays claimed: nothing to say today
-                directory = _Directory(session, now.date())
+                directory = _Directory(session, now.date(), people)
                 directory.prefetch_related([leader_id])
                 to_person = directory.stand_in(leader_id)
                 route = self.config.route_person(to_person, directory.get(to_person))
