@@ -5,6 +5,9 @@ instant for all leaders): the story the demo prints for 2026-09-01 … 2026-10-1
 absence), every digest the scheduler queued in that run (recipient, subject and a SHA-256 of the body),
 and each leader's digest rebuilt at the run's last morning. The simulated clock makes all of it
 deterministic; only the wall-clock line ``用时 N 秒`` is left out.
+
+When the story changes on purpose (a workflow, the demo's script), rewrite the file with
+``python tests/test_demo_golden.py`` and read the difference before committing it.
 """
 
 from __future__ import annotations
@@ -82,3 +85,36 @@ def test_digests_built_together_are_the_digests_built_one_by_one(run: Run, at: s
         assert render_digest(digest, "text") == render_digest(alone, "text")
     # The bureau chief sees every unit; a station leader only theirs.
     assert len(together[0].units) > len(together[1].units)
+
+
+def write_golden(path: Path = Path(__file__).parent / "data" / "demo_golden.json") -> None:
+    """Run the short demo and write what it printed and queued as the new golden file."""
+    import tempfile
+
+    from caseflow.calendar import ZONE
+
+    at = datetime(2026, 10, 16, 8, 30, tzinfo=ZONE)
+    until = date(2026, 10, 16)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "demo.db"
+        lines: list[str] = []
+        run_demo(db, say=lines.append, until=until)
+        store = Store(db)
+        with store.session() as s:
+            queued = s.execute(sa.select(OUTBOX.c.recipient, OUTBOX.c.subject, OUTBOX.c.body)
+                               .where(OUTBOX.c.kind == "digest").order_by(OUTBOX.c.id)).all()
+        rebuilt = {pid: render_digest(build_digest(store, pid, at), "markdown") for pid in LEADERS}
+        store.dispose()
+        story = [line.replace(str(db), "DEMO.db") for line in lines if not line.startswith("用时 ")]
+    golden = {
+        "until": until.isoformat(),
+        "story": story,
+        "queued": [[to, subject, hashlib.sha256(body.encode()).hexdigest()] for to, subject, body in queued],
+        "at": at.isoformat(),
+        "rebuilt_markdown": rebuilt,
+    }
+    path.write_text(json.dumps(golden, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_golden()
