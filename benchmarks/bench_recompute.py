@@ -112,7 +112,8 @@ def build(url: str, n: int, seed: int) -> dict[str, Any]:
             engine._apply_due(row, tdef, cal)  # type: ignore[arg-type]
             timers.append((timer_id, cid, row.name, 1, status, row.kind, row.limit_spec, _fmt(opened), row.pauses,
                            row.extensions, _fmt(row.due_at), row.last_day.isoformat() if row.last_day else None,
-                           _fmt(row.warn_at), _fmt(row.due_at), row.provisional, _fmt(row.next_alert_at)))
+                           _fmt(row.warn_at), _fmt(row.due_at), row.provisional, _fmt(row.next_alert_at),
+                           _fmt(row.escalate_at), "c1"))
     _load(engine, cases, events, timers)
     engine.store.dispose()
     return {"cases": n, "timers": len(timers)}
@@ -122,7 +123,7 @@ _CASE_COLS = ("id, workflow_key, workflow_version, state, version, responsible_i
               "updated_at, last_event_hash, last_event_at, data")
 _EVENT_COLS = "case_id, seq, kind, at, recorded_at, actor, trigger, from_state, to_state, data, prev_hash, hash"
 _TIMER_COLS = ("id, case_id, name, round, status, kind, limit_spec, started_at, pauses, extensions, due_at, "
-               "last_day, warn_at, original_due_at, provisional, next_alert_at")
+               "last_day, warn_at, original_due_at, provisional, next_alert_at, escalate_at, assignee")
 
 
 def _load(engine: Any, cases: list[tuple[Any, ...]], events: list[tuple[Any, ...]],

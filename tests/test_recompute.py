@@ -2,7 +2,8 @@
 
 A few thousand random open timers — every day unit, roll-forward on and off, months with both month
 ends, acceptance on a rest day, capped and uncapped pauses (open and closed, some overlapping),
-extensions, every alert level — first computed under one calendar, then recomputed under another.
+extensions, every alert level, escalations in working days, days and hours (and rows from before
+revision 0004 without one) — first computed under one calendar, then recomputed under another.
 The timers are written straight into the tables (their pauses and extensions have no events), so the
 audit checks the hash chains only (``replay=False``): the chains must stay intact.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from caseflow.engine import Engine, _limit_spec
 from caseflow.recompute import recompute_open_timers, recompute_per_case
 from caseflow.store import CaseRow, Store, TimerRow
 from caseflow.workflow import WorkflowRegistry, parse_workflow
-from storefixtures import db_url  # noqa: F401 - fixture
+from storefixtures import db_url, pg_base_url  # noqa: F401 - fixture
 
 MIX = """
 key: recompute_mix
@@ -44,6 +47,7 @@ timers:
     start: {state: open}
     kind: statutory
     warn_before: 2 working_days
+    escalate_after: 3 working_days
     pauses:
       补正: {charged_to: applicant}
       鉴定: {charged_to: law, cap: 5 working_days}
@@ -80,6 +84,7 @@ timers:
     start: {state: open}
     kind: statutory
     warn_before: 1 days
+    escalate_after: 4 hours
     options: {roll_forward: false}
   - name: months
     label: 月
@@ -98,6 +103,7 @@ timers:
     start: {state: open}
     kind: statutory
     warn_before: 5 days
+    escalate_after: 2 days
   - name: hours
     label: 小时
     limit: 24 hours
@@ -179,6 +185,8 @@ def build(url: str, n_cases: int, calendar: WorkCalendar, seed: int) -> Engine:
                 row.original_due_at = row.due_at
                 if rng.random() < 0.05:  # a stale or hand-edited answer the recompute must repair
                     row.due_at = None if row.due_at is None else row.due_at + timedelta(days=1)
+                if rng.random() < 0.05:  # a row from before revision 0004: the scheduler's escalate_after
+                    row.escalate_at = None
                 s.add(row)
     return engine
 
@@ -187,7 +195,8 @@ def snapshot(engine: Engine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...
     """Timers, cases and events as comparable tuples (the record instant of an event aside)."""
     with engine.store.engine.connect() as conn:
         timers = conn.execute(sa.text(
-            "SELECT id, case_id, name, status, due_at, last_day, warn_at, provisional, next_alert_at, alert_level "
+            "SELECT id, case_id, name, status, due_at, last_day, warn_at, provisional, next_alert_at, alert_level, "
+            "escalate_at "
             "FROM caseflow_timers ORDER BY id")).all()
         cases = conn.execute(sa.text(
             "SELECT id, version, updated_at, last_event_at FROM caseflow_cases ORDER BY id")).all()
@@ -205,12 +214,36 @@ def calendars(tmp_path_factory: pytest.TempPathFactory) -> tuple[WorkCalendar, W
     return WorkCalendar.load(include_chinese_calendar=False), WorkCalendar.load([notices])
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two fresh, empty databases of one kind: SQLite files, or PostgreSQL schemas of their own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bulk.db'}", f"sqlite:///{tmp_path / 'reference.db'}"
+        return
+    base = pg_base_url()
+    assert base is not None
+    schemas = [f"t_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield tuple(f"{base}{sep}options=-csearch_path%3D{schema}" for schema in schemas)  # type: ignore[misc]
+    finally:
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
 def test_bulk_and_per_case_recompute_write_the_same_timers_and_events(
-    tmp_path: Path, calendars: tuple[WorkCalendar, WorkCalendar]
+    two_databases: tuple[str, str], calendars: tuple[WorkCalendar, WorkCalendar]
 ) -> None:
+    """On SQLite and PostgreSQL: every timer, case row and event as the per-case reference writes them."""
     before, after = calendars
-    bulk = build(f"sqlite:///{tmp_path / 'bulk.db'}", 2000, before, seed=11)
-    reference = build(f"sqlite:///{tmp_path / 'reference.db'}", 2000, before, seed=11)
+    bulk = build(two_databases[0], 2000, before, seed=11)
+    reference = build(two_databases[1], 2000, before, seed=11)
     assert snapshot(bulk) == snapshot(reference)
 
     streamed: list[dict[str, Any]] = []
@@ -226,6 +259,8 @@ def test_bulk_and_per_case_recompute_write_the_same_timers_and_events(
     assert snapshot(bulk) == snapshot(reference)
     assert bulk.verify_audit(replay=False) == [] and reference.verify_audit(replay=False) == []
     assert bulk.calendar is after
+    bulk.store.dispose()
+    reference.store.dispose()
 
 
 def test_a_second_run_finds_nothing_to_move(db_url: str, calendars: tuple[WorkCalendar, WorkCalendar]) -> None:  # noqa: F811

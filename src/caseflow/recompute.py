@@ -14,7 +14,9 @@ How it goes, per chunk of cases (keyset on the case id, one transaction each):
 2. per row only what must be Python (JSON of pauses and extensions; a pause's cap), then the
    calendar's arrays answer every row at once: ranks gathered with numpy for working days, date
    arithmetic for calendar days and months, the roll-forward, the excluded (paused) ranges one
-   column at a time, the warning instant;
+   column at a time, the warning instant and the escalation instant (in the same pass: a notice can
+   move an escalation without moving the due instant, when the working day after a last day of
+   12-31 becomes 元旦);
 3. the timers whose answer changed are written with one ``executemany``; each case with a moved due
    instant gets its "due moved" event, chained to the head kept on the case row, and its version
    bumped (``WHERE version = old``), also in batches.
@@ -26,11 +28,12 @@ The report is streamed through ``on_move`` rather than held.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from types import SimpleNamespace
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -41,7 +44,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from caseflow.calendar import FIRST_YEAR, ZONE, WorkCalendar
 from caseflow.clock import require_aware
 from caseflow.errors import CalendarCoverageError
-from caseflow.store import CaseRow, EventRow, TimerRow
+from caseflow.store import CaseRow, TimerRow
 from caseflow.timelimits import TimeLimit, compute_due
 
 if TYPE_CHECKING:
@@ -76,7 +79,7 @@ class RecomputeSummary:
 
     #: Open day-based timers examined (clock timers never move with the calendar).
     timers: int
-    #: Timers whose due instant, last day, warning or provisional flag changed and were written.
+    #: Timers whose due instant, last day, warning, escalation or provisional flag changed and were written.
     timers_written: int
     #: Timers whose due instant or provisional flag moved ("due moved" entries of the report).
     moved: int
@@ -135,9 +138,13 @@ def _recompute_one(engine: Engine, calendar: WorkCalendar, case_id: int, now: da
                 continue
             seen += 1
             before = (row.due_at, row.provisional)
-            fields = (row.due_at, row.last_day, row.provisional, row.warn_at, row.next_alert_at)
+            fields = (row.due_at, row.last_day, row.provisional, row.warn_at, row.next_alert_at, row.escalate_at)
             engine._apply_due(row, defn.timer(row.name), calendar)
-            if (row.due_at, row.last_day, row.provisional, row.warn_at, row.next_alert_at) != fields:
+            if fields[-1] is None:
+                # A row from before schema revision 0004 keeps no escalation instant of its own: the
+                # scheduler applies its configured escalate_after to it (migration 0004), so it stays so.
+                row.escalate_at = None
+            if (row.due_at, row.last_day, row.provisional, row.warn_at, row.next_alert_at, row.escalate_at) != fields:
                 written += 1
             if (row.due_at, row.provisional) != before:
                 moved.append(_move_entry(row.name, before[0], row.due_at, row.provisional, source=source, iso=_iso))
@@ -199,48 +206,7 @@ def recompute_open_timers(engine: Engine, calendar: WorkCalendar, *, source: str
             for m in moves:
                 on_move(m)
         after = last
-    refresh_escalations(engine, calendar, chunk_size=chunk_size)
     return RecomputeSummary(total.timers, total.written, total.moved, total.events, total.chunks)
-
-
-def refresh_escalations(engine: Engine, calendar: WorkCalendar, *, chunk_size: int = 5000) -> int:
-    """Recompute the stored escalation instant of every open timer escalating in working days.
-
-    A notice can move an escalation without moving the due instant (a last day of 12-31 stays, but the
-    working day after it becomes 元旦): the escalation instant is derived from the due instant and the
-    calendar, so it is refreshed here for every running or paused timer. Returns how many changed.
-    """
-    from sqlmodel import col, select
-
-    from caseflow.engine import ACTIVE
-    from caseflow.store import CaseRow, TimerRow
-    from caseflow.timelimits import escalation_instant
-
-    changed, after = 0, 0
-    while True:
-        with engine.store.session(write=True) as s:
-            rows = list(s.exec(
-                select(TimerRow, CaseRow.workflow_version)
-                .join(CaseRow, col(CaseRow.id) == col(TimerRow.case_id))
-                .where(col(TimerRow.id) > after, col(TimerRow.status).in_(ACTIVE),
-                       col(TimerRow.escalate_at).is_not(None), col(TimerRow.due_at).is_not(None))
-                .order_by(col(TimerRow.id)).limit(chunk_size)
-            ))
-            if not rows:
-                return changed
-            for row, version in rows:
-                after = max(after, row.id or 0)
-                try:
-                    tdef = engine.definition(version, s).timer(row.name)
-                except (KeyError, LookupError):
-                    continue
-                if tdef.escalate_after.unit not in ("working_days", "days", "months") or row.due_at is None:
-                    continue  # hours and minutes do not depend on the calendar
-                fresh = escalation_instant(row.due_at, tdef.escalate_after, calendar)
-                if row.escalate_at is None or fresh != row.escalate_at:
-                    row.escalate_at = fresh
-                    s.add(row)
-                    changed += 1
 
 
 class _StaleChunk(Exception):
@@ -275,6 +241,8 @@ class _Kind:
     unit: int
     warn: int
     warn_amount: int  # working days, days, or microseconds for a clock warning
+    escalate: int
+    escalate_amount: int  # working days, days, or microseconds for a clock escalation
     slot: int  # its row in the per-kind columns (_KindTable)
 
 
@@ -283,11 +251,14 @@ class _KindTable:
 
     def __init__(self, kinds: Sequence[_Kind]) -> None:
         self.unit = np.array([k.unit for k in kinds], dtype=np.int64)
+        self.amount = np.array([k.base.amount for k in kinds], dtype=np.int64)
         self.roll = np.array([k.base.roll_forward for k in kinds], dtype=np.bool_)
         self.last_to_last = np.array([k.base.month_end == "last_to_last" for k in kinds], dtype=np.bool_)
         self.next_workday = np.array([k.base.start_day == "next_workday" for k in kinds], dtype=np.bool_)
         self.warn = np.array([k.warn for k in kinds], dtype=np.int64)
         self.warn_amount = np.array([k.warn_amount for k in kinds], dtype=np.int64)
+        self.escalate = np.array([k.escalate for k in kinds], dtype=np.int64)
+        self.escalate_amount = np.array([k.escalate_amount for k in kinds], dtype=np.int64)
 
 
 def _kind_of(engine: Engine, version: str, name: str, spec: str, *, slot: int) -> _Kind | None:
@@ -299,16 +270,21 @@ def _kind_of(engine: Engine, version: str, name: str, spec: str, *, slot: int) -
     tdef = engine.definition(version)
     tdef_timer = tdef.timer(name)
     unit = {"working_days": _UNIT_WD, "days": _UNIT_DAYS, "months": _UNIT_MONTHS}[base.unit]
-    before = tdef_timer.warn_before
-    if before is None:
-        warn, amount = _WARN_NONE, 0
-    elif before.is_clock:
-        warn, amount = _WARN_CLOCK, before.amount * (3_600 if before.unit == "hours" else 60) * _US
-    elif before.unit == "working_days":
-        warn, amount = _WARN_WD, before.amount
-    else:
-        warn, amount = _WARN_DAYS, before.amount * (30 if before.unit == "months" else 1)
-    return _Kind(base, tdef_timer, unit, warn, amount, slot)
+    warn, amount = _offset(tdef_timer.warn_before)
+    escalate, escalate_amount = _offset(tdef_timer.escalate_after)
+    return _Kind(base, tdef_timer, unit, warn, amount, escalate, escalate_amount, slot)
+
+
+def _offset(limit: TimeLimit | None) -> tuple[int, int]:
+    """A warning or escalation offset as (code, amount): microseconds on the clock, else (working) days."""
+    if limit is None:
+        return _WARN_NONE, 0
+    if limit.is_clock:
+        return _WARN_CLOCK, limit.amount * (3_600 if limit.unit == "hours" else 60) * _US
+    if limit.unit == "working_days":
+        return _WARN_WD, limit.amount
+    # Months: warn_instant and escalation_instant both read a month as 30 days.
+    return _WARN_DAYS, limit.amount * (30 if limit.unit == "months" else 1)
 
 
 class _CalendarArrays:
@@ -351,11 +327,11 @@ class _CalendarArrays:
 
 
 _TIMER_COLS = ("id", "case_id", "name", "status", "limit_spec", "pauses", "extensions", "provisional", "alert_level")
-_INSTANT_COLS = ("started_at", "due_at", "warn_at", "next_alert_at")
+_INSTANT_COLS = ("started_at", "due_at", "warn_at", "next_alert_at", "escalate_at")
 _CASE_COLS = ("workflow_version", "state", "version", "last_event_hash")
 # Positions in a chunk row (plain indexing: a chunk may hold a hundred thousand rows).
 _ID, _CASE, _NAME, _STATUS, _SPEC, _PAUSES, _EXT, _PROV, _LEVEL = range(9)
-_START, _DUE, _WARN, _NEXT, _LAST_DAY, _VERSION_KEY, _STATE, _CASE_VERSION, _HEAD, _UPDATED = range(9, 19)
+_START, _DUE, _WARN, _NEXT, _ESCALATE, _LAST_DAY, _VERSION_KEY, _STATE, _CASE_VERSION, _HEAD, _UPDATED = range(9, 20)
 
 
 @dataclass
@@ -366,6 +342,7 @@ class _Old:
     due: I64
     warn: I64
     next_alert: I64
+    escalate: I64
     last_day: I64
     provisional: B
     running: B
@@ -389,8 +366,13 @@ def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: P
     sqlite = conn.dialect.name == "sqlite"
 
     def raw(column: Any) -> Any:
-        # On SQLite instants and dates are read as the stored text and parsed by numpy, a column at a time.
-        return sa.type_coerce(column, sa.String).label(column.name) if sqlite else column
+        # On SQLite instants and dates are read as the stored text and parsed by numpy, a column at a
+        # time; PostgreSQL answers them as integers (microseconds, days since 1970-01-01: its epoch is exact).
+        if sqlite:
+            return sa.type_coerce(column, sa.String).label(column.name)
+        if isinstance(column.type, sa.Date):
+            return sa.literal_column(f"({column.table.name}.{column.name} - DATE '1970-01-01')").label(column.name)
+        return sa.cast(sa.extract("epoch", column) * _US, sa.BigInteger).label(column.name)
 
     # No status filter in SQL: the case-id range is what the index serves (the status index would
     # make SQLite walk every open timer per chunk); finished timers are dropped below.
@@ -410,59 +392,59 @@ def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: P
     finally:
         cursor.close()
 
-    # Python per row only where it must be: JSON of extensions and pauses, and the kind lookup.
-    picked: list[Any] = []
-    slots: list[int] = []
-    amounts: list[int] = []
-    ranges: list[list[tuple[int, int]] | None] = []
-    flags: list[tuple[bool, bool, bool, bool]] = []
-    for row in rows:
-        status = row[_STATUS]
-        if status not in ACTIVE:
-            continue
-        key = (row[_VERSION_KEY], row[_NAME], row[_SPEC])
-        if key in kinds:
-            kind = kinds[key]
-        else:
-            kind = kinds[key] = _kind_of(engine, *key, slot=sum(k is not None for k in kinds.values()))
-        if kind is None:
-            continue
-        ext, pauses, level = row[_EXT], row[_PAUSES], row[_LEVEL]
-        picked.append(row)
-        slots.append(kind.slot)
-        amounts.append(kind.base.amount + (0 if ext == "[]" else sum(int(e["amount"]) for e in json.loads(ext))))
-        ranges.append([] if pauses == "[]" else _pause_ranges(pauses, kind.tdef, cal.calendar))
-        flags.append((bool(row[_PROV]), status == "running", level is None, level in ("warning", "overdue")))
-    if not picked:
+    if not rows:
         return int(last), []
-    columns = list(zip(*picked, strict=True))
-    bits = np.array(flags, dtype=np.bool_).reshape(-1, 4)
-    old = _Old(_instants(columns[_START]), _instants(columns[_DUE]), _instants(columns[_WARN]),
-               _instants(columns[_NEXT]), _days(columns[_LAST_DAY]), bits[:, 0], bits[:, 1], bits[:, 2], bits[:, 3])
-    table = _KindTable(sorted((k for k in kinds.values() if k is not None), key=lambda k: k.slot))
-    new = _bulk_due(cal, table, np.asarray(slots, dtype=np.int64), np.asarray(amounts, dtype=np.int64), old.start,
-                    ranges=ranges)
-    moves, counts = _write(conn, picked, old, new, now, source=source, actor=actor)
-    totals.add(len(picked), *counts)
+    # Column by column; Python per row only where it must be: JSON of extensions and pauses.
+    columns = list(zip(*rows, strict=True))
+    keys = list(zip(columns[_VERSION_KEY], columns[_NAME], columns[_SPEC], strict=True))
+    for key in set(keys) - kinds.keys():
+        kinds[key] = _kind_of(engine, *key, slot=sum(k is not None for k in kinds.values()))
+    slot_of = {key: -1 if kind is None else kind.slot for key, kind in kinds.items()}
+    slot = np.fromiter((slot_of[key] for key in keys), dtype=np.int64, count=len(keys))
+    active = np.fromiter((status in ACTIVE for status in columns[_STATUS]), dtype=np.bool_, count=len(keys))
+    picked = np.flatnonzero(active & (slot >= 0))  # open day-based timers (clock timers never move)
+    if not picked.size:
+        return int(last), []
+    if picked.size < len(rows):
+        take = picked.tolist()
+        rows = [rows[i] for i in take]
+        columns = [tuple(col[i] for i in take) for col in columns]
+        slot = slot[picked]
+    kind_list = sorted((k for k in kinds.values() if k is not None), key=lambda k: k.slot)
+    table = _KindTable(kind_list)
+    extra = np.fromiter((0 if ext == "[]" else sum(int(e["amount"]) for e in json.loads(ext))
+                         for ext in columns[_EXT]), dtype=np.int64, count=len(rows))
+    ranges: list[list[tuple[int, int]] | None] = [
+        [] if pauses == "[]" else _pause_ranges(pauses, kind_list[k].tdef, cal.calendar)
+        for pauses, k in zip(columns[_PAUSES], slot.tolist(), strict=True)]
+    levels = columns[_LEVEL]
+    old = _Old(_instants(columns[_START], sqlite), _instants(columns[_DUE], sqlite),
+               _instants(columns[_WARN], sqlite), _instants(columns[_NEXT], sqlite),
+               _instants(columns[_ESCALATE], sqlite), _days(columns[_LAST_DAY], sqlite),
+               np.array(columns[_PROV], dtype=np.bool_),
+               np.fromiter((status == "running" for status in columns[_STATUS]), dtype=np.bool_, count=len(rows)),
+               np.fromiter((level is None for level in levels), dtype=np.bool_, count=len(rows)),
+               np.fromiter((level in ("warning", "overdue") for level in levels), dtype=np.bool_, count=len(rows)))
+    new = _bulk_due(cal, table, slot, table.amount[slot] + extra, old.start, ranges=ranges)
+    moves, counts = _write(conn, rows, old, new, now, source=source, actor=actor)
+    totals.add(len(rows), *counts)
     return int(last), moves
 
 
-def _instants(values: Sequence[Any]) -> I64:
-    """Stored instants as microseconds since the epoch (``_NONE`` for NULL): SQLite text or aware datetimes."""
-    if any(isinstance(v, str) for v in values):
+def _instants(values: Sequence[Any], sqlite: bool) -> I64:
+    """Stored instants as microseconds since the epoch (``_NONE`` for NULL)."""
+    if sqlite:
         # SQLite keeps UTC as 'YYYY-MM-DD HH:MM:SS.ffffff'; numpy reads it (and None as NaT = _NONE).
         return np.array(values, dtype="datetime64[us]").astype(np.int64)
-    return np.fromiter((_NONE if v is None else (v - _EPOCH) // _ONE_US for v in values), dtype=np.int64,
-                       count=len(values))
+    return np.fromiter((_NONE if v is None else v for v in values), dtype=np.int64, count=len(values))
 
 
-def _days(values: Sequence[Any]) -> I64:
+def _days(values: Sequence[Any], sqlite: bool) -> I64:
     """Stored dates as calendar indices (``_NONE`` for NULL)."""
-    if any(isinstance(v, str) for v in values):
+    if sqlite:
         days = np.array(values, dtype="datetime64[D]").astype(np.int64)
     else:
-        days = np.fromiter((_NONE if v is None else v.toordinal() - _EPOCH_ORDINAL for v in values),
-                           dtype=np.int64, count=len(values))
+        days = np.fromiter((_NONE if v is None else v for v in values), dtype=np.int64, count=len(values))
     return np.where(days == _NONE, _NONE, days - _CAL_BASE)
 
 
@@ -503,6 +485,7 @@ class _Answers:
     last_day: I64  # calendar index
     provisional: B
     warn: I64  # _NONE when there is no warning
+    escalate: I64  # engine.escalation_instant of the due instant
 
 
 def _bulk_due(cal: _CalendarArrays, table: _KindTable, slot: I64, amount: I64, start_us: I64, *,
@@ -556,8 +539,9 @@ def _bulk_due(cal: _CalendarArrays, table: _KindTable, slot: I64, amount: I64, s
 
     due = (last + _CAL_BASE + 1) * _DAY_US - _OFFSET_US
     warn = _warnings(cal, table.warn[slot], table.warn_amount[slot], last, due, start_us)
+    escalate = _escalations(cal, table.escalate[slot], table.escalate_amount[slot], last, due)
     provisional &= known
-    return _Answers(known, due, last, provisional, warn)
+    return _Answers(known, due, last, provisional, warn, escalate)
 
 
 def _count_forward(cal: _CalendarArrays, pos: I64, remaining: I64, lo: I64, hi: I64, *,
@@ -615,90 +599,142 @@ def _warnings(cal: _CalendarArrays, code: I64, amount: I64, last: I64, due: I64,
     return np.where(valid, warn, _NONE)
 
 
-def _instant(us: int) -> datetime | None:
-    return None if us == _NONE else _EPOCH + timedelta(microseconds=us)
+def _escalations(cal: _CalendarArrays, code: I64, amount: I64, last: I64, due: I64) -> I64:
+    """timelimits.escalation_instant: a day limit's due instant is 24:00 of its last day, so the
+    escalation is 24:00 of the day ``amount`` (working) days after the last day, or ``amount`` later on the clock."""
+    day = last.copy()
+    wd = code == _WARN_WD
+    if wd.any():
+        day[wd] = cal.add_working(last[wd], amount[wd])
+    days = code == _WARN_DAYS
+    day[days] += amount[days]
+    escalate = (day + _CAL_BASE + 1) * _DAY_US - _OFFSET_US
+    clock = code == _WARN_CLOCK
+    escalate[clock] = due[clock] + amount[clock]
+    return escalate
 
 
-def _stored(us: int, sqlite: bool) -> Any:
-    """An instant (microseconds since the epoch, UTC) as the driver takes it: UTCDateTime's stored form."""
-    if us == _NONE:
-        return None
-    value = _EPOCH + timedelta(microseconds=us)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else value
+def _texts(us: I64, sqlite: bool) -> list[str | None]:
+    """Instants (microseconds since the epoch, UTC) in UTCDateTime's stored form, a column at a time.
+
+    SQLite keeps 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC); PostgreSQL reads the same text with its offset.
+    """
+    text = np.datetime_as_string(us.astype("datetime64[us]"), unit="us").tolist()
+    suffix = "" if sqlite else "+00:00"
+    return [None if t == "NaT" else f"{t[:10]} {t[11:]}{suffix}" for t in text]
+
+
+def _date_texts(day: I64) -> list[str | None]:
+    """Calendar indices as ISO dates (None for ``_NONE``)."""
+    days = np.where(day == _NONE, _NONE, day + _CAL_BASE).astype("datetime64[D]")
+    return [None if t == "NaT" else t for t in np.datetime_as_string(days).tolist()]
+
+
+def _isoformats(us: I64, offset_us: int, suffix: str) -> list[str | None]:
+    """``datetime.isoformat()`` of instants at a fixed offset: microseconds only when there are some."""
+    local = np.where(us == _NONE, _NONE, us + offset_us).astype("datetime64[us]")
+    whole = (us % _US == 0).tolist()
+    return [None if t == "NaT" else (t[:19] if w else t) + suffix
+            for t, w in zip(np.datetime_as_string(local, unit="us").tolist(), whole, strict=True)]
 
 
 def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, now: datetime, *,
            source: str, actor: str) -> tuple[list[Move], tuple[int, int, int]]:
     """Write the changed timers, and one "recompute" event per case whose due moved.
 
-    The statements go to the driver as plain ``executemany`` (values already in UTCDateTime's stored
-    form): SQLAlchemy's per-parameter processing would cost more than the arithmetic.
+    The statements go to the driver as plain ``executemany`` with values made a column at a time in
+    UTCDateTime's stored form: SQLAlchemy's per-parameter processing, or a datetime per value, would
+    cost more than the arithmetic. The events' JSON and hashes are written out here as
+    :func:`caseflow.engine._canonical` and :func:`caseflow.engine.event_hash` write them (sorted keys,
+    no spaces, non-ASCII kept); the audit's chain check and the bulk/per-case test hold them together.
     """
-    from caseflow.engine import GENESIS_HASH, _canonical, _iso, event_hash
+    from caseflow.engine import GENESIS_HASH
 
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
-    base = date(FIRST_YEAR, 1, 1).toordinal()
     known = new.known
     due = np.where(known, new.due, _NONE)
     last = np.where(known, new.last_day, _NONE)
     warn = np.where(known, new.warn, _NONE)
+    # A row from before schema revision 0004 has no escalation instant (the scheduler's configured
+    # escalate_after applies to it) and keeps none; the others follow the due instant.
+    escalate = np.where(known & (old.escalate != _NONE), new.escalate, _NONE)
     # engine._apply_due's rule for the next alert instant.
     nxt = np.where(old.no_level, np.where(warn != _NONE, warn, due), np.where(old.due_level, due, old.next_alert))
     nxt = np.where(known & old.running, nxt, _NONE)
     moved_mask = (due != old.due) | (new.provisional != old.provisional)
-    changed = moved_mask | (last != old.last_day) | (warn != old.warn) | (nxt != old.next_alert)
-    timer_updates: list[tuple[Any, ...]] = []
-    moved_by_case: dict[int, list[Move]] = {}
-    case_rows: dict[int, Any] = {}
-    for i in np.flatnonzero(changed).tolist():
+    changed = np.flatnonzero(moved_mask | (last != old.last_day) | (warn != old.warn) | (nxt != old.next_alert)
+                             | (escalate != old.escalate))
+    if not changed.size:
+        return [], (0, 0, 0)
+    conn.exec_driver_sql(
+        f"UPDATE caseflow_timers SET due_at = {mark}, last_day = {mark}, provisional = {mark}, "
+        f"warn_at = {mark}, next_alert_at = {mark}, escalate_at = {mark} WHERE id = {mark}",
+        list(zip(_texts(due[changed], sqlite), _date_texts(last[changed]), new.provisional[changed].tolist(),
+                 _texts(warn[changed], sqlite), _texts(nxt[changed], sqlite), _texts(escalate[changed], sqlite),
+                 [rows[i][_ID] for i in changed.tolist()], strict=True)))
+    moved = np.flatnonzero(moved_mask)
+    if not moved.size:
+        return [], (int(changed.size), 0, 0)
+
+    # The "due moved" entries, grouped by case (the rows come ordered by case, then timer id).
+    source_json = encode_basestring(source)
+    name_json: dict[str, str] = {}
+    by_case: list[tuple[Any, list[Move], list[str]]] = []
+    for i, before, after, provisional in zip(moved.tolist(), _isoformats(old.due[moved], _OFFSET_US, "+08:00"),
+                                             _isoformats(due[moved], _OFFSET_US, "+08:00"),
+                                             new.provisional[moved].tolist(), strict=True):
         row = rows[i]
-        day = int(last[i])
-        prov = bool(new.provisional[i])
-        timer_updates.append((
-            _stored(int(due[i]), sqlite), None if day == _NONE else date.fromordinal(day + base).isoformat(),
-            prov, _stored(int(warn[i]), sqlite), _stored(int(nxt[i]), sqlite), row[_ID]))
-        if moved_mask[i]:
-            moved_by_case.setdefault(row[_CASE], []).append(
-                _move_entry(row[_NAME], _instant(int(old.due[i])), _instant(int(due[i])), prov, source=source,
-                            iso=_iso))
-            case_rows[row[_CASE]] = row
-    if timer_updates:
-        conn.exec_driver_sql(
-            f"UPDATE caseflow_timers SET due_at = {mark}, last_day = {mark}, provisional = {mark}, "
-            f"warn_at = {mark}, next_alert_at = {mark} WHERE id = {mark}", timer_updates)
+        name = row[_NAME]
+        message = f"due moved from {before} to {after} : {source}"
+        entry = {"case": row[_CASE], "timer": name, "from": before, "to": after, "provisional": provisional,
+                 "source": source, "message": message}
+        if name not in name_json:
+            name_json[name] = encode_basestring(name)
+        fragment = (f'{{"from":{_json_text(before)},"message":"due moved from {before} to {after} : '
+                    f'{source_json[1:-1]}","provisional":{"true" if provisional else "false"},'
+                    f'"source":{source_json},"timer":{name_json[name]},"to":{_json_text(after)}}}')
+        if by_case and by_case[-1][0][_CASE] == row[_CASE]:
+            by_case[-1][1].append(entry)
+            by_case[-1][2].append(fragment)
+        else:
+            by_case.append((row, [entry], [fragment]))
+
+    # One "recompute" event per case, chained to the head kept on the case row.
+    now_us = (now - _EPOCH) // _ONE_US
+    recorded_us = np.array([(datetime.now(UTC) - _EPOCH) // _ONE_US], dtype=np.int64)
+    recorded_text, recorded_iso = _texts(recorded_us, sqlite)[0], _isoformats(recorded_us, 0, "+00:00")[0]
+    at_us = np.maximum(_instants([row[_UPDATED] for row, _e, _f in by_case], sqlite), now_us)
+    at_texts, at_isos = _texts(at_us, sqlite), _isoformats(at_us, 0, "+00:00")
+    actor_json = encode_basestring(actor)
+    events: list[tuple[Any, ...]] = []
+    cases: list[tuple[Any, ...]] = []
     moves: list[Move] = []
-    if moved_by_case:
-        recorded = datetime.now(UTC)
-        events: list[tuple[Any, ...]] = []
-        cases: list[tuple[Any, ...]] = []
-        for case_id, moved in moved_by_case.items():
-            row = case_rows[case_id]
-            updated = row[_UPDATED]
-            if isinstance(updated, str):
-                updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
-            at = max(now, updated)
-            previous = row[_HEAD]
-            version = row[_CASE_VERSION]
-            seq = version + 1 if previous is not None else 1
-            event = SimpleNamespace(case_id=case_id, seq=seq, kind="recompute", at=at, recorded_at=recorded,
-                                    actor=actor, trigger=None, from_state=row[_STATE], to_state=row[_STATE],
-                                    data=_canonical({"moved": moved, "source": source}),
-                                    prev_hash=previous or GENESIS_HASH)
-            event.hash = event_hash(cast(EventRow, event))
-            at_us = (at - _EPOCH) // _ONE_US
-            stored_at = _stored(at_us, sqlite)
-            events.append((case_id, seq, "recompute", stored_at, _stored((recorded - _EPOCH) // _ONE_US, sqlite),
-                           actor, None, row[_STATE], row[_STATE], event.data, event.prev_hash, event.hash))
-            cases.append((seq if previous is not None else version, stored_at, event.hash, stored_at, case_id,
-                          version))
-            moves.extend({"case": case_id, **m} for m in moved)
-        result = conn.exec_driver_sql(
-            f"UPDATE caseflow_cases SET version = {mark}, updated_at = {mark}, last_event_hash = {mark}, "
-            f"last_event_at = {mark} WHERE id = {mark} AND version = {mark}", cases)
-        if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(cases):
-            raise _StaleChunk()
-        conn.exec_driver_sql(
-            "INSERT INTO caseflow_events (case_id, seq, kind, at, recorded_at, actor, trigger, from_state, "
-            f"to_state, data, prev_hash, hash) VALUES ({', '.join([mark] * 12)})", events)
-    return moves, (len(timer_updates), len(moves), len(moved_by_case))
+    for (row, entries, fragments), at_text, at_iso in zip(by_case, at_texts, at_isos, strict=True):
+        case_id, state, version, previous = row[_CASE], row[_STATE], row[_CASE_VERSION], row[_HEAD]
+        seq = version + 1 if previous is not None else 1
+        prev_hash = previous or GENESIS_HASH
+        data = f'{{"moved":[{",".join(fragments)}],"source":{source_json}}}'
+        state_json = encode_basestring(state)
+        payload = (f'{{"actor":{actor_json},"at":"{at_iso}","case_id":{case_id},"data":{encode_basestring(data)},'
+                   f'"from_state":{state_json},"kind":"recompute","prev_hash":{encode_basestring(prev_hash)},'
+                   f'"recorded_at":"{recorded_iso}","seq":{seq},"to_state":{state_json},"trigger":null}}')
+        digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        events.append((case_id, seq, "recompute", at_text, recorded_text, actor, None, state, state, data,
+                       prev_hash, digest))
+        cases.append((seq if previous is not None else version, at_text, digest, at_text, case_id, version))
+        moves.extend(entries)
+    result = conn.exec_driver_sql(
+        f"UPDATE caseflow_cases SET version = {mark}, updated_at = {mark}, last_event_hash = {mark}, "
+        f"last_event_at = {mark} WHERE id = {mark} AND version = {mark}", cases)
+    if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(cases):
+        raise _StaleChunk()
+    conn.exec_driver_sql(
+        "INSERT INTO caseflow_events (case_id, seq, kind, at, recorded_at, actor, trigger, from_state, "
+        f"to_state, data, prev_hash, hash) VALUES ({', '.join([mark] * 12)})", events)
+    return moves, (int(changed.size), len(moves), len(by_case))
+
+
+def _json_text(value: str | None) -> str:
+    """An ISO instant (plain ASCII) or None as JSON."""
+    return "null" if value is None else f'"{value}"'
