@@ -9,8 +9,9 @@ path (:func:`recompute_per_case`, kept as the reference) writes — a test holds
 
 How it goes, per chunk of cases (keyset on the case id, one transaction each):
 
-1. one read of the chunk's open timers joined to their cases (``FOR UPDATE`` on PostgreSQL; SQLite's
-   ``BEGIN IMMEDIATE`` already holds the write lock), so no concurrent command can slip in between;
+1. one read of the chunk's open timers joined to their cases, plain tuples straight from the driver
+   (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds the write lock), so no
+   concurrent command can slip in between; the heads of the cases' hash chains come in the same read;
 2. per row only what must be Python (JSON of pauses and extensions; a pause's cap), then the
    calendar's arrays answer every row at once: ranks gathered with numpy for working days, date
    arithmetic for calendar days and months, the roll-forward, the excluded (paused) ranges one
@@ -326,12 +327,13 @@ class _CalendarArrays:
         return cast(I64, self.rank[b] - self.rank[a])
 
 
-_TIMER_COLS = ("id", "case_id", "name", "status", "limit_spec", "pauses", "extensions", "provisional", "alert_level")
 _INSTANT_COLS = ("started_at", "due_at", "warn_at", "next_alert_at", "escalate_at")
 _CASE_COLS = ("workflow_version", "state", "version", "last_event_hash")
 # Positions in a chunk row (plain indexing: a chunk may hold a hundred thousand rows).
-_ID, _CASE, _NAME, _STATUS, _SPEC, _PAUSES, _EXT, _PROV, _LEVEL = range(9)
-_START, _DUE, _WARN, _NEXT, _ESCALATE, _LAST_DAY, _VERSION_KEY, _STATE, _CASE_VERSION, _HEAD, _UPDATED = range(9, 20)
+_ID, _CASE, _NAME, _SPEC, _FLAGS, _PAUSES, _EXT = range(7)
+_START, _DUE, _WARN, _NEXT, _ESCALATE, _LAST_DAY, _VERSION_KEY, _STATE, _CASE_VERSION, _HEAD, _UPDATED = range(7, 18)
+# Bits of the _FLAGS column, answered by the database (an integer costs less to read than the strings).
+_RUNNING, _NO_LEVEL, _DUE_LEVEL, _PROVISIONAL = 1, 2, 4, 8
 
 
 @dataclass
@@ -374,12 +376,19 @@ def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: P
             return sa.literal_column(f"({column.table.name}.{column.name} - DATE '1970-01-01')").label(column.name)
         return sa.cast(sa.extract("epoch", column) * _US, sa.BigInteger).label(column.name)
 
-    # No status filter in SQL: the case-id range is what the index serves (the status index would
-    # make SQLite walk every open timer per chunk); finished timers are dropped below.
-    query = (sa.select(*(t.c[k] for k in _TIMER_COLS), *(raw(t.c[k]) for k in _INSTANT_COLS), raw(t.c.last_day),
+    flags = (sa.case((t.c.status == "running", _RUNNING), else_=0)
+             + sa.case((t.c.alert_level.is_(None), _NO_LEVEL),
+                       (t.c.alert_level.in_(("warning", "overdue")), _DUE_LEVEL), else_=0)
+             + sa.case((t.c.provisional, _PROVISIONAL), else_=0))
+    # The case-id range is what the index serves: on SQLite the status test is kept off the status
+    # index (unary +), which would walk every open timer of the database per chunk.
+    status: Any = sa.literal_column(f"{'+' if sqlite else ''}{t.name}.status")
+    query = (sa.select(t.c.id, t.c.case_id, t.c.name, t.c.limit_spec, flags,
+                       sa.func.nullif(t.c.pauses, "[]"), sa.func.nullif(t.c.extensions, "[]"),
+                       *(raw(t.c[k]) for k in _INSTANT_COLS), raw(t.c.last_day),
                        *(c.c[k] for k in _CASE_COLS), raw(c.c.updated_at))
              .select_from(t.join(c, c.c.id == t.c.case_id))
-             .where(t.c.case_id > after, t.c.case_id <= last)
+             .where(t.c.case_id > after, t.c.case_id <= last, status.in_(ACTIVE))
              .order_by(t.c.case_id, t.c.id))
     if not sqlite:
         query = query.with_for_update()
@@ -400,9 +409,8 @@ def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: P
     for key in set(keys) - kinds.keys():
         kinds[key] = _kind_of(engine, *key, slot=sum(k is not None for k in kinds.values()))
     slot_of = {key: -1 if kind is None else kind.slot for key, kind in kinds.items()}
-    slot = np.fromiter((slot_of[key] for key in keys), dtype=np.int64, count=len(keys))
-    active = np.fromiter((status in ACTIVE for status in columns[_STATUS]), dtype=np.bool_, count=len(keys))
-    picked = np.flatnonzero(active & (slot >= 0))  # open day-based timers (clock timers never move)
+    slot = np.fromiter(map(slot_of.__getitem__, keys), dtype=np.int64, count=len(keys))
+    picked = np.flatnonzero(slot >= 0)  # day-based timers (clock timers never move)
     if not picked.size:
         return int(last), []
     if picked.size < len(rows):
@@ -412,23 +420,29 @@ def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: P
         slot = slot[picked]
     kind_list = sorted((k for k in kinds.values() if k is not None), key=lambda k: k.slot)
     table = _KindTable(kind_list)
-    extra = np.fromiter((0 if ext == "[]" else sum(int(e["amount"]) for e in json.loads(ext))
-                         for ext in columns[_EXT]), dtype=np.int64, count=len(rows))
-    ranges: list[list[tuple[int, int]] | None] = [
-        [] if pauses == "[]" else _pause_ranges(pauses, kind_list[k].tdef, cal.calendar)
-        for pauses, k in zip(columns[_PAUSES], slot.tolist(), strict=True)]
-    levels = columns[_LEVEL]
+    # Most timers have neither (the database answers NULL for '[]'): only the others are parsed.
+    extra = np.zeros(len(rows), dtype=np.int64)
+    extended = _not_null(columns[_EXT])
+    ext_column = columns[_EXT]
+    extra[extended] = [sum(int(e["amount"]) for e in json.loads(ext_column[i])) for i in extended.tolist()]
+    pause_column = columns[_PAUSES]
+    ranges = {i: _pause_ranges(pause_column[i], kind_list[k].tdef, cal.calendar)
+              for i, k in zip(_not_null(pause_column).tolist(), slot[_not_null(pause_column)].tolist(), strict=True)}
+    bits = np.array(columns[_FLAGS], dtype=np.int64)
     old = _Old(_instants(columns[_START], sqlite), _instants(columns[_DUE], sqlite),
                _instants(columns[_WARN], sqlite), _instants(columns[_NEXT], sqlite),
                _instants(columns[_ESCALATE], sqlite), _days(columns[_LAST_DAY], sqlite),
-               np.array(columns[_PROV], dtype=np.bool_),
-               np.fromiter((status == "running" for status in columns[_STATUS]), dtype=np.bool_, count=len(rows)),
-               np.fromiter((level is None for level in levels), dtype=np.bool_, count=len(rows)),
-               np.fromiter((level in ("warning", "overdue") for level in levels), dtype=np.bool_, count=len(rows)))
+               (bits & _PROVISIONAL) != 0, (bits & _RUNNING) != 0, (bits & _NO_LEVEL) != 0, (bits & _DUE_LEVEL) != 0)
     new = _bulk_due(cal, table, slot, table.amount[slot] + extra, old.start, ranges=ranges)
     moves, counts = _write(conn, rows, old, new, now, source=source, actor=actor)
     totals.add(len(rows), *counts)
     return int(last), moves
+
+
+def _not_null(values: Sequence[Any]) -> I64:
+    """The positions of the values that are not None (compared in numpy, not in a Python loop)."""
+    column: npt.NDArray[np.object_] = np.array(values, dtype=object)
+    return np.flatnonzero(column != None)  # noqa: E711 - numpy compares element by element
 
 
 def _instants(values: Sequence[Any], sqlite: bool) -> I64:
@@ -489,12 +503,17 @@ class _Answers:
 
 
 def _bulk_due(cal: _CalendarArrays, table: _KindTable, slot: I64, amount: I64, start_us: I64, *,
-              ranges: Sequence[list[tuple[int, int]] | None]) -> _Answers:
-    """:func:`caseflow.engine.timer_due` and :func:`caseflow.engine.warn_instant` for many timers at once."""
+              ranges: dict[int, list[tuple[int, int]] | None]) -> _Answers:
+    """:func:`caseflow.engine.timer_due` and :func:`caseflow.engine.warn_instant` for many timers at once.
+
+    ``ranges`` holds the excluded day ranges of the rows that have pauses (None: an open pause
+    without a cap, the due instant unknown).
+    """
     n = slot.size
     unit, roll = table.unit[slot], table.roll[slot]
     last_to_last, next_wd = table.last_to_last[slot], table.next_workday[slot]
-    known = np.fromiter((r is not None for r in ranges), dtype=np.bool_, count=n)
+    known = np.ones(n, dtype=np.bool_)
+    known[[i for i, r in ranges.items() if r is None]] = False
 
     # The start's Beijing date; an acceptance on a rest day may count from the next working day.
     idx = (start_us + _OFFSET_US) // _DAY_US - _CAL_BASE
@@ -504,11 +523,11 @@ def _bulk_due(cal: _CalendarArrays, table: _KindTable, slot: I64, amount: I64, s
         idx = np.where(move, cal.next_workday(np.where(move, idx, 0)), idx)
 
     # Excluded ranges, padded to the longest ledger; a pad (-1, -1) is always behind the position.
-    width = max((len(r) for r in ranges if r), default=0)
+    width = max((len(r) for r in ranges.values() if r), default=0)
     lo = np.full((n, width), -1, dtype=np.int64)
     hi = np.full((n, width), -1, dtype=np.int64)
     if width:
-        for i, r in enumerate(ranges):
+        for i, r in ranges.items():
             for k, (a, b) in enumerate(r or ()):
                 lo[i, k], hi[i, k] = a, b
 
