@@ -10,12 +10,16 @@ Method (printed with the figures):
   under the shipped calendar, in which 2027 is projected.
 - The notice for 2027 (a test notice: 元旦 3 days, 春节 9 days with two make-up days, 国庆 7 days) is then
   loaded: every timer reaching into 2027 moves and gets its "due moved" event.
-- Each side runs in a child process of its own on its own copy of the same database, so each reports
-  its own peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and wall time, one pass each:
-  the bulk recompute (``recompute_open_timers``) and the per-case reference (``recompute_per_case``,
-  what ``calendar reload`` did before) on the small size; the bulk recompute alone on the large size.
-- The memory bound: a preallocated two-gather chain (``by_rank[rank[idx] + n]``) over the same number
-  of timers, min of 5.
+- The databases are built in a child process of their own; each side then runs in a child process
+  of its own on its own copy of the same database, so each reports its own peak RSS
+  (``resource.getrusage(RUSAGE_SELF).ru_maxrss``; Linux carries the parent's figure over a fork and
+  exec, so the parent stays small: numpy and SQLAlchemy imported, nothing built) and wall and CPU time,
+  one pass each: the bulk recompute (``recompute_open_timers``, escalation instants included) and
+  the per-case reference (``recompute_per_case``, what ``calendar reload`` did before) on the small
+  size; the bulk recompute alone on the large size.
+- The memory bound: a preallocated two-gather chain (``by_rank[rank[idx] + n]``) on the same
+  indices — the large database's open timers' start days and limits, read in a child of its own —
+  min of 5 passes: what the arithmetic alone would cost if reading and writing were free.
 
     python benchmarks/bench_recompute.py                        # 2 000 side by side, 100 000 bulk
     python benchmarks/bench_recompute.py --large 1000000         # the issue's target
@@ -81,9 +85,15 @@ def build(url: str, n: int, seed: int) -> dict[str, Any]:
     spec = {tdef.name: _limit_spec(tdef.limit) for tdef in [intake, *(t for _d, t in defs.values())]}
     low = datetime(2026, 10, 8, tzinfo=UTC)
     span = int((datetime(2026, 12, 31, tzinfo=UTC) - low).total_seconds())
-    cases, events, timers = [], [], []
-    timer_id = 0
+    cases: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    timers: list[tuple[Any, ...]] = []
+    timer_id = total = 0
     for cid in range(1, n + 1):
+        if len(cases) == 50_000:  # loaded in batches: the builder's memory stays flat at any size
+            _load(engine, cases, events, timers)
+            total += len(timers)
+            cases, events, timers = [], [], []
         opened = low + timedelta(seconds=rng.randrange(span))
         head = hashlib.sha256(str(cid).encode()).hexdigest()  # stands for the open event's hash
         key = TIMERS[cid % 2 if cid % 7 else 2][0]
@@ -116,7 +126,7 @@ def build(url: str, n: int, seed: int) -> dict[str, Any]:
                            _fmt(row.escalate_at), "c1"))
     _load(engine, cases, events, timers)
     engine.store.dispose()
-    return {"cases": n, "timers": len(timers)}
+    return {"cases": n, "timers": total + len(timers)}
 
 
 _CASE_COLS = ("id, workflow_key, workflow_version, state, version, responsible_id, unit, opened_by, opened_at, "
@@ -149,6 +159,8 @@ def _load(engine: Any, cases: list[tuple[Any, ...]], events: list[tuple[Any, ...
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                             f"(SELECT coalesce(max(id), 1) FROM {table}))")
             raw.commit()
+            cur.execute("ANALYZE")
+            raw.commit()
     finally:
         raw.close()
 
@@ -170,6 +182,7 @@ def run_side(url: str, side: str, notices: str) -> dict[str, Any]:
         nonlocal lines
         lines += 1
 
+    before = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if side == "bulk":
         summary = recompute_open_timers(engine, calendar, source="2027.yaml", on_move=stream)
@@ -180,19 +193,27 @@ def run_side(url: str, side: str, notices: str) -> dict[str, Any]:
     return {"side": side, "seconds": seconds, "timers": summary.timers, "moved": summary.moved,
             "events": summary.events, "written": summary.timers_written, "streamed": lines,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_mb": rss_before, "cpu_s": cpu.ru_utime + cpu.ru_stime}
+            "rss_before_mb": rss_before,
+            "cpu_s": cpu.ru_utime + cpu.ru_stime - before.ru_utime - before.ru_stime}
 
 
-def memory_bound(n: int) -> float:
-    """Min of 5: a preallocated two-gather chain over n timers on the calendar's arrays."""
-    from caseflow.calendar import default_calendar
+def memory_bound(url: str) -> dict[str, Any]:
+    """Min of 5: a preallocated two-gather chain on the open timers' start days and limits."""
+    from caseflow.calendar import FIRST_YEAR, default_calendar
 
-    cal = default_calendar()
-    rng = np.random.default_rng(1)
-    idx = rng.integers(8000, 8400, size=n)
-    steps = rng.integers(0, 60, size=n)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT started_at, limit_spec FROM caseflow_timers "
+                                    "WHERE status IN ('running', 'paused')")).all()
+    engine.dispose()
+    started = [r[0] if isinstance(r[0], str) else r[0].astimezone(UTC).replace(tzinfo=None) for r in rows]
+    day = (np.array(started, dtype="datetime64[us]") + np.timedelta64(8, "h")).astype("datetime64[D]")
+    idx = day.astype(np.int64) - (np.datetime64(f"{FIRST_YEAR}-01-01").astype(np.int64))
+    amounts = {spec: json.loads(spec)["amount"] for spec in {r[1] for r in rows}}
+    steps = np.array([amounts[r[1]] for r in rows], dtype=np.int64)
+    n = idx.size
     ranks, out = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    _work, rank, by_rank = cal._numpy_arrays()
+    _work, rank, by_rank = default_calendar()._numpy_arrays()
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()
@@ -200,12 +221,12 @@ def memory_bound(n: int) -> float:
         np.add(ranks, steps, out=ranks)
         np.take(by_rank, ranks, out=out)
         best = min(best, time.perf_counter() - t0)
-    return best
+    return {"seconds": best, "timers": n}
 
 
-def _child(url: str, side: str, notices: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", side, "--url", url, "--notices", notices],
-                         capture_output=True, text=True, check=False)
+def _child(url: str, side: str, notices: str = "", n: int = 0, seed: int = 0) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--child", side, "--url", url, "--notices", notices,
+                          "--n", str(n), "--seed", str(seed)], capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(out.stderr)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -246,7 +267,17 @@ def main() -> None:
     parser.add_argument("--child")
     parser.add_argument("--url")
     parser.add_argument("--notices")
+    parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.child == "build":
+        t0 = time.perf_counter()
+        built = build(args.url, args.n, args.seed)
+        print(json.dumps({**built, "seconds": time.perf_counter() - t0}))
+        return
+    if args.child == "bound":
+        print(json.dumps(memory_bound(args.url)))
+        return
     if args.child:
         print(json.dumps(run_side(args.url, args.child, args.notices)))
         return
@@ -261,35 +292,39 @@ def main() -> None:
         dbs = _databases(args.db, tmp, args.pg_url, 3 if args.large else 2)
         try:
             small_a, small_b = dbs[0][0], dbs[1][0]
-            loaded = build(small_a, args.small, seed=1)
+            loaded = _child(small_a, "build", n=args.small, seed=1)
             if args.db == "sqlite":
                 shutil.copy(small_a.removeprefix("sqlite:///"), small_b.removeprefix("sqlite:///"))
             else:
-                build(small_b, args.small, seed=1)
+                _child(small_b, "build", n=args.small, seed=1)
             per_case = _child(small_a, "per-case", str(notices))
             bulk = _child(small_b, "bulk", str(notices))
             print(f"\n{args.db}, {loaded['cases']} cases, {loaded['timers']} open timers, one pass each:")
             for r in (per_case, bulk):
                 rate = r["timers"] / r["seconds"]
                 print(f"  {r['side']:>8}: {r['seconds']:7.2f} s  {rate:9.0f} timers/s  moved {r['moved']} "
-                      f"({r['events']} events)  peak RSS {r['peak_rss_mb']:.0f} MB (after imports "
+                      f"({r['events']} events)  peak RSS {r['peak_rss_mb']:.0f} MB (before the run "
                       f"{r['rss_before_mb']:.0f} MB)  cpu {r['cpu_s']:.1f} s")
             same = all(per_case[k] == bulk[k] for k in ("timers", "moved", "events", "written"))
             print(f"  same timers, moves and events: {same};  bulk/per-case speed-up "
                   f"{per_case['seconds'] / bulk['seconds']:.1f}x")
             if args.large:
-                t0 = time.perf_counter()
-                loaded = build(dbs[2][0], args.large, seed=2)
-                load_s = time.perf_counter() - t0
+                loaded = _child(dbs[2][0], "build", n=args.large, seed=2)
+                load_s = loaded["seconds"]
+                bound = _child(dbs[2][0], "bound")
+                print(f"\nload average before the large run {os.getloadavg()[0]:.1f}")
                 r = _child(dbs[2][0], "bulk", str(notices))
-                bound = memory_bound(r["timers"])
                 print(f"\n{args.db}, {loaded['cases']} cases, {loaded['timers']} open timers "
                       f"(bulk-loaded in {load_s:.0f} s), bulk recompute, one pass:")
                 print(f"  {r['seconds']:.2f} s ({r['timers'] / r['seconds']:.0f} timers/s), moved {r['moved']} "
                       f"with {r['events']} events, {r['written']} timers written, {r['streamed']} report lines "
-                      f"streamed; peak RSS {r['peak_rss_mb']:.0f} MB (after imports {r['rss_before_mb']:.0f} MB); "
+                      f"streamed; peak RSS {r['peak_rss_mb']:.0f} MB (before the run {r['rss_before_mb']:.0f} MB); "
                       f"cpu {r['cpu_s']:.1f} s")
-                print(f"  memory bound (two-gather chain, {r['timers']} indices, min of 5): {bound * 1000:.1f} ms")
+                print(f"  memory bound (two-gather chain on the same {bound['timers']} start days and limits, "
+                      f"min of 5): {bound['seconds'] * 1000:.1f} ms")
+                per_case = r["seconds"] / loaded["cases"]
+                print(f"  linear extrapolation to 1 000 000 cases: {per_case * 1e6:.0f} s (a larger database "
+                      "reads more pages from disk: run --large 1000000 for the figure itself)")
             print(f"\nload average at end {os.getloadavg()[0]:.1f}")
         finally:
             _drop(args.pg_url if args.db == "postgres" else None, [s for _, s in dbs])

@@ -670,7 +670,6 @@ def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, n
     from caseflow.engine import GENESIS_HASH
 
     sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if sqlite else "%s"
     known = new.known
     due = np.where(known, new.due, _NONE)
     last = np.where(known, new.last_day, _NONE)
@@ -686,12 +685,11 @@ def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, n
                              | (escalate != old.escalate))
     if not changed.size:
         return [], (0, 0, 0)
-    conn.exec_driver_sql(
-        f"UPDATE caseflow_timers SET due_at = {mark}, last_day = {mark}, provisional = {mark}, "
-        f"warn_at = {mark}, next_alert_at = {mark}, escalate_at = {mark} WHERE id = {mark}",
-        list(zip(_texts(due[changed], sqlite), _date_texts(last[changed]), new.provisional[changed].tolist(),
-                 _texts(warn[changed], sqlite), _texts(nxt[changed], sqlite), _texts(escalate[changed], sqlite),
-                 [rows[i][_ID] for i in changed.tolist()], strict=True)))
+    _batch(conn, "UPDATE caseflow_timers", ("due_at", "last_day", "provisional", "warn_at", "next_alert_at",
+                                            "escalate_at"), ("id",),
+           [_texts(due[changed], sqlite), _date_texts(last[changed]), new.provisional[changed].tolist(),
+            _texts(warn[changed], sqlite), _texts(nxt[changed], sqlite), _texts(escalate[changed], sqlite),
+            [rows[i][_ID] for i in changed.tolist()]])
     moved = np.flatnonzero(moved_mask)
     if not moved.size:
         return [], (int(changed.size), 0, 0)
@@ -743,15 +741,45 @@ def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, n
                        prev_hash, digest))
         cases.append((seq if previous is not None else version, at_text, digest, at_text, case_id, version))
         moves.extend(entries)
-    result = conn.exec_driver_sql(
-        f"UPDATE caseflow_cases SET version = {mark}, updated_at = {mark}, last_event_hash = {mark}, "
-        f"last_event_at = {mark} WHERE id = {mark} AND version = {mark}", cases)
-    if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(cases):
+    updated = _batch(conn, "UPDATE caseflow_cases", ("version", "updated_at", "last_event_hash", "last_event_at"),
+                     ("id", "version"), [list(column) for column in zip(*cases, strict=True)])
+    if updated is not None and updated != len(cases):
         raise _StaleChunk()
-    conn.exec_driver_sql(
-        "INSERT INTO caseflow_events (case_id, seq, kind, at, recorded_at, actor, trigger, from_state, "
-        f"to_state, data, prev_hash, hash) VALUES ({', '.join([mark] * 12)})", events)
+    columns = ("case_id, seq, kind, at, recorded_at, actor, trigger, from_state, to_state, data, prev_hash, hash")
+    if sqlite:
+        conn.exec_driver_sql(f"INSERT INTO caseflow_events ({columns}) VALUES ({', '.join(['?'] * 12)})", events)
+    else:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY caseflow_events ({columns}) FROM STDIN") as copy:
+            for event in events:
+                copy.write_row(event)
     return moves, (int(changed.size), len(moves), len(by_case))
+
+
+_PG_TYPES = {"due_at": "timestamptz", "warn_at": "timestamptz", "next_alert_at": "timestamptz",
+             "escalate_at": "timestamptz", "updated_at": "timestamptz", "last_event_at": "timestamptz",
+             "last_day": "date", "provisional": "boolean", "id": "bigint", "version": "bigint",
+             "last_event_hash": "text"}
+
+
+def _batch(conn: sa.Connection, update: str, sets: Sequence[str], where: Sequence[str],
+           columns: list[list[Any]]) -> int | None:
+    """``UPDATE … SET sets… WHERE where…`` for many rows given column by column; the rows matched.
+
+    SQLite: one ``executemany`` (its rowcount is not told: None). PostgreSQL: one statement over
+    ``unnest`` of one array per column — one round trip, not one per row.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"{update} SET {', '.join(f'{c} = ?' for c in sets)} "
+                             f"WHERE {' AND '.join(f'{c} = ?' for c in where)}", list(zip(*columns, strict=True)))
+        return None
+    names = [*sets, *(f"where_{c}" for c in where)]
+    types = [_PG_TYPES[c] for c in (*sets, *where)]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"{update} AS target SET {', '.join(f'{c} = v.{c}' for c in sets)} "
+                   f"FROM unnest({', '.join(f'%s::{t}[]' for t in types)}) AS v({', '.join(names)}) "
+                   f"WHERE {' AND '.join(f'target.{c} = v.where_{c}' for c in where)}", columns)
+    return int(cursor.rowcount)
 
 
 def _json_text(value: str | None) -> str:
