@@ -705,6 +705,8 @@ class Scheduler:
                 report = self.sweep()
                 if report.alerts:
                     log.info("sweep raised %s alert(s): %s", report.alerts, dict(report.raised))
+                if report.late_bookings:
+                    log.info("sweep warned of %s late booking(s)", report.late_bookings)
             elif name == "deliver":
                 self.deliver()
             elif name == "digest":
