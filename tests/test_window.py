@@ -616,6 +616,17 @@ def test_the_schedulers_sweep_warns_of_a_late_booking_once_through_the_outbox(wi
     assert sorted(map(tuple, rows)) == [("li", "window", "sent"), ("zhang", "window", "sent")]
 
 
+def test_the_long_running_schedulers_sweep_job_warns_of_late_bookings(window: Window) -> None:
+    booking = Appointments(window.engine).book(UNIT, "hukou_transfer", bj(2026, 11, 3, 9, 0), applicant_id=ALICE)
+    scheduler = Scheduler(window.store, _rec_config(), clock=window.clock)
+    window.at(2026, 11, 3, 9, 31)
+    scheduler._job("sweep")  # what the APScheduler interval job runs, at the scheduler's clock
+    with window.store.session() as s:
+        queued = s.exec(sa.select(OutboxRow.recipient, OutboxRow.subject, OutboxRow.body)).all()
+    assert sorted(r[0] for r in queued) == ["li", "zhang"] and all(f"预约 {booking.id}" in r[2] for r in queued)
+    assert scheduler.build(background=True).get_job("caseflow-sweep") is not None
+
+
 def test_two_schedulers_on_one_database_warn_of_each_late_booking_once(db_url: str) -> None:  # noqa: F811
     window = Window(db_url)
     bookings = Appointments(window.engine)
