@@ -155,3 +155,23 @@ def test_joint_handling_has_45_days_and_the_government_head_extends(world: World
     case = engine.extend(case.id, "joint_decision", by="15 working_days", grounds="涉及部门多", actor="xian",
                          data={"applicant_notified_on": "2026-11-30"})
     assert case.timer("joint_decision").last_day == date(2026, 12, 28)
+
+
+def test_a_letter_registered_late_counts_from_the_day_the_materials_were_received(world: World) -> None:
+    # 第二十九条第三款: applications by letter; 第三十二条第一款第(四)项 counts the 5 days, and deemed acceptance,
+    # "自收到申请材料之日起". A letter received Wed 09-30 is registered only on Fri 10-09, after the holiday.
+    engine = world.engine
+    world.at(2026, 10, 9, 10)
+    with pytest.raises(CommandError, match="received_on=2026-10-10 lies after"):
+        engine.open("admin_license", actor="ma", data={"received_on": "2026-10-10"})
+    case = engine.open("admin_license", actor="ma", data={"received_on": "2026-09-30"})
+    notice = case.timer("correction_notice")
+    # 10-08, 10-09, make-up Sat 10-10, 10-12, Tue 10-13 — not five working days from the registration.
+    assert notice.started_at == bj(2026, 9, 30) and notice.last_day == date(2026, 10, 13)
+    # Nobody told 补正: at 10-14 00:00 the application is accepted by itself.
+    assert world.sweep(2026, 10, 14, 0, 1) == []
+    case = world.case(case.id)
+    assert case.state == "reviewing" and case.timer("correction_notice").status == "breached"
+    decision = case.timer("decision")
+    # Deemed accepted from receipt: 20 working days from 09-30 end Tue 11-03.
+    assert decision.started_at == bj(2026, 9, 30) and decision.last_day == date(2026, 11, 3)

@@ -117,6 +117,21 @@ def test_a_correction_restarts_the_reply_from_the_corrected_application(world: W
     ]
 
 
+def test_a_letter_signed_for_before_the_holiday_counts_from_that_day(world: World) -> None:
+    # 第三十一条(二) "以行政机关签收之日为收到申请之日": signed for on Wed 09-30, registered on Fri 10-09 —
+    # further back than commands may be back-dated. Both limits count from 09-30.
+    engine = world.engine
+    world.at(2026, 10, 9, 10)
+    with pytest.raises(CommandError, match="received_on=2026-10-10 lies after"):
+        engine.open("gov_info_disclosure", actor="ma", data={"received_on": "2026-10-10"})
+    case = engine.open("gov_info_disclosure", actor="ma", data={"applicant": "钱某", "received_on": "2026-09-30"})
+    # 7 working days: 10-08, 10-09, make-up Sat 10-10, 10-12, 10-13, 10-14, Thu 10-15.
+    assert case.timer("correction_notice").last_day == date(2026, 10, 15)
+    # 20 working days: … 10-30 (18), 11-02 (19), Tue 11-03 (20).
+    assert case.timer("reply").started_at == bj(2026, 9, 30)
+    assert case.timer("reply").last_day == date(2026, 11, 3)
+
+
 def test_an_applicant_who_does_not_correct_has_abandoned_the_application(world: World) -> None:
     engine = world.engine
     case = engine.open("gov_info_disclosure", actor="ma")

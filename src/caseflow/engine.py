@@ -1670,14 +1670,17 @@ def timer_limit(tdef: TimerDef, data: Mapping[str, Any], started_at: datetime, c
 def counted_start(tdef: TimerDef, data: Mapping[str, Any], at: datetime) -> datetime:
     """The instant a timer counts from: ``at``, or for ``start.counted_from: FIELD`` 00:00 (Beijing) of the date
     in that case-data field — the day the law counts from (刑事诉讼法 第一百六十条 "自发现之日起"), recorded by
-    the command that starts the timer. The audit's replay computes it the same way.
+    the command that starts the timer; ``at`` when the field is not given (the event happened when it is
+    recorded: a window application received in person). The audit's replay computes it the same way.
 
-    Refused (:class:`CommandError`, nothing written) when the date is missing or unreadable, or lies after
-    ``at`` (the law's day cannot come after the command recording it).
+    Refused (:class:`CommandError`, nothing written) when the date is unreadable or lies after ``at`` (the
+    law's day cannot come after the command recording it).
     """
     if tdef.counted_from is None:
         return at
     value = data.get(tdef.counted_from)
+    if value is None or value == "":
+        return at
     try:
         day = value if isinstance(value, date) else parse_instant(str(value or "")).astimezone(ZONE).date()
     except TimeLimitError:

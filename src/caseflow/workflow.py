@@ -65,7 +65,9 @@ How timers run (the contract with the engine):
 - A timer with ``start.counted_from: FIELD`` starts when its state or trigger says, but counts from the
   date in that case-data field (00:00 Beijing time of that day, so the day itself is the excluded start
   day): the law counts from an event the command records afterwards (刑事诉讼法 第一百六十条 "自发现之日起",
-  信访工作条例 第三十五条 "自收到书面答复之日起"). The date may not lie after the command's instant.
+  信访工作条例 第三十五条 "自收到书面答复之日起"). The date may not lie after the command's instant; when
+  the field is not given the timer counts from the instant (make the starting transition require the
+  field where it must always be stated).
 - ``holder`` names the role that must act; the engine gives each timer an assignee of that role
   (see :mod:`caseflow.engine`). Validation refuses a holder role that no stopping transition allows.
 - ``on_expiry.fire`` must be a trigger that can fire from every state the timer can run in.
@@ -489,7 +491,8 @@ class TimerDef:
     #: and ``limit`` is the longest span from the start such an instant may lie ahead.
     until: str | None = field(default=None, kw_only=True)
     #: A case-data field (kind date) holding the day the law counts from, recorded by the starting command:
-    #: the timer starts then (00:00 Beijing time of that day) rather than at the command's instant.
+    #: the timer starts then (00:00 Beijing time of that day) rather than at the command's instant (which
+    #: it keeps when the field is not given).
     counted_from: str | None = field(default=None, kw_only=True)
     #: The role that must act before the timer runs out (the assignee is a person of this role).
     holder: str | None = field(default=None, kw_only=True)
