@@ -96,6 +96,14 @@ def test_the_recount_runs_from_the_discovery_not_from_the_approval(world: World)
     assert recount.due_at == bj(2026, 11, 29)
 
 
+def test_a_case_opened_after_the_arrest_counts_from_the_arrest(world: World) -> None:
+    # 第一百五十六条 "逮捕后的侦查羁押期限不得超过二个月": arrested 08-05, the custody case opened on 08-12.
+    world.at(2026, 8, 12, 9)
+    case = world.engine.open("investigative_custody", actor="zhou", data={"arrested_on": "2026-08-05"})
+    custody = case.timer("custody")
+    assert custody.started_at == bj(2026, 8, 5) and custody.last_day == date(2026, 10, 5)
+
+
 def test_a_month_end_arrest_ends_on_the_last_day_of_the_final_month(db_url: str) -> None:  # noqa: F811
     w = World(db_url, bj(2026, 6, 30, 9), PEOPLE)
     try:
