@@ -609,28 +609,28 @@ class Scheduler:
         slot = slot or self.digest_trigger.last_fire_time(now)
         if slot is None:
             return 0
-        count = 0
         leader_ids = list(leaders if leaders is not None else self.leaders())
-        people: dict[str, _Person | None] = {}  # read once for all the leaders of this slot
-        # One read of the instant for every leader (build_digests); each digest is then queued on its own.
-        for leader_id, digest in zip(leader_ids, build_digests(self.store, leader_ids, now, calendar=self.calendar),
-                                     strict=True):
-            with self.store.session(write=True) as session:
+        # One read of the instant for every leader (build_digests), then one transaction for the slot: every
+        # leader's claim and queued digest commit together or not at all (a retry claims them again).
+        digests = build_digests(self.store, leader_ids, now, calendar=self.calendar)
+        queued: list[dict[str, Any]] = []
+        with self.store.session(write=True) as session:
+            directory = _Directory(session, now.date())
+            directory.prefetch_related(leader_ids)
+            for leader_id, digest in zip(leader_ids, digests, strict=True):
                 run_id = self._claim_job(session, f"digest:{leader_id}", slot, now)
                 if run_id is None:
                     continue  # another process (or an earlier run) has sent this slot's digest
                 if digest.empty and not self.settings.digest_empty:
                     continue  # the slot stays claimed: nothing to say today
-                directory = _Directory(session, now.date(), people)
-                directory.prefetch_related([leader_id])
                 to_person = directory.stand_in(leader_id)
                 route = self.config.route_person(to_person, directory.get(to_person))
                 fmt = self.config.channel_format(route.channel)
-                self.outbox.insert(session, [self.outbox.row(
+                queued.append(self.outbox.row(
                     kind="digest", recipient=to_person, route=route, subject=digest.subject,
-                    body=render_digest(digest, fmt), body_format=fmt, now=now, job_run_id=run_id)])
-                count += 1
-        return count
+                    body=render_digest(digest, fmt), body_format=fmt, now=now, job_run_id=run_id))
+            self.outbox.insert(session, queued)
+        return len(queued)
 
     def run_monthly_report(self, now: datetime | None = None, *, slot: datetime | None = None,
                            month: str | None = None) -> list[Path]:
