@@ -90,6 +90,16 @@ def test_case_limit_rolls_past_national_day_and_extends_twice_at_most(world: Wor
     assert world.alerts(case.id) == [("case_handling", "warning", "zhou", bj(2026, 10, 6))]
 
 
+def test_a_case_entered_after_it_was_filed_counts_from_the_filing(world: World) -> None:
+    # 第一百一十八条 "自立案之日起不得超过三十日": filed Tue 08-25, entered here on Sat 09-05.
+    case = world.engine.open("public_security_case", actor="zhou", data={"filed_on": "2026-08-25"})
+    handling = case.timer("case_handling")
+    # Day 30 is Thu 09-24 — not 10-08, thirty days (rolled past 国庆) from the day it was entered.
+    assert handling.started_at == bj(2026, 8, 25) and handling.last_day == date(2026, 9, 24)
+    with pytest.raises(CommandError, match="filed_on=2026-09-06 lies after"):
+        world.engine.open("public_security_case", actor="zhou", data={"filed_on": "2026-09-06"})
+
+
 def test_questioning_hours_run_through_the_holiday_and_escalate_within_an_hour(world: World) -> None:
     engine = world.engine
     case = engine.open("public_security_case", actor="zhou", at=bj(2026, 9, 5, 10))
