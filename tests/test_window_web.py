@@ -46,6 +46,7 @@ class Window:
         e.add_person("x1", name="陈户籍", unit="东关派出所", roles=["household_police"])
         self.tokens = {pid: create_token(self.store, pid) for pid in ("l1", "p1", "x1")}
         self.app = create_app(engine=e)
+        self.app.state.rate_clock = self.clock  # the public rate limit's windows follow the test's clock
         self.client = TestClient(self.app)
 
     def h(self, who: str) -> dict[str, str]:
@@ -178,7 +179,9 @@ def test_the_rate_limit_is_shared_by_every_process_on_one_database(db_url: str) 
     # all, not 10 from each.
     first = Window(db_url)
     other_store = Store(db_url)
-    second = TestClient(create_app(engine=Engine(other_store, clock=first.clock)))
+    second_app = create_app(engine=Engine(other_store, clock=first.clock))
+    second_app.state.rate_clock = first.clock
+    second = TestClient(second_app)
     clients = [first.client, second]
     tries = [clients[i % 2].post("/api/v1/public/progress", json={"code": f"AAAA-AAAA-AA{i:02d}"})
              for i in range(12)]

@@ -59,8 +59,8 @@ _HITS = table_of(RateHitRow)
 class SharedRateLimiter:
     """At most ``limit`` tries per ``per`` seconds for each key, counted in the store (all processes).
 
-    Fixed windows aligned to ``per`` seconds of the clock (the app's clock, so a simulated clock drives
-    it in tests): an address that spent its tries waits until the window ends, and is told how long.
+    Fixed windows aligned to ``per`` seconds of ``clock`` (the wall clock when served; tests pass a
+    simulated one): an address that spent its tries waits until the window ends, and is told how long.
     """
 
     def __init__(self, store: Store, limit: int = 10, per: int = 60, *, clock: Clock, scope: str = "") -> None:

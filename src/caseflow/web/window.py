@@ -17,9 +17,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from caseflow.abc import Clock
 from caseflow.applicants import ApplicantKeyError
 from caseflow.appointments import AppointmentError, Appointments
 from caseflow.calendar import ZONE
+from caseflow.clock import SystemClock
 from caseflow.desk import Desk, DeskError
 from caseflow.errors import CaseflowError, NotFoundError
 from caseflow.publicity import procedure_page, progress
@@ -127,7 +129,9 @@ def _ratings(request: Request) -> Ratings:
 def _limiter(request: Request, scope: str) -> Limiter:
     """The limiter of ``scope`` ("code": progress and ratings, which both take a query code; "booking").
 
-    ``app.state.public_limiter``, when set, replaces them all (an embedding application's own).
+    ``app.state.public_limiter``, when set, replaces them all (an embedding application's own). The windows
+    follow the wall clock, not the engine's (a demo served at a fixed ``CASEFLOW_NOW`` must not lock an
+    address out for good); ``app.state.rate_clock`` replaces it (tests move it).
     """
     chosen: Limiter | None = getattr(request.app.state, "public_limiter", None)
     if chosen is not None:
@@ -136,8 +140,8 @@ def _limiter(request: Request, scope: str) -> Limiter:
     if limiters is None:
         limiters = request.app.state.public_limiters = {}
     if scope not in limiters:
-        engine = engine_of(request)
-        limiters[scope] = SharedRateLimiter(engine.store, PUBLIC_LIMIT, 60, clock=engine.clock, scope=scope)
+        clock: Clock = getattr(request.app.state, "rate_clock", None) or SystemClock()
+        limiters[scope] = SharedRateLimiter(engine_of(request).store, PUBLIC_LIMIT, 60, clock=clock, scope=scope)
     return limiters[scope]
 
 
