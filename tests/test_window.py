@@ -660,6 +660,39 @@ def test_two_schedulers_on_one_database_warn_of_each_late_booking_once(db_url: s
     assert len({(to, body) for to, _, body in recorder.sent}) == 6
 
 
+def test_concurrent_bookings_never_overfill_a_slot(db_url: str) -> None:  # noqa: F811
+    window = Window(db_url)
+    applicants = [f"1101011990030712{i:02d}" for i in range(6)]
+    results: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(applicants))
+
+    def book(applicant: str) -> None:
+        store = Store(db_url)
+        try:
+            bookings = Appointments(Engine(store, clock=window.clock))
+            barrier.wait()
+            try:
+                bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, 9, 0), applicant_id=applicant)
+                outcome = "booked"
+            except AppointmentError as exc:
+                outcome = exc.zh
+            with lock:
+                results.append(outcome)
+        finally:
+            store.dispose()
+
+    threads = [threading.Thread(target=book, args=(a,)) for a in applicants]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    # Two places (service.per_slot): two bookings, four told the slot is full — never three booked.
+    assert sorted(results) == ["11月03日 09:00 的时段已约满,请选择其他时段"] * 4 + ["booked"] * 2
+    slot = Appointments(window.engine).slots(UNIT, "hukou_transfer", bj(2026, 11, 3, 0, 0).date())[0]
+    assert slot["free"] == 0
+
+
 def test_bookings_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CASEFLOW_DB", str(tmp_path / "cli.db"))
     monkeypatch.setenv("CASEFLOW_NOW", "2026-11-02T09:00")
