@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from caseflow.calendar import ZONE
@@ -405,7 +406,31 @@ def test_calendar_reload_and_audit_are_for_administrators(world: World) -> None:
     r = world.client.post("/api/v1/calendar/reload", headers=world.h("admin"))
     assert r.status_code == 200 and r.json()["changes"] == [] and r.json()["official_until"] >= "2026-12-31"
     assert_problem(world.client.get("/api/v1/audit", headers=world.h("p1")), 403)
-    assert world.client.get("/api/v1/audit", headers=world.h("admin")).json() == {"ok": True, "problems": []}
+    assert world.client.get("/api/v1/audit", headers=world.h("admin")).json() == \
+        {"ok": True, "problems": [], "checkpoints": None}
+
+
+def test_audit_checks_the_configured_checkpoint(world: World, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A case deleted row by row leaves no broken chain behind: only the signed checkpoint remembers it.
+    from caseflow.audit import create_key, load_private_key, write_checkpoint
+
+    key, checkpoints = tmp_path / "audit.key", tmp_path / "checkpoints.jsonl"
+    create_key(key)
+    (tmp_path / "caseflow.toml").write_text(
+        f'[audit]\nkey_file = "{key}"\ncheckpoint_file = "{checkpoints}"\n', encoding="utf-8")
+    monkeypatch.setenv("CASEFLOW_CONFIG", str(tmp_path / "caseflow.toml"))
+    gone = world.open("p1")["id"]
+    world.open("p1")
+    write_checkpoint(world.store, checkpoints, load_private_key(key), at=world.clock.now())
+    clean = world.client.get("/api/v1/audit", headers=world.h("admin")).json()
+    assert clean == {"ok": True, "problems": [], "checkpoints": str(checkpoints)}
+    with world.store.engine.begin() as conn:
+        for table in ("caseflow_timers", "caseflow_events", "caseflow_cases"):
+            column = "id" if table == "caseflow_cases" else "case_id"
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :c"), {"c": gone})
+    found = world.client.get("/api/v1/audit", headers=world.h("admin")).json()
+    assert not found["ok"] and any(p["case"] == gone and p["kind"] == "checkpoint" for p in found["problems"])
 
 
 def test_openapi_is_precise(world: World) -> None:

@@ -70,6 +70,7 @@ __all__ = [
     "verify_against_checkpoint",
     "verify_chain",
     "verify_chains",
+    "verify_configured",
     "write_checkpoint",
 ]
 
@@ -363,6 +364,22 @@ def verify_chains(store: Store) -> list[AuditProblem]:
 
 #: Cases verified per round of queries (below SQLite's oldest limit of 999 variables per statement).
 _VERIFY_CHUNK = 500
+
+
+def verify_configured(
+    engine: Engine, config: str | os.PathLike[str] | None = None,
+) -> tuple[list[AuditProblem], str | None]:
+    """:func:`verify` with the checkpoint key and file of ``[audit]`` in ``caseflow.toml`` (``config``,
+    default ``$CASEFLOW_CONFIG`` or ``./caseflow.toml``): the HTTP API's check, as ``caseflow audit verify``
+    with no options. Returns the problems and the checkpoint file checked (None when none is configured).
+    """
+    from caseflow.notify import NotifyConfig
+
+    settings = NotifyConfig.load(config).audit
+    if settings.key_file is None or settings.checkpoint_file is None:
+        return verify(engine), None
+    public = public_key_of(load_private_key(settings.key_file))
+    return verify(engine, checkpoints=settings.checkpoint_file, public_key=public), str(settings.checkpoint_file)
 
 
 def verify(engine: Engine, *, case_id: int | None = None, checkpoints: str | os.PathLike[str] | None = None,

@@ -470,15 +470,20 @@ def add_api_routes(app: FastAPI) -> None:
 
     @app.get(f"{p}/audit", tags=["queries"], response_model=AuditOut, responses=_problems(400, 401, 403, 422, 503))
     def audit(request: Request, actor: ActorDep) -> Response:
-        """Check every case's hash chain and its tables against the replayed chain (administrators).
+        """Check every case's hash chain, its tables against the replayed chain, and the latest signed
+        checkpoint (administrators).
 
-        Names each edited, inserted or deleted event, and each difference between the tables and the
-        chain (``kind``: ``chain`` or ``projection``). Signed checkpoints are checked by
-        ``caseflow audit verify``, where the checkpoint file is.
+        Names each edited, inserted or deleted event, each difference between the tables and the chain,
+        and each difference from the checkpoint (``kind``: ``chain``, ``projection`` or ``checkpoint``).
+        The checkpoint key and file are those of ``[audit]`` in the server's ``caseflow.toml``
+        (``$CASEFLOW_CONFIG``); ``checkpoints`` names the file checked, null when none is configured.
         """
+        from caseflow.audit import verify_configured
+
         require_admin(actor, "verify the audit trail")
-        problems = engine_of(request).verify_audit()
-        return JSONResponse({"ok": not problems, "problems": [q.to_dict() for q in problems]})
+        problems, checkpoints = verify_configured(engine_of(request))
+        return JSONResponse({"ok": not problems, "problems": [q.to_dict() for q in problems],
+                             "checkpoints": checkpoints})
 
     # The Problem schema is referenced by hand in the responses above: register it once.
     original = app.openapi

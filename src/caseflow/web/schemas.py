@@ -439,10 +439,12 @@ class BoardOut(BaseModel):
 
 
 class AuditOut(BaseModel):
-    """The result of checking every visible case's hash chain."""
+    """The result of checking every case's hash chain, its tables and the latest signed checkpoint."""
 
     ok: bool
     problems: list[dict[str, Any]]
+    #: The checkpoint file compared with (``[audit]`` in the server's caseflow.toml); null when none is set.
+    checkpoints: str | None = None
 
 
 # ------------------------------------------------------------------------------------ path and headers
