@@ -1,25 +1,32 @@
-"""Requests per second and latency of opening and advancing cases over HTTP, against the Python API.
+"""Commands per second over PostgreSQL from several processes, over HTTP and through the Python API.
 
 Run it as ``python benchmarks/bench_api.py`` (figures only, no assertions). It needs a PostgreSQL server:
 ``$CASEFLOW_BENCH_PG_URL`` or ``postgresql+psycopg://postgres@127.0.0.1:5432/test``; everything happens in a
 fresh schema, dropped at the end.
 
-1. HTTP: ``caseflow serve --workers 4`` (``caseflow.cli.server.run_server``) on 127.0.0.1, a subprocess, driven by
-   httpx from ``--clients`` threads for ``--seconds`` per phase. Each request authenticates its bearer token,
-   checks the unit's visibility and runs one engine command in one transaction.
-   - *open*: ``POST /api/v1/cases`` (hukou_transfer);
-   - *advance*: ``POST /api/v1/cases/{id}/fire`` through the route hand_over_verification →
-     return_verification → submit_for_approval → approve_at_station → complete (five commands a case).
-2. Python: the same commands on an ``Engine`` in this process, from the same number of threads.
+The load is mixed, as at a counter: each client opens a hukou_transfer case and fires it along its route
+hand_over_verification → return_verification → submit_for_approval → approve_at_station → complete, then
+opens the next (six commands a case, one transaction each). Two paths, each for ``--seconds``:
 
+1. **HTTP**: ``caseflow serve --workers 4`` (``caseflow.cli.server.run_server``) on 127.0.0.1. The client
+   load comes from a **separate process** (``--clients`` threads, one httpx connection each), so the
+   figures are not the client's; its CPU time is measured and printed beside them (share of one core and
+   of the machine), as is the server's (all its worker processes).
+2. **Engine**: ``--workers`` processes each running the same loop on an ``Engine`` of their own (no HTTP);
+   the figure issue 11 asks for (4 processes on PostgreSQL, commands per second in all).
+
+Beside each figure: the machine's CPU busy share over the phase (``/proc/stat``, every process of every
+user: the machine is shared) and its load average. Latencies are per command (p50/p95/p99).
 Only loopback traffic; every loop is bounded in time and stops by itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
 import signal
 import socket
 import statistics
@@ -30,30 +37,57 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-import httpx
 import sqlalchemy as sa
-
-from caseflow.engine import Engine
-from caseflow.store import Store
-from caseflow.tokens import create_token
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROUTE = [("hand_over_verification", {"slip_no": "JB-1"}), ("return_verification", {}),
          ("submit_for_approval", {}), ("approve_at_station", {}), ("complete", {})]
+ACTOR = "bench"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def session_cpu(sid: int) -> float:
+    """CPU seconds (user + system) of every live process in session ``sid`` (a server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        parts = text[text.rindex(")") + 2:].split()
+        if int(parts[3]) == sid:  # field 6, session id
+            total += int(parts[11]) + int(parts[12])  # utime, stime
+    return total / TICK
 
 
 @dataclass
-class Result:
-    """Latencies (seconds) and errors of one phase."""
+class Phase:
+    """What one phase measured."""
 
     path: str
-    operation: str
+    processes: int
     clients: int
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    client_cpu: float | None = None  # CPU seconds of the client process
+    server_cpu: float | None = None  # CPU seconds of the server's processes
+    machine_busy: float = 0.0  # share of all cores busy, whoever used them
+    load: float = 0.0
 
     def row(self) -> str:
         n = len(self.latencies)
@@ -62,19 +96,164 @@ class Result:
         p50 = statistics.median(lat) * 1000 if lat else float("nan")
         p95 = lat[min(n - 1, int(n * 0.95))] * 1000 if lat else float("nan")
         p99 = lat[min(n - 1, int(n * 0.99))] * 1000 if lat else float("nan")
-        return (f"| {self.path:<23} | {self.operation:<8} | {self.clients:>7} | {n:>8} | {rate:>7.1f} | "
-                f"{p50:>7.1f} | {p95:>7.1f} | {p99:>7.1f} | {self.errors:>6} |")
+        cores = os.cpu_count() or 1
+
+        def share(cpu: float | None) -> str:
+            if cpu is None or not self.seconds:
+                return "—"
+            core = cpu / self.seconds
+            return f"{core * 100:.0f}% of a core ({core / cores * 100:.0f}% of machine)"
+
+        return (f"| {self.path:<28} | {self.processes:>9} | {self.clients:>7} | {n:>8} | {rate:>7.1f} | {p50:>6.1f} | "
+                f"{p95:>6.1f} | {p99:>6.1f} | {self.errors:>6} | {share(self.client_cpu):<30} | "
+                f"{share(self.server_cpu):<30} | {self.machine_busy * 100:>5.0f}% | {self.load:>4.1f} |")
 
 
 HEADER = "\n".join([
-    f"| {'path':<23} | {'command':<8} | clients | commands |   cmd/s |  p50 ms |  p95 ms |  p99 ms | errors |",
-    f"|{'-' * 25}|{'-' * 10}|--------:|---------:|--------:|--------:|--------:|--------:|-------:|",
+    "| path                         | processes | clients | commands |   cmd/s | p50 ms | p95 ms | p99 ms | errors "
+    "| client CPU                     | server / worker CPU            | machine busy | load |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
 ])
 
 
-def schema_url(base: str, schema: str) -> str:
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+# -------------------------------------------------------------------------------------------- the loop
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def mixed_loop(command: Callable[[str, int | None, str | None, dict[str, Any]], int | None], clients: int,
+               start_at: float, seconds: float) -> dict[str, Any]:
+    """``clients`` threads, each: open a case, fire its route, again, from the instant ``start_at``
+    (``time.time()``, the same for every process of a phase) until ``seconds`` later.
+
+    ``command(kind, case_id, trigger, data)`` runs one command and returns the case id (None: it failed).
+    The CPU time reported is this process's over that span only.
+    """
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = [0]
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu0 = cpu_seconds()
+    stop_at = time.perf_counter() + seconds
+
+    def loop() -> None:
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            case_id = command("open", None, None, {"applicant": "压测"})
+            with lock:
+                if case_id is None:
+                    errors[0] += 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+            for trigger, data in ROUTE:
+                if time.perf_counter() >= stop_at:
+                    return
+                t0 = time.perf_counter()
+                ok = command("fire", case_id, trigger, data) is not None
+                with lock:
+                    if ok:
+                        latencies.append(time.perf_counter() - t0)
+                    else:
+                        errors[0] += 1
+                if not ok:
+                    break
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"seconds": time.perf_counter() - started, "latencies": latencies, "errors": errors[0],
+            "cpu": cpu_seconds() - cpu0}
+
+
+def http_client(base: str, token: str, clients: int, start_at: float, seconds: float) -> dict[str, Any]:
+    """The client process of the HTTP path."""
+    import httpx
+
+    local = threading.local()
+
+    def command(kind: str, case_id: int | None, trigger: str | None, data: dict[str, Any]) -> int | None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                                                 timeout=60)
+        if kind == "open":
+            r = client.post("/api/v1/cases", json={"workflow": "hukou_transfer", "data": data})
+            return int(r.json()["id"]) if r.status_code == 201 else None
+        r = client.post(f"/api/v1/cases/{case_id}/fire", json={"trigger": trigger, "data": data})
+        return case_id if r.status_code == 200 else None
+
+    command("open", None, None, {"applicant": "预热"})  # connect before the start
+    return mixed_loop(command, clients, start_at, seconds)
+
+
+def engine_worker(url: str, start_at: float, seconds: float) -> dict[str, Any]:
+    """One process of the Engine path: the loop on an Engine of its own, one command at a time."""
+    from caseflow.engine import Engine
+    from caseflow.store import Store
+
+    engine = Engine(Store(url, upgrade=False))
+    engine.open("hukou_transfer", actor=ACTOR)  # warm: definition stored, calendar, connection
+
+    def command(kind: str, case_id: int | None, trigger: str | None, data: dict[str, Any]) -> int | None:
+        try:
+            if kind == "open":
+                return engine.open("hukou_transfer", actor=ACTOR, data=data).id
+            assert case_id is not None and trigger is not None
+            engine.fire(case_id, trigger, actor=ACTOR, data=data)
+            return case_id
+        except Exception:  # counted as an error, the run goes on
+            return None
+
+    return mixed_loop(command, 1, start_at, seconds)
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+
+def child(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def collect(procs: list[subprocess.Popen[str]], timeout: float) -> list[dict[str, Any]]:
+    out = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            raise SystemExit(f"a benchmark process exited with {proc.returncode}")
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
+def measured(phase: Phase, procs: list[subprocess.Popen[str]], start_at: float, seconds: float,
+             server_sid: int | None = None) -> Phase:
+    """Sample the machine (and the server) over the phase's span, then collect what each process measured."""
+    time.sleep(max(0.0, start_at - time.time()))
+    busy0, total0 = machine_ticks()
+    server0 = session_cpu(server_sid) if server_sid is not None else 0.0
+    time.sleep(seconds)
+    busy1, total1 = machine_ticks()
+    if server_sid is not None:
+        phase.server_cpu = session_cpu(server_sid) - server0
+    phase.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
+    phase.load = os.getloadavg()[0]
+    results = collect(procs, timeout=seconds + 120)
+    phase.seconds = max(r["seconds"] for r in results)
+    for r in results:
+        phase.latencies += r["latencies"]
+        phase.errors += r["errors"]
+    own = sum(r["cpu"] for r in results)  # what the measured processes report of their own CPU time
+    if server_sid is not None:
+        phase.client_cpu = own
+    else:
+        phase.server_cpu = own
+    return phase
 
 
 def free_port() -> int:
@@ -84,123 +263,6 @@ def free_port() -> int:
         return port
 
 
-def run_threads(clients: int, seconds: float, work: Callable[[int, Callable[[float, bool], None]], bool],
-                result: Result) -> Result:
-    """Run ``work(thread_index, record)`` in a loop on each thread until the time is up (or it returns False)."""
-    lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
-
-    def record(latency: float, ok: bool) -> None:
-        with lock:
-            if ok:
-                result.latencies.append(latency)
-            else:
-                result.errors += 1
-
-    def loop(index: int) -> None:
-        while time.perf_counter() < stop_at:
-            if not work(index, record):
-                return
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def advance_plan(cases: list[list[int]]) -> list[list[tuple[int, int]]]:
-    """Per thread, the (case, step) pairs to fire in an order that keeps each case's steps sequential."""
-    plans = []
-    for own in cases:
-        plans.append([(cid, step) for step in range(len(ROUTE)) for cid in own])
-    return plans
-
-
-# ------------------------------------------------------------------------------------------------ HTTP
-
-
-def http_phase(base: str, token: str, clients: int, seconds: float) -> tuple[Result, Result]:
-    headers = {"Authorization": f"Bearer {token}"}
-    sessions = [httpx.Client(base_url=base, headers=headers, timeout=30) for _ in range(clients)]
-    opened: list[list[int]] = [[] for _ in range(clients)]
-
-    def open_one(i: int, record: Callable[[float, bool], None]) -> bool:
-        t0 = time.perf_counter()
-        r = sessions[i].post("/api/v1/cases", json={"workflow": "hukou_transfer", "data": {"applicant": "压测"}})
-        ok = r.status_code == 201
-        record(time.perf_counter() - t0, ok)
-        if ok:
-            opened[i].append(r.json()["id"])
-        return True
-
-    opening = run_threads(clients, seconds, open_one, Result("HTTP, 4 uvicorn workers", "open", clients))
-    plans = advance_plan(opened)
-    cursor = [0] * clients
-
-    def fire_one(i: int, record: Callable[[float, bool], None]) -> bool:
-        if cursor[i] >= len(plans[i]):
-            return False
-        cid, step = plans[i][cursor[i]]
-        cursor[i] += 1
-        trigger, data = ROUTE[step]
-        t0 = time.perf_counter()
-        r = sessions[i].post(f"/api/v1/cases/{cid}/fire", json={"trigger": trigger, "data": data})
-        record(time.perf_counter() - t0, r.status_code == 200)
-        return True
-
-    advancing = run_threads(clients, seconds, fire_one, Result("HTTP, 4 uvicorn workers", "advance", clients))
-    for s in sessions:
-        s.close()
-    return opening, advancing
-
-
-# ---------------------------------------------------------------------------------------------- Python
-
-
-def python_phase(engine: Engine, actor: str, clients: int, seconds: float) -> tuple[Result, Result]:
-    opened: list[list[int]] = [[] for _ in range(clients)]
-
-    def open_one(i: int, record: Callable[[float, bool], None]) -> bool:
-        t0 = time.perf_counter()
-        try:
-            view = engine.open("hukou_transfer", actor=actor, data={"applicant": "压测"})
-        except Exception:  # counted as an error, the run goes on
-            record(time.perf_counter() - t0, False)
-            return True
-        record(time.perf_counter() - t0, True)
-        opened[i].append(view.id)
-        return True
-
-    opening = run_threads(clients, seconds, open_one, Result("Python API (Engine)", "open", clients))
-    plans = advance_plan(opened)
-    cursor = [0] * clients
-
-    def fire_one(i: int, record: Callable[[float, bool], None]) -> bool:
-        if cursor[i] >= len(plans[i]):
-            return False
-        cid, step = plans[i][cursor[i]]
-        cursor[i] += 1
-        trigger, data = ROUTE[step]
-        t0 = time.perf_counter()
-        try:
-            engine.fire(cid, trigger, actor=actor, data=data)
-            ok = True
-        except Exception:  # counted as an error
-            ok = False
-        record(time.perf_counter() - t0, ok)
-        return True
-
-    advancing = run_threads(clients, seconds, fire_one, Result("Python API (Engine)", "advance", clients))
-    return opening, advancing
-
-
-# ------------------------------------------------------------------------------------------------ main
-
-
 def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CASEFLOW_DB": url}
     env.pop("CASEFLOW_NOW", None)
@@ -208,20 +270,19 @@ def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     code = ("import sys; from caseflow.cli.server import run_server; "
             "run_server(sys.argv[1], port=int(sys.argv[2]), workers=int(sys.argv[3]), log_level='warning', "
             "access_log=False)")
-    return subprocess.Popen(
-        [sys.executable, "-c", code, url, str(port), str(workers)],
-        env=env, start_new_session=True,  # its own process group: stopped as a whole, by its id
-    )
+    return subprocess.Popen([sys.executable, "-c", code, url, str(port), str(workers)], env=env,
+                            start_new_session=True)  # its own session: measured and stopped as a whole
 
 
-def wait_ready(base: str, token: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(base: str, token: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    import httpx
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with {proc.returncode}")
         try:
-            me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=2)
-            if me.status_code == 200:
+            if httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=2).is_success:
                 return
         except httpx.HTTPError:
             pass
@@ -231,7 +292,7 @@ def wait_ready(base: str, token: str, proc: subprocess.Popen[bytes], timeout: fl
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)  # its own process group, by its id
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -239,12 +300,32 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="Duration of each phase.")
-    parser.add_argument("--clients", type=int, default=8, help="Client threads.")
-    parser.add_argument("--workers", type=int, default=4, help="uvicorn worker processes.")
+    parser.add_argument("--seconds", type=float, default=30.0, help="Duration of each phase.")
+    parser.add_argument("--clients", type=int, default=8, help="Client threads of the HTTP client process.")
+    parser.add_argument("--workers", type=int, default=4, help="uvicorn workers / Engine processes.")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--role", choices=["http-client", "engine-worker"], help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.role == "http-client":
+        print(json.dumps(http_client(args.target, args.token, args.clients, args.start_at, args.seconds)))
+        return
+    if args.role == "engine-worker":
+        print(json.dumps(engine_worker(args.target, args.start_at, args.seconds)))
+        return
+
+    from caseflow.engine import Engine
+    from caseflow.store import Store
+    from caseflow.tokens import create_token
 
     base_url = os.environ.get("CASEFLOW_BENCH_PG_URL", DEFAULT_PG)
     schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -252,27 +333,41 @@ def main(argv: list[str] | None = None) -> None:
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     url = schema_url(base_url, schema)
+    results: list[Phase] = []
     proc = None
+    secs = str(args.seconds)
     try:
-        store = Store(url)  # creates the schema once, before the workers start
+        store = Store(url)  # creates the schema once, before any worker starts
         engine = Engine(store)
-        roles = ["household_police", "community_police", "station_leader"]
-        engine.add_person("bench", name="压测民警", unit="压测所", roles=roles)
-        token = create_token(store, "bench")
-        port = free_port()
-        http_base = f"http://127.0.0.1:{port}"
-        proc = start_server(url, port, args.workers)
-        wait_ready(http_base, token, proc)
-        # Warm every worker (imports, calendar, first connections) outside the measured phases.
-        run_threads(args.clients, 2.0, lambda i, rec: bool(
-            httpx.get(f"{http_base}/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code), Result(
-            "warm-up", "", args.clients))
-        results = [*http_phase(http_base, token, args.clients, args.seconds)]
-        stop_server(proc)
-        proc = None
-        engine.open("hukou_transfer", actor="bench")  # warm the in-process engine
-        results += [*python_phase(engine, "bench", args.clients, args.seconds)]
+        engine.add_person(ACTOR, name="压测民警", unit="压测所",
+                          roles=["household_police", "community_police", "station_leader"])
+        engine.open("hukou_transfer", actor=ACTOR)  # store the definition once
+        token = create_token(store, ACTOR)
         store.dispose()
+
+        lead = 20.0  # time for every process to start, import and connect before the common start
+        start_at = time.time() + lead
+        procs = [child("--role", "engine-worker", "--target", url, "--start-at", str(start_at), "--seconds", secs)
+                 for _ in range(args.workers)]
+        phase = measured(Phase("Engine, one per process", args.workers, args.workers), procs, start_at, args.seconds)
+        results.append(phase)
+        if not args.skip_http:
+            port = free_port()
+            http_base = f"http://127.0.0.1:{port}"
+            proc = start_server(url, port, args.workers)
+            wait_ready(http_base, token, proc)
+            # Warm every worker (imports, calendar, connections) outside the measured phase.
+            warm_at = time.time() + lead
+            collect([child("--role", "http-client", "--target", http_base, "--token", token, "--start-at",
+                           str(warm_at), "--seconds", "3", "--clients", str(args.clients))], timeout=180)
+            start_at = time.time() + lead
+            client = child("--role", "http-client", "--target", http_base, "--token", token, "--start-at",
+                           str(start_at), "--seconds", secs, "--clients", str(args.clients))
+            http = measured(Phase("HTTP, uvicorn workers", args.workers, args.clients), [client], start_at,
+                            args.seconds, server_sid=proc.pid)
+            results.append(http)
+            stop_server(proc)
+            proc = None
     finally:
         if proc is not None:
             stop_server(proc)
@@ -280,11 +375,12 @@ def main(argv: list[str] | None = None) -> None:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
 
-    print(f"caseflow API benchmark — Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"PostgreSQL at {sa.engine.make_url(base_url).render_as_string(hide_password=True)}")
-    print(f"{args.seconds:.0f} s per phase; {args.clients} client threads; HTTP server: {args.workers} uvicorn "
-          "workers on 127.0.0.1 (client and server share the machine's cores)")
-    print(f"advance = one fire of the route {' → '.join(t for t, _ in ROUTE)}\n")
+    print(__doc__.split("\n\nOnly loopback")[0])
+    print(f"\ncaseflow API benchmark — Python {platform.python_version()}, {os.cpu_count()} cores (shared), "
+          f"PostgreSQL at {sa.engine.make_url(base_url).render_as_string(hide_password=True)}; "
+          f"{args.seconds:.0f} s per phase")
+    print("client CPU = the HTTP client process's own CPU time over the phase (it runs on the same cores as the "
+          "server); server / worker CPU = the uvicorn processes'; machine busy = all processes of the machine\n")
     print(HEADER)
     for r in results:
         print(r.row())

@@ -44,6 +44,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 from transitions import Machine, MachineError
@@ -64,13 +65,14 @@ from caseflow.errors import (
     TransitionError,
     WorkflowNotFoundError,
 )
-from caseflow.published import Published, publish_notice, publish_workflow
+from caseflow.published import LOCK_KEY, Published, publish_notice, publish_workflow
 from caseflow.store import (
     MAX_CASE_ID,
     Absence,
     CaseRow,
     CommandRecord,
     EventRow,
+    Generation,
     Person,
     Store,
     TimerRow,
@@ -411,6 +413,269 @@ def event_hash(row: EventRow) -> str:
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
 
 
+# --------------------------------------------------------------------------- one command's reads and writes
+
+_CASES: sa.Table = CaseRow.__table__  # type: ignore[attr-defined]
+_TIMERS: sa.Table = TimerRow.__table__  # type: ignore[attr-defined]
+_EVENTS: sa.Table = EventRow.__table__  # type: ignore[attr-defined]
+_COMMANDS: sa.Table = CommandRecord.__table__  # type: ignore[attr-defined]
+_GENS: sa.Table = Generation.__table__  # type: ignore[attr-defined]
+
+
+def _column_map(model: type[Any]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column key) of a table model's columns."""
+    return tuple((prop.key, prop.columns[0].key) for prop in sa.inspect(model).column_attrs)
+
+
+_COLUMNS: dict[type[Any], tuple[tuple[str, str], ...]] = {
+    model: _column_map(model) for model in (CaseRow, TimerRow, EventRow, CommandRecord)
+}
+
+
+def _defaults(model: type[Any]) -> dict[str, Any]:
+    return {name: info.default for name, info in model.model_fields.items() if not info.is_required()}
+
+
+_DEFAULTS: dict[type[Any], dict[str, Any]] = {model: _defaults(model) for model in _COLUMNS}
+
+
+def _new_row(model: type[Any], **values: Any) -> Any:
+    """A new row object of ``model`` (its other fields at their defaults), built as the ORM builds a row it
+    loads: SQLModel's validating constructor costs a command more than its SQL does."""
+    obj = sa.inspect(model).class_manager.new_instance()
+    obj.__dict__.update(_DEFAULTS[model])
+    obj.__dict__.update(values)
+    return obj
+
+
+def _row_values(obj: Any) -> dict[str, Any]:
+    """Every column value of a new row (its id left to the database when not set)."""
+    values = {column: getattr(obj, attr) for attr, column in _COLUMNS[type(obj)]}
+    if values.get("id", 0) is None:
+        del values["id"]
+    return values
+
+
+def _changed_values(obj: Any) -> dict[str, Any]:
+    """The columns of a loaded row a command changed (the ORM keeps each one's value as loaded)."""
+    state = sa.inspect(obj)
+    columns = dict(_COLUMNS[type(obj)])
+    return {columns[attr]: getattr(obj, attr) for attr, before in state.committed_state.items()
+            if attr in columns and getattr(obj, attr) != before}
+
+
+@dataclass
+class _Loaded:
+    """What one statement (two on PostgreSQL) read for a command, after it holds the case."""
+
+    generations: tuple[int, int]
+    case: CaseRow | None = None
+    actor: Person | None = None
+    record: CommandRecord | None = None
+    timers: list[TimerRow] = field(default_factory=list)
+    #: The id a case being opened takes (read with the rest, so the open event's hash can name it).
+    next_id: int | None = None
+
+
+def _load(s: Session, *, case_id: int | None, actor: str | None, key: str | None,
+          people: Iterable[str | None] = ()) -> _Loaded:
+    """Hold the case and read everything a command needs, in as few statements as the database allows.
+
+    SQLite: one statement after ``BEGIN IMMEDIATE`` (the write lock is held from the start). PostgreSQL:
+    the case row locked ``FOR UPDATE`` in the statement that takes the notices' advisory lock shared
+    (:mod:`caseflow.published`), then one statement for the generation counters, the timers, the people
+    and the idempotency record: it starts after both locks are held, so it sees every command and load
+    that committed before (READ COMMITTED takes a snapshot per statement). People and the case land in
+    the session, so later ``session.get`` calls for them send nothing.
+    """
+    pg = s.get_bind().dialect.name == "postgresql"
+    case = None
+    if pg:
+        if case_id is not None:
+            case = s.execute(_LOCK_CASE, {"case_id": case_id}).scalar()
+        else:
+            s.execute(_LOCK_ONLY)
+    wanted = [p for p in dict.fromkeys(people) if p is not None and p != actor]
+    params: dict[str, Any] = {"case_id": case_id, "actor": actor, "key": key}
+    params.update({f"person{i}": pid for i, pid in enumerate(wanted)})
+    responsible = "join" if case_id is not None and not pg else None
+    if pg and case is not None and case.responsible_id not in (actor, *wanted):
+        responsible, params["responsible"] = "param", case.responsible_id
+    shape = (pg, case_id is None, actor is not None, len(wanted), responsible, bool(key))
+    query, slots = _READS.get(shape) or _read_query(*shape)
+    rows = s.execute(query, params).all()
+    first = rows[0]
+    loaded = _Loaded((int(first[0] or 0), int(first[1] or 0)), case=case,
+                     next_id=int(first[2]) if first[2] is not None else None)
+    if "case" in slots:
+        loaded.case = first[slots["case"]]
+    if "actor" in slots:
+        loaded.actor = first[slots["actor"]]
+    if "record" in slots:
+        loaded.record = first[slots["record"]]
+    if "timers" in slots:
+        column = slots["timers"]
+        loaded.timers = [row[column] for row in rows if row[column] is not None]
+    return loaded
+
+
+_PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
+#: Who in a unit holds which roles (for the unit_only_holder rule).
+_UNIT_ROLES = sa.select(_PEOPLE.c.id, _PEOPLE.c.roles).where(_PEOPLE.c.unit == sa.bindparam("unit"))
+_LOCK = sa.func.pg_advisory_xact_lock_shared(LOCK_KEY)
+_LOCK_CASE = sa.select(CaseRow, _LOCK).where(CaseRow.id == sa.bindparam("case_id")).with_for_update()  # type: ignore[arg-type]
+_LOCK_ONLY = sa.select(_LOCK)
+#: Built once per shape, so SQLAlchemy's compiled cache answers without rebuilding or re-keying them.
+_READS: dict[tuple[Any, ...], tuple[Any, dict[str, int]]] = {}
+
+
+def _read_query(pg: bool, opening: bool, has_actor: bool, people: int, responsible: str | None,  # noqa: PLR0917
+                has_key: bool) -> tuple[Any, dict[str, int]]:
+    """The one SELECT of :func:`_load` for a shape of command: a one-row head (the generation counters,
+    the next case id when opening) outer-joined to each thing the command reads."""
+
+    def generation(name: str) -> Any:
+        return sa.select(_GENS.c.value).where(_GENS.c.name == name).scalar_subquery()
+
+    head: list[Any] = [generation("calendar").label("cal"), generation("workflows").label("wf")]
+    if opening:
+        head.append((sa.func.nextval(sa.func.pg_get_serial_sequence("caseflow_cases", "id")) if pg else
+                     sa.select(sa.func.coalesce(sa.func.max(_CASES.c.id), 0) + 1).scalar_subquery())
+                    .label("next_id"))
+    g = sa.select(*head).subquery("g")
+    columns: list[Any] = [g.c.cal, g.c.wf, g.c.next_id if opening else sa.null()]
+    joins: list[tuple[Any, Any]] = []
+    slots: dict[str, int] = {}
+
+    def entity(name: str, target: Any, onclause: Any) -> None:
+        slots[name] = len(columns)
+        columns.append(target)
+        joins.append((target, onclause))
+
+    def person(name: str, equals: Any) -> None:
+        alias = aliased(Person, name=name)
+        entity(name, alias, alias.id == equals)
+
+    if not opening and not pg:
+        entity("case", CaseRow, CaseRow.id == sa.bindparam("case_id"))
+    if has_actor:
+        person("actor", sa.bindparam("actor"))
+    for i in range(people):
+        person(f"person{i}", sa.bindparam(f"person{i}"))
+    if responsible == "join":
+        person("responsible", CaseRow.responsible_id)
+    elif responsible == "param":
+        person("responsible", sa.bindparam("responsible"))
+    if has_key:
+        entity("record", CommandRecord, CommandRecord.key == sa.bindparam("key"))
+    if not opening:
+        entity("timers", TimerRow, TimerRow.case_id == sa.bindparam("case_id"))
+    query = sa.select(*columns).select_from(g)
+    for target, onclause in joins:
+        query = query.outerjoin(target, onclause)
+    if not opening:
+        query = query.order_by(TimerRow.id)  # type: ignore[arg-type]
+    _READS[(pg, opening, has_actor, people, responsible, has_key)] = query, slots
+    return query, slots
+
+
+def _write(s: Session, case: CaseRow, old_version: int | None, timers: list[TimerRow],
+           rows: Iterable[EventRow | CommandRecord]) -> None:
+    """Write what a command changed: the case (inserted, or updated if still at ``old_version``), the timers
+    it changed or started, its events and idempotency record; the session forgets the case and timers, so
+    the ORM flushes nothing of theirs (rows a caller added to the session itself still commit with it).
+
+    PostgreSQL: one statement (data-modifying CTEs; the case's ``RETURNING`` tells whether its version
+    still matched). SQLite: one statement per table touched, with no round trip to pay. A stale
+    version raises :class:`StaleDataError`, as the ORM's version check did.
+    """
+    pg = s.get_bind().dialect.name == "postgresql"
+    new_case = sa.inspect(case).transient
+    case_values = _row_values(case) if new_case else _changed_values(case)
+    changed: list[tuple[int, dict[str, Any]]] = []
+    started: list[dict[str, Any]] = []
+    for row in timers:
+        if row.id is None:
+            started.append(_row_values(row))
+        else:
+            changes = _changed_values(row)
+            if changes:
+                changed.append((row.id, changes))
+    added = [(_EVENTS if isinstance(obj, EventRow) else _COMMANDS, _row_values(obj)) for obj in rows]
+    conn = s.connection()
+    if pg:
+        shape = (new_case, tuple(case_values), tuple(tuple(c) for _, c in changed), len(started),
+                 tuple(t.name for t, _ in added))
+        query = _WRITES.get(shape)
+        if query is None:
+            query = _write_query(shape)
+        params: dict[str, Any] = {f"c_{k}": v for k, v in case_values.items()}
+        params.update(c_id=case.id, c_old=old_version)
+        for i, (timer_id, changes) in enumerate(changed):
+            params[f"t{i}_id"] = timer_id
+            params.update({f"t{i}_{k}": v for k, v in changes.items()})
+        for j, values in enumerate(started):
+            params.update({f"n{j}_{k}": v for k, v in values.items()})
+        for j, (_table, values) in enumerate(added):
+            params.update({f"a{j}_{k}": v for k, v in values.items()})
+        count = conn.execute(query, params).scalar()
+    else:
+        if new_case:
+            count = conn.execute(_CASES.insert(), case_values).rowcount
+        else:
+            count = conn.execute(_UPDATE_CASE, {**case_values, "w_id": case.id, "w_old": old_version}).rowcount
+        if count == 1:
+            for timer_id, changes in changed:
+                conn.execute(_UPDATE_TIMER, {**changes, "w_id": timer_id})
+            if started:
+                conn.execute(_TIMERS.insert(), started)
+            for table, values in added:
+                conn.execute(table.insert(), values)
+    if count != 1:
+        raise StaleDataError(f"case {case.id} is no longer at version {old_version}")
+    for obj in (case, *timers):  # written: the ORM must not flush them again at commit
+        if obj in s:
+            s.expunge(obj)
+
+
+#: SET columns come from each call's parameters (SQLAlchemy compiles, and caches, one form per set).
+_UPDATE_CASE = _CASES.update().where(_CASES.c.id == sa.bindparam("w_id"), _CASES.c.version == sa.bindparam("w_old"))
+_UPDATE_TIMER = _TIMERS.update().where(_TIMERS.c.id == sa.bindparam("w_id"))
+_WRITES: dict[tuple[Any, ...], Any] = {}
+
+
+def _write_query(shape: tuple[Any, ...]) -> Any:
+    """PostgreSQL's one write statement for a shape of command (which columns, how many rows)."""
+    new_case, case_columns, timer_changes, started, added = shape
+
+    def binds(table: sa.Table, prefix: str, columns: Iterable[str]) -> dict[str, Any]:
+        return {c: sa.bindparam(f"{prefix}_{c}", type_=table.c[c].type) for c in columns}
+
+    if new_case:
+        case_stmt: Any = _CASES.insert().values(binds(_CASES, "c", case_columns))
+    else:
+        case_stmt = (_CASES.update().where(_CASES.c.id == sa.bindparam("c_id"),
+                                           _CASES.c.version == sa.bindparam("c_old"))
+                     .values(binds(_CASES, "c", case_columns)))
+    others: list[Any] = []
+    for i, columns in enumerate(timer_changes):
+        others.append(_TIMERS.update().where(_TIMERS.c.id == sa.bindparam(f"t{i}_id"))
+                      .values(binds(_TIMERS, f"t{i}", columns)))
+    timer_columns = [c.key for c in _TIMERS.columns if c.key != "id"]
+    for j in range(started):  # an INSERT each: SQLAlchemy does not cache a multi-row VALUES
+        others.append(_TIMERS.insert().values(binds(_TIMERS, f"n{j}", timer_columns)))
+    for j, name in enumerate(added):
+        table = _EVENTS if name == _EVENTS.name else _COMMANDS
+        columns = [c.key for c in table.columns if not (table is _EVENTS and c.key == "id")]
+        others.append(table.insert().values(binds(table, f"a{j}", columns)))
+    written = case_stmt.returning(_CASES.c.id).cte("w_case")
+    query = sa.select(sa.func.count()).select_from(written)
+    if others:
+        query = query.add_cte(*(stmt.cte(f"w_{i}") for i, stmt in enumerate(others)))
+    _WRITES[shape] = query
+    return query
+
+
 # ----------------------------------------------------------------------------------------- engine
 
 
@@ -625,8 +890,12 @@ class Engine:
     def _replay(self, session: Session, key: str | None, command: str) -> CaseView | None:
         if not key:
             return None
-        record = session.get(CommandRecord, key)
-        if record is None:
+        return self._replay_record(session.get(CommandRecord, key), key, command)
+
+    @staticmethod
+    def _replay_record(record: CommandRecord | None, key: str | None, command: str) -> CaseView | None:
+        """The first result of an idempotency key used before (None if it was not)."""
+        if not key or record is None:
             return None
         if record.command != command:
             raise ConflictError(
@@ -655,9 +924,11 @@ class Engine:
                     # Hold the case first (SQLite: BEGIN IMMEDIATE on this first statement; PostgreSQL: the
                     # row lock), then take the instant: concurrent commands queue and each one's instant
                     # follows the last event, rather than being refused as back-dated (issue 9).
-                    case = s.get(CaseRow, checked_case_id(case_id), with_for_update=True)
-                    self._sync(s)
-                    replay = self._replay(s, key, command)
+                    loaded = _load(s, case_id=checked_case_id(case_id), key=key, people=(assign,),
+                                   actor=None if system_at is not None else actor)
+                    case = loaded.case
+                    self._sync(s, loaded.generations)
+                    replay = self._replay_record(loaded.record, key, command)
                     if replay is not None:
                         return replay
                     if case is None:
@@ -668,7 +939,7 @@ class Engine:
                         when = max(system_at, case.last_event_at or system_at)
                     else:
                         when = self._instant_holding(case, at)
-                    timers = self._timers(s, case_id)
+                    timers, old_version = loaded.timers, case.version
                     if system_at is None and case.closed_at is None:
                         expired = _expired(timers, when)
                         if expired is not None:
@@ -697,14 +968,14 @@ class Engine:
                             "name a person of that role"
                         )
                     trigger = data.pop("_trigger", None)
-                    self._append_event(s, case, command, when, actor, data, trigger=trigger,
-                                       from_state=from_state, to_state=case.state)
-                    s.flush()
+                    event = self._new_event(case, command, when, actor, data, trigger=trigger,
+                                            from_state=from_state, to_state=case.state)
                     view = self._view(ctx.definition, case, ctx.timers)
+                    written: list[EventRow | CommandRecord] = [event]
                     if key:
-                        s.add(CommandRecord(key=key, command=command, case_id=case.id,
-                                            result=_canonical(view.to_dict()), created_at=when))
-                        s.flush()
+                        written.append(_new_row(CommandRecord, key=key, command=command, case_id=case.id,
+                                                     result=_canonical(view.to_dict()), created_at=when))
+                    _write(s, case, old_version, ctx.timers, written)
                 return view
             except _CatchUp as catch_up:
                 # What a timer does by itself happened first (at its due instant): record it in a
@@ -727,7 +998,16 @@ class Engine:
     def _append_event(self, s: Session, case: CaseRow, kind: str, at: datetime, actor: str,  # noqa: PLR0917
                       data: dict[str, Any], *, trigger: str | None, from_state: str | None,
                       to_state: str | None) -> None:
-        """Add the case's next event, chained to the head the case row keeps."""
+        """Add the case's next event to the session, chained to the head the case row keeps."""
+        s.add(self._new_event(case, kind, at, actor, data, trigger=trigger, from_state=from_state,
+                              to_state=to_state))
+
+    @staticmethod
+    def _new_event(case: CaseRow, kind: str, at: datetime, actor: str,
+                   data: dict[str, Any], *, trigger: str | None, from_state: str | None,
+                   to_state: str | None) -> EventRow:
+        """The case's next event, chained to the head the case row keeps (the case row moves on with it:
+        version, head hash, last instant). Its hash is computed here, so it is inserted once, complete."""
         assert case.id is not None
         previous = case.last_event_hash
         seq = case.version + 1 if previous is not None else 1
@@ -738,12 +1018,12 @@ class Engine:
         problem = _bad_text(text)
         if problem:  # a reason or a ground typed with a lone surrogate: nothing is written
             raise CommandError(f"the command's text {problem}; retype it")
-        row = EventRow(case_id=case.id, seq=seq, kind=kind, at=at, recorded_at=datetime.now(UTC), actor=actor,
-                       trigger=trigger, from_state=from_state, to_state=to_state, data=text,
-                       prev_hash=previous or GENESIS_HASH, hash="")
+        row: EventRow = _new_row(EventRow, case_id=case.id, seq=seq, kind=kind, at=at, recorded_at=datetime.now(UTC),
+                                 actor=actor, trigger=trigger, from_state=from_state, to_state=to_state, data=text,
+                                 prev_hash=previous or GENESIS_HASH, hash="")
         row.hash = event_hash(row)
         case.last_event_hash, case.last_event_at = row.hash, at
-        s.add(row)
+        return row
 
     @staticmethod
     def _timers(s: Session, case_id: int) -> list[TimerRow]:
@@ -779,26 +1059,29 @@ class Engine:
         data = checked_data(data)
         self._pin_version(defn, when)
         with self.store.session(write=True) as s:
-            if self._sync(s):
+            loaded = _load(s, case_id=None, actor=actor, key=key, people=(responsible, assign))
+            if self._sync(s, loaded.generations):
                 defn = self.registry.latest(workflow)  # a newly published one: stored when it was published
-            replay = self._replay(s, key, "open")
+            replay = self._replay_record(loaded.record, key, "open")
             if replay is not None:
                 return replay
-            opener = self._person(s, actor)
+            opener = loaded.actor or self._person(s, actor)
             if not opener.admin and not (opener.role_set & set(defn.roles)):
                 raise PermissionDeniedError(
                     f"{actor!r} (roles: {', '.join(sorted(opener.role_set)) or 'none'}) has no role in "
                     f"{workflow!r}; its roles are {', '.join(defn.roles)}"
                 )
             owner = self._person(s, responsible) if responsible else opener
-            case = CaseRow(workflow_key=defn.key, workflow_version=defn.version, state=defn.initial, version=1,
-                           responsible_id=owner.id, unit=owner.unit, opened_by=actor, opened_at=when,
-                           updated_at=when, data=_canonical(data))
-            s.add(case)
-            s.flush()
-            assert case.id is not None
+            # The id is taken before the insert (PostgreSQL: the sequence; SQLite: the next rowid, under the
+            # write lock) so the case is inserted once, its event hash and chain head already computed.
+            case = _new_row(CaseRow, id=loaded.next_id, workflow_key=defn.key, workflow_version=defn.version,
+                            state=defn.initial, version=1, responsible_id=owner.id, unit=owner.unit,
+                            opened_by=actor, opened_at=when, updated_at=when, data=_canonical(data))
             if prepare is not None:
-                extra = checked_data(prepare(s, case.id))
+                # What prepare writes may refer to the case: here alone it is inserted first (then updated).
+                s.add(case)
+                s.flush()
+                extra = checked_data(prepare(s, loaded.next_id or 0))
                 if extra:
                     data = {**data, **extra}
                     case.data = _canonical(data)
@@ -811,29 +1094,30 @@ class Engine:
                 raise CommandError(f"{assign!r} holds none of the roles of the steps opening {workflow!r} starts "
                                    f"({', '.join(a['timer'] + ': ' + (a.get('role') or '-') for a in ctx.assigned)}"
                                    "); name a person of that role")
-            self._append_event(s, case, "open", when, actor, {"data": data, "responsible": owner.id,
-                                                                 "unit": owner.unit,
-                                                                 "started": started, "assigned": ctx.assigned,
-                                                                 "workflow_version": defn.version},
-                               trigger=None, from_state=None, to_state=case.state)
+            written: list[EventRow | CommandRecord] = [
+                self._new_event(case, "open", when, actor, {"data": data, "responsible": owner.id, "unit": owner.unit,
+                                                            "started": started, "assigned": ctx.assigned,
+                                                            "workflow_version": defn.version},
+                                trigger=None, from_state=None, to_state=case.state)]
             if close_reason is not None:
                 closed = self._close(ctx, close_reason)
-                self._append_event(s, case, "close", when, actor, closed, trigger=None, from_state=case.state,
-                                   to_state=case.state)
-            s.flush()
+                written.append(self._new_event(case, "close", when, actor, closed, trigger=None,
+                                               from_state=case.state, to_state=case.state))
             view = self._view(defn, case, timers)
             if key:
-                s.add(CommandRecord(key=key, command="open", case_id=case.id, result=_canonical(view.to_dict()),
-                                    created_at=when))
+                written.append(_new_row(CommandRecord, key=key, command="open", case_id=case.id,
+                                        result=_canonical(view.to_dict()), created_at=when))
+            _write(s, case, 1 if prepare is not None else None, timers, written)
         return view
 
-    def _sync(self, s: Session) -> bool:
+    def _sync(self, s: Session, seen: tuple[int, int] | None = None) -> bool:
         """Take up notices and definitions loaded (by any process) since the last command.
 
         Holds the generation counters shared until the command commits, so a load waits for it (see
-        :mod:`caseflow.published`).
+        :mod:`caseflow.published`). ``seen``: the counters as the command's own read found them (with
+        the lock already held).
         """
-        if not self.published.check(s, lock=True):
+        if not self.published.check(s, lock=True, seen=seen):
             return False
         self.calendar = self.published.calendar
         return True
@@ -1276,13 +1560,12 @@ class Engine:
             span = timer_limit(tdef, data, started_at, self.calendar)
             assignee, rule = self._pick_assignee(ctx, tdef)
             ctx.assigned.append({"timer": tdef.name, "assignee": assignee, "rule": rule, "role": tdef.holder})
-            row = TimerRow(case_id=ctx.case.id, name=tdef.name, round=max(rounds, default=0) + 1, status="running",
-                           kind=tdef.kind, limit_spec=_limit_spec(span), started_at=started_at,
-                           assignee=assignee, expiry_trigger=tdef.on_expiry)
+            row: TimerRow = _new_row(TimerRow, case_id=ctx.case.id, name=tdef.name, round=max(rounds, default=0) + 1,
+                                     status="running", kind=tdef.kind, limit_spec=_limit_spec(span),
+                                     started_at=started_at, assignee=assignee, expiry_trigger=tdef.on_expiry)
             self._recompute(ctx, row, tdef=tdef)
             row.original_due_at = row.due_at
-            ctx.session.add(row)
-            ctx.timers.append(row)
+            ctx.timers.append(row)  # written with the rest of the command (_write)
             started.append(tdef.name)
         return started
 
@@ -1302,9 +1585,10 @@ class Engine:
             return case.responsible_id, "responsible"
         if ctx.actor.id != SYSTEM_ACTOR and holds(ctx.actor):
             return ctx.actor.id, "actor"
-        of_unit = [p for p in s.exec(select(Person).where(Person.unit == case.unit)) if holds(p)]
+        of_unit = [pid for pid, roles in s.execute(_UNIT_ROLES, {"unit": case.unit})
+                   if role is None or role in roles.split()]
         if len(of_unit) == 1:
-            return of_unit[0].id, "unit_only_holder"
+            return of_unit[0], "unit_only_holder"
         for person in (ctx.actor, responsible):
             leader = s.get(Person, person.leader_id) if person is not None and person.leader_id else None
             if holds(leader):

@@ -34,6 +34,7 @@ from caseflow.workflow import WorkflowDef, WorkflowRegistry, parse_workflow
 
 __all__ = [
     "CALENDAR",
+    "LOCK_KEY",
     "WORKFLOWS",
     "Published",
     "StoredNotice",
@@ -50,8 +51,10 @@ WORKFLOWS = "workflows"
 _GEN = Generation.__table__  # type: ignore[attr-defined]
 
 
-#: The PostgreSQL advisory lock that orders loads and commands (an arbitrary constant: "casefgen").
-_LOCK_KEY = 0x6361736566676560
+#: The PostgreSQL advisory lock that orders loads and commands (an arbitrary constant: "casefgen"); commands
+#: take it shared in the statement that locks their case (:mod:`caseflow.engine`).
+LOCK_KEY = 0x6361736566676560
+_LOCK_KEY = LOCK_KEY
 
 
 def read_generations(session: Session, *, lock: bool = False) -> tuple[int, int]:
@@ -62,7 +65,7 @@ def read_generations(session: Session, *, lock: bool = False) -> tuple[int, int]
     load that committed while the lock was awaited. SQLite's single writer needs no lock.
     """
     if lock and session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(_LOCK_KEY)))
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(LOCK_KEY)))
     values = {str(name): int(value) for name, value in session.execute(sa.select(_GEN.c.name, _GEN.c.value))}
     return int(values.get(CALENDAR, 0)), int(values.get(WORKFLOWS, 0))
 
@@ -71,7 +74,7 @@ def _raise(session: Session, name: str, at: datetime) -> int:
     """Raise a counter, holding the load lock exclusively: it waits for commands in flight, and commands
     starting now wait for this load to commit. The new value."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
     result = session.execute(sa.update(_GEN).where(_GEN.c.name == name)
                              .values(value=_GEN.c.value + 1, changed_at=at).returning(_GEN.c.value))
     value = result.scalar()
@@ -173,9 +176,14 @@ class Published:
             self.calendar = overlay(base, self._arrangements(session))
             return self.calendar
 
-    def check(self, session: Session, *, lock: bool = False) -> bool:
-        """Reread what moved since the last check; True when something did."""
-        seen = read_generations(session, lock=lock)
+    def check(self, session: Session, *, lock: bool = False, seen: tuple[int, int] | None = None) -> bool:
+        """Reread what moved since the last check; True when something did.
+
+        ``seen``: the (calendar, workflows) generations as the caller already read them in this
+        transaction (a command reads them in the statement that loads its case, after the lock).
+        """
+        if seen is None:
+            seen = read_generations(session, lock=lock)
         if seen == self._seen:
             return False
         with self._lock:
