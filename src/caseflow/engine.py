@@ -318,7 +318,9 @@ _INT_RANGE = 2**63
 
 
 def _bad_text(text: str) -> str | None:
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+    try:
+        text.encode("utf-8")  # fails exactly on a code point U+D800..U+DFFF (a surrogate), in C
+    except UnicodeEncodeError:
         return "holds a lone surrogate (text that is not valid Unicode)"
     if "\x00" in text:
         return "holds a NUL character"
