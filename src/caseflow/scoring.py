@@ -189,10 +189,15 @@ def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
     units: dict[str, ScoreLine] = {}
     persons: dict[str, ScoreLine] = {}
     for rule, person, event_unit in events:
-        units.setdefault(event_unit, ScoreLine(event_unit, event_unit, event_unit)).counts[rule] += 1
-        row = people.get(person)
-        line = persons.setdefault(person, ScoreLine(person, row[0] if row else person,
-                                                    row[1] if row else event_unit))
+        # A line is made once per unit and person (a month has thousands of events, a unit a handful of lines).
+        unit_line = units.get(event_unit)
+        if unit_line is None:
+            unit_line = units[event_unit] = ScoreLine(event_unit, event_unit, event_unit)
+        unit_line.counts[rule] += 1
+        line = persons.get(person)
+        if line is None:
+            row = people.get(person)
+            line = persons[person] = ScoreLine(person, row[0] if row else person, row[1] if row else event_unit)
         line.counts[rule] += 1
     return Scorecard(month=month, rules=rules, units=[units[k] for k in sorted(units)],
                      people=sorted(persons.values(), key=lambda p: (p.unit, p.key)))
