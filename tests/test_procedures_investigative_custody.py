@@ -158,3 +158,27 @@ def test_an_unidentified_suspect_counts_from_the_day_the_identity_is_established
     case = engine.fire(case.id, "recount", actor="chen", data={"crime_found_on": "2026-11-01", "reason": "另有绑架"})
     rounds = [t for t in case.timers if t.name == "custody_recount"]
     assert [t.status for t in rounds] == ["cancelled", "running"] and rounds[-1].last_day == date(2027, 1, 1)
+
+
+def test_a_suggestion_to_release_is_answered_within_ten_days(world: World) -> None:
+    # 刑事诉讼法 第九十五条 "有关机关应当在十日以内将处理情况通知人民检察院"; 程序规定 第一百五十九条 "认为需要继续
+    # 羁押的，应当说明理由".
+    engine = world.engine
+    case = engine.open("investigative_custody", actor="zhou")
+    world.at(2026, 9, 25, 10)
+    case = engine.fire(case.id, "receive_release_suggestion", actor="zhou", data={"suggestion_no": "检羁建〔2026〕4号"})
+    handling = case.timer("suggestion_handling")
+    # 10 days from 09-25 end on 10-05, inside 国庆: the suspect is held, the day is not moved.
+    assert handling.assignee == "zhou" and handling.last_day == date(2026, 10, 5)
+    assert case.timer("custody").status == "running"  # the custody months run on
+    world.at(2026, 10, 3, 10)
+    with pytest.raises(CommandError, match="reason"):
+        engine.fire(case.id, "notify_suggestion_handling", actor="zhou", data={"handling_notice_no": "通-1"})
+    case = engine.fire(case.id, "notify_suggestion_handling", actor="zhou",
+                       data={"handling_notice_no": "通-1", "reason": "可能毁灭证据，需要继续羁押"})
+    assert case.timer("suggestion_handling").status == "met"
+    # A second suggestion, answered by releasing the suspect: released is the handling.
+    world.at(2026, 10, 20, 10)
+    engine.fire(case.id, "receive_release_suggestion", actor="zhou", data={"suggestion_no": "检羁建〔2026〕9号"})
+    case = engine.fire(case.id, "release", actor="chen", data={"reason": "变更为取保候审"})
+    assert [t.status for t in case.timers if t.name == "suggestion_handling"] == ["met", "met"]
