@@ -31,16 +31,26 @@ from test_scheduler import add_case, add_timer, bj, outbox_of, seed_people
 
 
 class Receiver:
-    """A webhook receiver: records each request's id header and payload; optional delay and failures."""
+    """A webhook receiver: records each request's id header and payload; optional delay and failures.
 
-    def __init__(self) -> None:
+    It counts the requests it holds at once and the client connections it saw; with ``keep_alive`` it
+    speaks HTTP/1.1 (connections stay open), and with ``drop_after_reply`` it closes each connection
+    after answering without saying so (as a receiver restarted or timing out idle connections does).
+    """
+
+    def __init__(self, *, keep_alive: bool = False) -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.delay = 0.0
         self.fail_next = 0
+        self.in_flight = self.max_in_flight = 0
+        self.peers: set[tuple[str, int]] = set()
+        self.drop_after_reply = False
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver.lock:
@@ -48,14 +58,23 @@ class Receiver:
                     receiver.fail_next -= failing
                     receiver.requests.append({"header": self.headers.get("X-Caseflow-Notification-Id"),
                                               "key": self.headers.get("Idempotency-Key"), **body})
+                    receiver.peers.add(self.client_address)
+                    drop = receiver.drop_after_reply  # read before answering: the client moves on at once
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
                 time.sleep(receiver.delay)
+                with receiver.lock:
+                    receiver.in_flight -= 1
                 self.send_response(500 if failing else 204)
                 self.end_headers()
+                if drop:
+                    self.close_connection = True
 
             def log_message(self, *_args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -220,3 +239,45 @@ def test_webhook_payload_without_an_id_keeps_its_old_shape(receiver: Receiver) -
     WebhookNotifier(receiver.url).send(to="zhang", subject="s", body="b")
     [request] = receiver.requests
     assert set(request) == {"header", "key", "to", "subject", "body", "format"} and request["header"] is None
+
+
+def test_a_webhook_keeps_its_connection_and_replaces_one_the_receiver_closed() -> None:
+    """Messages go over one kept-alive connection; one the receiver closed quietly is replaced, nothing lost."""
+    receiver = Receiver(keep_alive=True)
+    try:
+        hook = WebhookNotifier(receiver.url)
+        for i in range(5):
+            hook.send(to="zhang", subject="s", body="b", notification_id=f"n{i}")
+        assert len(receiver.peers) == 1
+        receiver.drop_after_reply = True
+        hook.send(to="zhang", subject="s", body="b", notification_id="n5")  # answered, then closed
+        hook.send(to="zhang", subject="s", body="b", notification_id="n6")  # finds it closed: a new one
+        assert receiver.ids() == [f"n{i}" for i in range(7)]
+        assert len(receiver.peers) == 2
+        hook.close()
+    finally:
+        receiver.server.shutdown()
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [(1, 1), (3, 3), (None, 8)])
+def test_a_webhook_channel_is_sent_to_as_many_at_once_as_it_takes(
+    store: Store, concurrency: int | None, most: int
+) -> None:
+    """One destination's batch is shared by up to its channel's ``concurrency`` workers, at least 8 rows each."""
+    receiver = Receiver(keep_alive=True)
+    receiver.delay = 0.05
+    try:
+        overdue_timers(store, 80, bj(2026, 11, 4))
+        channel: dict[str, Any] = {"url": receiver.url}
+        if concurrency is not None:
+            channel["concurrency"] = concurrency
+        config = NotifyConfig.from_dict({"channels": {"hook": channel}, "scheduler": {"default_channel": "hook"}})
+        scheduler = Scheduler(store, config)
+        report = scheduler.run_once(bj(2026, 11, 4, 9))
+        assert report.delivery.sent == 80 and len(set(receiver.ids())) == 80
+        # 80 rows make ten workers' worth; a receiver holding each request 50 ms sees them overlap.
+        assert receiver.max_in_flight <= most
+        assert receiver.max_in_flight > 1 or most == 1
+        scheduler.outbox.close()
+    finally:
+        receiver.server.shutdown()

@@ -179,6 +179,13 @@ channel = "wecom"
     assert config.route_unit("西城派出所") == Route("hook")
 
 
+def test_a_channel_sends_as_many_at_once_as_it_says() -> None:
+    """A webhook or the log takes 8 sends at once by default, an apprise channel one; ``concurrency`` sets it."""
+    config = NotifyConfig.from_dict({"channels": {"hook": {"url": "https://x"}, "mail": {"url": "mailto://x"},
+                                                  "wide": {"url": "https://y", "concurrency": 32}}})
+    assert [config.channels[c].max_concurrent for c in ("hook", "mail", "wide", "log")] == [8, 1, 32, 8]
+
+
 @pytest.mark.parametrize(("text", "key", "words"), [
     ('[people.zhang]\nchannel = "mial"\n', "people.zhang.channel", "unknown channel 'mial'"),
     ('[scheduler]\ndigest_time = "25:00"\n', "scheduler.digest_time", "08:30"),
@@ -189,6 +196,8 @@ channel = "wecom"
     ('[channels.mail]\nurl_env = "CF_TEST_UNSET_VARIABLE"\n', "channels.mail.url_env", "is not set"),
     ('[channels.mail]\nurl = "mailto://x"\nformat = "pdf"\n', "channels.mail.format", "text, markdown, html"),
     ('[chanels.mail]\nurl = "mailto://x"\n', "chanels", "unknown table"),
+    ('[channels.hook]\nurl = "https://x"\nconcurrency = 0\n', "channels.hook.concurrency", "from 1 to 64, got 0"),
+    ('[channels.hook]\nurl = "https://x"\nconcurrency = "8"\n', "channels.hook.concurrency", "got '8'"),
 ])
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     path = tmp_path / "caseflow.toml"

@@ -9,9 +9,12 @@ afterwards, outside any transaction:
    lease (``lease_owner``, ``lease_until``) that covers the network call, so no transaction stays open
    while a mail server answers, and a process killed mid-delivery loses nothing: its lease expires and
    the row is claimed again;
-2. **send** each row on its channel; rows are grouped by destination and the groups sent in parallel,
-   so a slow or failing channel does not hold up the others; a channel that takes concurrent requests
-   (a webhook, the log) has its group split across the workers too. While the batch is being sent a
+2. **send** each row on its channel; rows are grouped by destination and the groups sent in parallel
+   (one pool of worker threads kept by the outbox), so a slow or failing channel does not hold up the
+   others; a channel that takes concurrent requests has up to its ``concurrency`` workers pulling from
+   its destination's queue (a webhook, the log: 8 by default, over kept-alive connections; apprise
+   channels 1 unless configured), at least eight rows each, so a small batch keeps its order and a
+   destination that fails stops being tried for the rest of the batch. While the batch is being sent a
    keeper thread renews the lease (every third of ``lease_seconds``, 30 s by default), so the lease
    can be short: a killed scheduler's rows are claimed by another within a minute;
 3. **record** every outcome of the batch in one transaction: ``sent``, or a retry with exponential
@@ -38,6 +41,10 @@ Configuration is a TOML file (``caseflow.toml``; ``--config`` or ``CASEFLOW_CONF
     url = "mailto://smtp.example.org?from=caseflow@example.org"   # or url_env = "CASEFLOW_MAIL_URL"
     format = "html"
 
+    [channels.hook]
+    url = "https://oa.example.org/caseflow"
+    concurrency = 16                     # sends at once to this channel (default 8; apprise 1)
+
     [people.zhang]
     channel = "mail"
     address = "zhang@example.org"
@@ -48,6 +55,7 @@ Configuration is a TOML file (``caseflow.toml``; ``--config`` or ``CASEFLOW_CONF
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -57,13 +65,14 @@ import threading
 import time as _time
 import tomllib
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
@@ -104,6 +113,10 @@ CONFIG_ENV = "CASEFLOW_CONFIG"
 DEFAULT_CONFIG_NAME = "caseflow.toml"
 LOG_CHANNEL = "log"
 BODY_FORMATS = ("text", "markdown", "html")
+#: Sends at once to one webhook (or the log) unless its channel says otherwise.
+DEFAULT_CONCURRENCY = 8
+#: The most a channel may ask for (each send at once is a thread and a connection).
+MAX_CONCURRENCY = 64
 
 
 class ConfigError(CaseflowError, ValueError):
@@ -136,6 +149,15 @@ class ChannelConfig:
     kind: str  # apprise, webhook, log
     format: str = "text"
     timeout: float = 10.0
+    #: How many messages may be sent to this channel at once (None: 8 for a webhook or the log, 1 for apprise).
+    concurrency: int | None = None
+
+    @property
+    def max_concurrent(self) -> int:
+        """The sends at once this channel takes: its ``concurrency``, else its kind's default."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return 1 if self.kind == "apprise" else DEFAULT_CONCURRENCY
 
     @staticmethod
     def infer_kind(url: str) -> str:
@@ -226,7 +248,7 @@ class DeskSettings:
 
 
 _AUDIT_KEYS = ("key_file", "checkpoint_file", "checkpoint_time")
-_CHANNEL_KEYS = ("url", "url_env", "type", "format", "timeout")
+_CHANNEL_KEYS = ("url", "url_env", "type", "format", "timeout", "concurrency")
 _ROUTE_KEYS = ("channel", "address")
 _TOP_KEYS = ("scheduler", "channels", "people", "units", "audit", "desk")
 
@@ -307,7 +329,12 @@ class NotifyConfig:
             timeout = spec.get("timeout", 10.0)
             if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
                 raise fail(f"{key}.timeout", f"must be a positive number of seconds, got {timeout!r}")
-            channels[name] = ChannelConfig(name, url, kind, fmt, float(timeout))
+            concurrency = spec.get("concurrency")
+            if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool)
+                                            or not 1 <= concurrency <= MAX_CONCURRENCY):
+                raise fail(f"{key}.concurrency",
+                           f"must be a whole number of sends at once from 1 to {MAX_CONCURRENCY}, got {concurrency!r}")
+            channels[name] = ChannelConfig(name, url, kind, fmt, float(timeout), concurrency)
         channels.setdefault(LOG_CHANNEL, ChannelConfig(LOG_CHANNEL, "log://", "log"))
 
         def routes(table: str) -> dict[str, Route]:
@@ -492,7 +519,8 @@ class WebhookNotifier:
     """A generic JSON webhook: POST ``{"id", "to", "subject", "body", "format"}``; any non-2xx status fails.
 
     ``id`` (also the ``Idempotency-Key`` and ``X-Caseflow-Notification-Id`` headers) is the same on every
-    attempt at one notification: a receiver drops a redelivery by it.
+    attempt at one notification: a receiver drops a redelivery by it. Connections are kept alive and
+    reused (HTTP/1.1; a receiver that closes them gets a new one), one per send at once.
     """
 
     #: One POST per message, independent of the others: the outbox may send several at once.
@@ -503,19 +531,72 @@ class WebhookNotifier:
         self.name = name
         self.timeout = timeout
         self.body_format = body_format
+        parts = urlsplit(url)
+        self._https = parts.scheme.lower() == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        self._host_header = parts.netloc.rsplit("@", 1)[-1]
+        self._auth = None
+        if parts.username:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._auth = f"Basic {base64.b64encode(credentials).decode('ascii')}"
+        self._idle: list[Any] = []  # kept-alive connections not in use (http.client.HTTPConnection)
+        self._idle_lock = threading.Lock()
+        # A proxy named in the environment (https_proxy …) is honoured through urllib, as before.
+        import urllib.request
+
+        proxies = urllib.request.getproxies()
+        self._proxied = parts.scheme.lower() in proxies and not urllib.request.proxy_bypass(self._host)
 
     def send(self, *, to: str, subject: str, body: str, notification_id: str | None = None) -> None:
         """POST the message; raise :class:`DeliveryError` on a network error or an error status."""
-        # urllib rather than an HTTP client library: one POST needs no extra dependency.
-        import urllib.error
-        import urllib.request
+        # http.client rather than an HTTP client library: a POST over a kept-alive connection needs no
+        # extra dependency.
+        import http.client
 
         payload = {"to": to, "subject": subject, "body": body, "format": self.body_format}
-        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "caseflow"}
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "caseflow",
+                   "Host": self._host_header}
+        if self._auth:
+            headers["Authorization"] = self._auth
         if notification_id:
             payload["id"] = notification_id
             headers["Idempotency-Key"] = headers["X-Caseflow-Notification-Id"] = notification_id
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if self._proxied:
+            self._send_urllib(data, headers)
+            return
+        stale = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionResetError, BrokenPipeError,
+                 ConnectionAbortedError)
+        for attempt in (1, 2):
+            connection, reused = self._connection()
+            try:
+                connection.request("POST", self._target, body=data, headers=headers)
+                response = connection.getresponse()
+                detail = response.read()
+            except (http.client.HTTPException, OSError) as exc:
+                connection.close()
+                if reused and attempt == 1 and isinstance(exc, stale):
+                    continue  # the receiver had closed the idle connection: once more on a new one
+                raise DeliveryError(f"webhook {_safe(self.url)}: {type(exc).__name__}: {exc}") from None
+            if response.will_close:
+                connection.close()
+            else:
+                with self._idle_lock:
+                    self._idle.append(connection)
+            if response.status >= 300:
+                text = detail[:200].decode("utf-8", "replace")
+                raise DeliveryError(f"webhook {_safe(self.url)} answered {response.status}"
+                                    + (f": {text}" if text else ""))
+            return
+
+    def _send_urllib(self, data: bytes, headers: dict[str, str]) -> None:
+        """One POST through urllib (which applies the environment's proxy), a connection per message."""
+        import urllib.error
+        import urllib.request
+
+        headers = {k: v for k, v in headers.items() if k not in ("Host", "Authorization")}
         request = urllib.request.Request(self.url, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -528,6 +609,24 @@ class WebhookNotifier:
             raise DeliveryError(f"webhook {_safe(self.url)}: {type(exc).__name__}: {reason}") from None
         if status >= 300:
             raise DeliveryError(f"webhook {_safe(self.url)} answered {status}")
+
+    def _connection(self) -> tuple[Any, bool]:
+        """An idle kept-alive connection (True), else a new one (False)."""
+        import http.client
+
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop(), True
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout), False
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout), False
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
 
 class AppriseNotifier:
@@ -653,6 +752,27 @@ class _Outcomes:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class _Destination:
+    """One destination's claimed rows: a queue its workers take from, and the retry instant once one failed."""
+
+    def __init__(self, items: Sequence[ClaimedDelivery]) -> None:
+        self._items = deque(items)
+        self._failed_until: datetime | None = None
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[ClaimedDelivery, datetime | None] | None:
+        """The next row and, if the destination failed meanwhile, the instant it is deferred to."""
+        with self._lock:
+            if not self._items:
+                return None
+            return self._items.popleft(), self._failed_until
+
+    def failed(self, retry_at: datetime) -> None:
+        with self._lock:
+            if self._failed_until is None:
+                self._failed_until = retry_at
+
+
 class _LeaseKeeper:
     """Renews this owner's lease on a claimed batch while it is being sent (a thread, stopped after)."""
 
@@ -690,7 +810,7 @@ class Outbox:
 
     def __init__(self, store: Store, config: NotifyConfig | None = None, *, clock: Clock | None = None,
                  owner: str | None = None, notifiers: Mapping[str, Notifier] | None = None,
-                 max_workers: int = 8) -> None:
+                 max_workers: int = 32) -> None:
         self.store = store
         self.config = config or NotifyConfig()
         self.clock: Clock = clock or SystemClock()
@@ -699,7 +819,9 @@ class Outbox:
         self._overrides: dict[str, Notifier] = dict(notifiers or {})
         self._cache: dict[str, Notifier] = {}
         self._cache_lock = threading.Lock()
+        #: The most sends at once over all channels (each channel is bounded by its own concurrency).
         self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None  # kept from batch to batch: threads are not free
 
     # ----------------------------------------------------------------- queueing
 
@@ -770,32 +892,50 @@ class Outbox:
         groups: dict[tuple[str, str | None], list[ClaimedDelivery]] = {}
         for item in claimed:
             groups.setdefault((item.channel, item.address), []).append(item)
-        slices: list[list[ClaimedDelivery]] = []
+        # Each destination is one queue; its channel's concurrency says how many workers pull from it,
+        # at least eight rows each (a small batch goes in order, and stops at its first failure).
+        work: list[_Destination] = []
         for (channel, _address), items in groups.items():
-            slices.extend(self._split(channel, items))
+            destination = _Destination(items)
+            work.extend([destination] * max(1, min(self._concurrency(channel), len(items) // 8)))
         outcomes = _Outcomes()
-        workers = max(1, min(self.max_workers, len(slices)))
         with _LeaseKeeper(self, [item.id for item in claimed], claimed_at):
-            if workers == 1:
-                for items in slices:
-                    self._deliver_group(items, outcomes, now)
+            if len(work) == 1:
+                self._deliver_group(work[0], outcomes, now)
             else:
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="caseflow-deliver") as pool:
-                    for future in [pool.submit(self._deliver_group, items, outcomes, now) for items in slices]:
-                        future.result()
+                pool = self._workers()
+                for future in [pool.submit(self._deliver_group, destination, outcomes, now) for destination in work]:
+                    future.result()
             self._record(outcomes, report, now)
         return report
 
-    def _split(self, channel: str, items: list[ClaimedDelivery]) -> list[list[ClaimedDelivery]]:
-        """A destination's rows, split across the workers when its channel takes concurrent sends."""
-        try:
-            concurrent = bool(getattr(self.notifier(channel), "concurrent", False))
-        except Exception:  # a misconfigured channel fails per row, in _deliver_group
-            concurrent = False
-        parts = min(self.max_workers, len(items) // 8) if concurrent else 1
-        if parts <= 1:
-            return [items]
-        return [items[i::parts] for i in range(parts)]
+    def _concurrency(self, channel: str) -> int:
+        """How many sends at once a channel takes: its configured concurrency, else its notifier's word."""
+        if channel not in self._overrides:
+            try:
+                return self.config.channel_config(channel).max_concurrent
+            except DeliveryError:  # a misconfigured channel fails per row, in _deliver_group
+                return 1
+        notifier = self._overrides[channel]
+        return DEFAULT_CONCURRENCY if getattr(notifier, "concurrent", False) else 1
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._cache_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="caseflow-deliver")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the delivery threads and close the channels' kept-alive connections."""
+        with self._cache_lock:
+            pool, self._pool = self._pool, None
+            notifiers = list(self._cache.values())
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for notifier in notifiers:
+            close = getattr(notifier, "close", None)
+            if close is not None:
+                close()
 
     def _send(self, item: ClaimedDelivery) -> None:
         notifier = self.notifier(item.channel)
@@ -806,9 +946,9 @@ class Outbox:
         else:  # a plug-in Notifier of the older, id-less form
             notifier.send(to=to, subject=item.subject, body=item.body)
 
-    def _deliver_group(self, items: list[ClaimedDelivery], outcomes: _Outcomes, now: datetime | None) -> None:
-        failed_until: datetime | None = None
-        for item in items:
+    def _deliver_group(self, destination: _Destination, outcomes: _Outcomes, now: datetime | None) -> None:
+        while (taken := destination.take()) is not None:
+            item, failed_until = taken
             if failed_until is not None:
                 # The destination just failed: the rest of its batch waits for the same retry instant
                 # without spending an attempt, instead of timing out one by one.
@@ -822,7 +962,7 @@ class Outbox:
                 with outcomes.lock:
                     outcomes.failed.append((item, message[:1000]))
                 log.warning("delivery of outbox #%s via %s failed: %s", item.id, _safe(item.channel), message)
-                failed_until = self._retry_at(item, now)
+                destination.failed(self._retry_at(item, now))
                 continue
             with outcomes.lock:
                 outcomes.sent.append(item)
