@@ -16,7 +16,11 @@ opens the next (six commands a case, one transaction each). Two paths, each for 
    the figure issue 11 asks for (4 processes on PostgreSQL, commands per second in all).
 
 Beside each figure: the machine's CPU busy share over the phase (``/proc/stat``, every process of every
-user: the machine is shared) and its load average. Latencies are per command (p50/p95/p99).
+user: the machine is shared) and its load average; the CPU time of the server or Engine processes and of
+the PostgreSQL backends serving them (found by ``application_name``), per command; and cores ÷ that CPU
+per command — the rate the machine could sustain if nothing else ran on it, an estimate from measured CPU
+time (client, other users and PostgreSQL's background work left out), not a measured rate. Latencies are
+per command (p50/p95/p99).
 Only loopback traffic; every loop is bounded in time and stops by itself.
 """
 
@@ -86,6 +90,7 @@ class Phase:
     errors: int = 0
     client_cpu: float | None = None  # CPU seconds of the client process
     server_cpu: float | None = None  # CPU seconds of the server's processes
+    db_cpu: float | None = None  # CPU seconds of the PostgreSQL backends serving them
     machine_busy: float = 0.0  # share of all cores busy, whoever used them
     load: float = 0.0
 
@@ -104,15 +109,18 @@ class Phase:
             core = cpu / self.seconds
             return f"{core * 100:.0f}% of a core ({core / cores * 100:.0f}% of machine)"
 
+        per_command = ((self.server_cpu or 0.0) + (self.db_cpu or 0.0)) / n if n else float("nan")
         return (f"| {self.path:<28} | {self.processes:>9} | {self.clients:>7} | {n:>8} | {rate:>7.1f} | {p50:>6.1f} | "
                 f"{p95:>6.1f} | {p99:>6.1f} | {self.errors:>6} | {share(self.client_cpu):<30} | "
-                f"{share(self.server_cpu):<30} | {self.machine_busy * 100:>5.0f}% | {self.load:>4.1f} |")
+                f"{share(self.server_cpu):<30} | {share(self.db_cpu):<30} | {per_command * 1000:>6.2f} | "
+                f"{cores / per_command:>7.0f} | {self.machine_busy * 100:>5.0f}% | {self.load:>4.1f} |")
 
 
 HEADER = "\n".join([
     "| path                         | processes | clients | commands |   cmd/s | p50 ms | p95 ms | p99 ms | errors "
-    "| client CPU                     | server / worker CPU            | machine busy | load |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+    "| client CPU                     | server / worker CPU            | their PostgreSQL backends' CPU "
+    "| CPU ms/cmd | cores ÷ CPU/cmd | machine busy | load |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|",
 ])
 
 
@@ -231,14 +239,37 @@ def collect(procs: list[subprocess.Popen[str]], timeout: float) -> list[dict[str
     return out
 
 
-def measured(phase: Phase, procs: list[subprocess.Popen[str]], start_at: float, seconds: float,
-             server_sid: int | None = None) -> Phase:
-    """Sample the machine (and the server) over the phase's span, then collect what each process measured."""
+def pid_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of one process, None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    parts = text[text.rindex(")") + 2:].split()
+    return (int(parts[11]) + int(parts[12])) / TICK
+
+
+def backends(admin: sa.Engine, name: str) -> dict[int, float]:
+    """The PostgreSQL backends serving this run's connections (by ``application_name``) and their CPU so far."""
+    with admin.connect() as conn:
+        pids = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                            {"n": name}).scalars().all()
+    found = {int(pid): pid_cpu(int(pid)) for pid in pids}
+    return {pid: cpu for pid, cpu in found.items() if cpu is not None}
+
+
+def measured(phase: Phase, procs: list[subprocess.Popen[str]], start_at: float, seconds: float,  # noqa: PLR0917
+             admin: sa.Engine, app_name: str, server_sid: int | None = None) -> Phase:
+    """Sample the machine, the server and the run's database backends over the phase's span, then collect what
+    each process measured."""
     time.sleep(max(0.0, start_at - time.time()))
     busy0, total0 = machine_ticks()
     server0 = session_cpu(server_sid) if server_sid is not None else 0.0
+    db0 = backends(admin, app_name)
     time.sleep(seconds)
     busy1, total1 = machine_ticks()
+    db1 = backends(admin, app_name)
+    phase.db_cpu = sum(db1[pid] - db0[pid] for pid in db1.keys() & db0.keys())
     if server_sid is not None:
         phase.server_cpu = session_cpu(server_sid) - server0
     phase.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
@@ -332,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     admin = sa.create_engine(base_url)
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = schema_url(base_url, schema)
+    app_name = f"cf{schema}"  # the run's connections, so their PostgreSQL backends can be told apart
+    url = schema_url(base_url, schema) + f"&application_name={app_name}"
     results: list[Phase] = []
     proc = None
     secs = str(args.seconds)
@@ -349,7 +381,8 @@ def main(argv: list[str] | None = None) -> None:
         start_at = time.time() + lead
         procs = [child("--role", "engine-worker", "--target", url, "--start-at", str(start_at), "--seconds", secs)
                  for _ in range(args.workers)]
-        phase = measured(Phase("Engine, one per process", args.workers, args.workers), procs, start_at, args.seconds)
+        phase = measured(Phase("Engine, one per process", args.workers, args.workers), procs, start_at, args.seconds,
+                         admin, app_name)
         results.append(phase)
         if not args.skip_http:
             port = free_port()
@@ -364,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
             client = child("--role", "http-client", "--target", http_base, "--token", token, "--start-at",
                            str(start_at), "--seconds", secs, "--clients", str(args.clients))
             http = measured(Phase("HTTP, uvicorn workers", args.workers, args.clients), [client], start_at,
-                            args.seconds, server_sid=proc.pid)
+                            args.seconds, admin, app_name, server_sid=proc.pid)
             results.append(http)
             stop_server(proc)
             proc = None
@@ -380,7 +413,8 @@ def main(argv: list[str] | None = None) -> None:
           f"PostgreSQL at {sa.engine.make_url(base_url).render_as_string(hide_password=True)}; "
           f"{args.seconds:.0f} s per phase")
     print("client CPU = the HTTP client process's own CPU time over the phase (it runs on the same cores as the "
-          "server); server / worker CPU = the uvicorn processes'; machine busy = all processes of the machine\n")
+          "server); server / worker CPU = the uvicorn or Engine processes'; CPU ms/cmd = theirs plus their "
+          "PostgreSQL backends'; machine busy = all processes of the machine\n")
     print(HEADER)
     for r in results:
         print(r.row())
