@@ -15,7 +15,9 @@ command). Targets (issue
 ratio to ``import chinese_calendar`` is the figure that carries over between machines.
 
 The database commands read the demo database (``caseflow demo``, built once into a temporary directory
-unless ``--db`` names one).
+unless ``--db`` names one). ``--src DIR`` (repeatable) puts a source tree first on ``PYTHONPATH`` for the
+caseflow commands; with two or more, each tree's commands run in the same interleaved rounds (e.g. an older
+commit exported with ``git archive`` beside this one), so their figures compare like for like.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--db", default=None, help="a demo database (default: build one in a temp directory)")
+    parser.add_argument("--src", action="append", default=None, metavar="DIR",
+                        help="a source tree put first on PYTHONPATH for the caseflow commands (repeatable: the "
+                             "trees' commands run in the same interleaved rounds, e.g. an older commit's "
+                             "`git archive` beside this one)")
     args = parser.parse_args()
 
     py = sys.executable
@@ -61,11 +67,13 @@ def main() -> None:
             db = str(Path(tmp) / "demo.db")
             print(f"building the demo database {db} (once, not timed) …", flush=True)
             subprocess.run([*cf, "demo", "--db", db, "--json"], env=env, stdout=subprocess.DEVNULL, check=True)
-        cases: list[tuple[str, str, list[str]]] = [
+        refs: list[tuple[str, str, list[str]]] = [
             ("ref", 'python -c "pass"', [py, "-c", "pass"]),
             ("ref", 'python -c "import chinese_calendar"', [py, "-c", "import chinese_calendar"]),
             ("ref", 'python -c "import click"', [py, "-c", "import click"]),
             ("ref", 'python -c "import sqlmodel, sqlalchemy.orm"', [py, "-c", "import sqlmodel, sqlalchemy.orm"]),
+        ]
+        commands: list[tuple[str, str, list[str]]] = [
             ("prompt", "caseflow --help", [*cf, "--help"]),
             ("prompt", 'caseflow deadline 2026-10-03T14:00 "20 working_days"',
              [*cf, "deadline", "2026-10-03T14:00", "20 working_days"]),
@@ -76,12 +84,20 @@ def main() -> None:
             ("db", "caseflow stats", [*cf, "stats", "--db", db]),
             ("db", "caseflow digest --leader wang", [*cf, "digest", "--leader", "wang", "--db", db]),
         ]
-        for _kind, _label, argv in cases:  # warm the file cache and .pyc files; not counted
-            run(argv, env)
-        times: dict[str, list[float]] = {label: [] for _kind, label, _argv in cases}
+        cases: list[tuple[str, str, list[str], dict[str, str]]] = [(k, label, argv, env) for k, label, argv in refs]
+        for src in args.src or [None]:
+            side_env = dict(env)
+            if src is not None:
+                side_env["PYTHONPATH"] = str(Path(src).resolve()) + (
+                    os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            suffix = f" [{src}]" if args.src and len(args.src) > 1 else ""
+            cases += [(k, label + suffix, argv, side_env) for k, label, argv in commands]
+        for _kind, _label, argv, case_env in cases:  # warm the file cache and .pyc files; not counted
+            run(argv, case_env)
+        times: dict[str, list[float]] = {label: [] for _kind, label, _argv, _env in cases}
         for _ in range(args.repeat):
-            for _kind, label, argv in cases:
-                times[label].append(run(argv, env))
+            for _kind, label, argv, case_env in cases:
+                times[label].append(run(argv, case_env))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -89,7 +105,7 @@ def main() -> None:
     cc = min(times['python -c "import chinese_calendar"'])
     width = max(len(label) for label in times)
     print(f"{'command':<{width}}  {'min s':>7}  {'median s':>8}  {'× cc':>6}  target")
-    for kind, label, _argv in cases:
+    for kind, label, _argv, _env in cases:
         values = times[label]
         target = {"prompt": f"< {PROMPT_TARGET} s", "db": f"< {DB_TARGET} s"}.get(kind, "reference")
         print(f"{label:<{width}}  {min(values):>7.3f}  {statistics.median(values):>8.3f}  "
