@@ -17,7 +17,10 @@ counted, n = 0 meaning d (当日). The method, printed with the figures:
   days on weekends), and ``numpy.searchsorted`` on the precomputed working days, which is the memory
   bound: a two-gather chain on the same indices.
 - ``compute_due`` with the shared calendar (a datetime start, a ``TimeLimit``) against
-  ``add_working_days`` on the same inputs.
+  ``add_working_days`` on the same inputs; then ``compute_due`` for every unit (days, months, hours,
+  minutes, working days counted from the next working day), the same starts and amounts, in the same
+  interleaved passes, each checked field by field against the full computation (an empty excluded
+  ledger) — there is no outside baseline for these, they show what each unit costs.
 - Wrong answers are counted against caseflow's; peak RSS is ``resource.getrusage`` (the process's
   peak, all methods together), never current RSS.
 """
@@ -113,6 +116,23 @@ def main() -> None:
     def due() -> list[date]:
         return [compute_due(s, lim).last_day for s, lim in zip(starts, limits, strict=True)]
 
+    unit_limits = {
+        "compute_due N days": [TimeLimit(n, "days") for n in ns],
+        "compute_due N days (no roll-forward)": [TimeLimit(n, "days", roll_forward=False) for n in ns],
+        "compute_due N months": [TimeLimit(n % 13, "months") for n in ns],
+        "compute_due N hours": [TimeLimit(n, "hours") for n in ns],
+        "compute_due N minutes (next hour)": [TimeLimit(n, "minutes", hour_start="next_hour") for n in ns],
+        "compute_due N working days (next workday)": [TimeLimit(n, "working_days", start_day="next_workday")
+                                                      for n in ns],
+    }
+
+    def by_unit(lims: list[TimeLimit]) -> Callable[[], list[Any]]:
+        return lambda: [compute_due(s, lim) for s, lim in zip(starts, lims, strict=True)]
+
+    units: dict[str, Callable[[], list[Any]]] = {name: by_unit(lims) for name, lims in unit_limits.items()}
+    unit_legal = {name: [compute_due(s, lim, excluded=iter(())) for s, lim in zip(starts, lims, strict=True)]
+                  for name, lims in unit_limits.items()}
+
     scalar: dict[str, Callable[[], list[date]]] = {
         "caseflow add_working_days": ours, "caseflow compute_due (shared calendar)": due,
         "chinese_calendar.find_workday": find_workday, "day loop over is_workday": day_loop,
@@ -144,18 +164,20 @@ def main() -> None:
         "numpy.searchsorted on the precomputed days": v_search,
     }
 
-    times: dict[str, list[float]] = {name: [] for name in [*scalar, *vector]}
+    times: dict[str, list[float]] = {name: [] for name in [*scalar, *vector, *units]}
     wrong: dict[str, int] = {}
     order = list(times)
     shuffle = random.Random(SEED + 1)
     for _ in range(args.repeats):
         shuffle.shuffle(order)
         for name in order:
-            fn = scalar.get(name) or vector[name]
+            fn = scalar.get(name) or vector.get(name) or units[name]
             t0 = time.perf_counter()
             result = fn()
             times[name].append(time.perf_counter() - t0)
-            if name in scalar:
+            if name in units:
+                wrong[name] = sum(a.__dict__ != b.__dict__ for a, b in zip(result, unit_legal[name], strict=True))
+            elif name in scalar:
                 wrong[name] = sum(a != b for a, b in zip(result, legal, strict=True))
             else:
                 wrong[name] = int(np.count_nonzero(np.asarray(result) != vlegal))
@@ -170,6 +192,8 @@ def main() -> None:
 
     print(f"\nscalar, {args.scalar} inputs, {args.repeats} interleaved passes, time per call:")
     show(list(scalar), args.scalar, "µs", 1e6, "caseflow add_working_days")
+    print(f"\ncompute_due by unit, the same {args.scalar} starts (09:00 Beijing time) and amounts, time per call:")
+    show(list(units), args.scalar, "µs", 1e6, "caseflow add_working_days")
     print(f"\nvectorised, {args.vector} inputs, {args.repeats} interleaved passes, time per element:")
     show(list(vector), args.vector, "ns", 1e9, "caseflow add_working_days_many")
     zero = sum(n == 0 for n in ns)

@@ -540,6 +540,33 @@ def test_a_roll_forward_into_an_unannounced_year_is_provisional(bj: BJ) -> None:
 
 
 @settings(max_examples=100, deadline=None)
+def _answer(start: datetime, limit: TimeLimit, **kwargs: Any) -> tuple[Any, ...]:
+    """Every field of compute_due's answer (instants with their offsets), or the refusal's class and text."""
+    try:
+        due = compute_due(start, limit, **kwargs)
+    except CaseflowError as exc:
+        return type(exc), str(exc)
+    return (due.due_at.isoformat(), due.last_day, due.provisional, due.start.isoformat(), due.limit,
+            due.excluded_days)
+
+
+@settings(max_examples=400, deadline=None)
+@given(start=st.datetimes(datetime(2004, 1, 1), datetime(2099, 12, 31),
+                          timezones=st.sampled_from([BEIJING, UTC, ZoneInfo("America/New_York")])),
+       amount=st.integers(0, 400), unit=st.sampled_from(["working_days", "days", "months", "hours", "minutes"]),
+       roll=st.booleans(), last_to_last=st.booleans(), next_workday=st.booleans(), next_hour=st.booleans())
+def test_a_limit_with_nothing_excluded_gets_the_general_path_s_answer(  # noqa: PLR0917
+    start: datetime, amount: int, unit: str, roll: bool, last_to_last: bool, next_workday: bool, next_hour: bool
+) -> None:
+    """compute_due's short paths (no pause, no exclusion) answer exactly as the full computation does."""
+    limit = TimeLimit(amount, unit, roll_forward=roll,  # type: ignore[arg-type]
+                      month_end="last_to_last" if last_to_last else "corresponding",
+                      start_day="next_workday" if next_workday else "actual",
+                      hour_start="next_hour" if next_hour else "exact")
+    # An empty iterator is not recognised as "nothing excluded": it takes the full computation.
+    assert _answer(start, limit) == _answer(start, limit, excluded=iter(()))
+
+
 @given(start=st.dates(date(2026, 9, 1), date(2026, 12, 31)), n=st.integers(1, 80))
 def test_working_days_are_provisional_exactly_when_a_counted_day_is_unannounced(
     calendar: WorkCalendar, start: date, n: int
