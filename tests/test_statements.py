@@ -96,3 +96,23 @@ def test_opening_inserts_the_case_once_complete(engine: Engine) -> None:
     case_writes = [s for s in sent if "INSERT INTO caseflow_cases" in s or "UPDATE caseflow_cases" in s]
     assert len(case_writes) == 1 and "UPDATE caseflow_cases" not in case_writes[0]
     assert engine.verify_audit(case_id=case.id) == []
+
+
+def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_before_the_next_command(
+        engine: Engine, db_url: str) -> None:  # noqa: F811
+    """A connection is pinged before use only after it sat idle (not before every command, a round trip each);
+    one the server dropped meanwhile is replaced, and the command goes through."""
+    if engine.store.is_sqlite:
+        pytest.skip("SQLite has no server to drop a connection")
+    case = engine.open("hukou_transfer", actor="p1")
+    with engine.store.engine.connect() as conn:  # the pool's one connection, as the commands use it
+        backend = conn.execute(sa.select(sa.func.pg_backend_pid())).scalar()
+    admin = sa.create_engine(db_url)
+    try:
+        with admin.begin() as conn:
+            assert conn.execute(sa.select(sa.func.pg_terminate_backend(backend))).scalar()
+    finally:
+        admin.dispose()
+    engine.store.ping_after = 0.0  # it has sat idle long enough
+    case = engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": "JB-1"})
+    assert case.state == "verifying" and engine.verify_audit(case_id=case.id) == []

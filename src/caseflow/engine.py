@@ -525,6 +525,8 @@ _PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 #: Who in a unit holds which roles (for the unit_only_holder rule).
 _UNIT_ROLES = sa.select(_PEOPLE.c.id, _PEOPLE.c.roles).where(_PEOPLE.c.unit == sa.bindparam("unit"))
 _LOCK = sa.func.pg_advisory_xact_lock_shared(LOCK_KEY)
+_GENERATIONS = sa.select(*(sa.select(_GENS.c.value).where(_GENS.c.name == name).scalar_subquery()
+                           for name in ("calendar", "workflows")))
 _LOCK_CASE = sa.select(CaseRow, _LOCK).where(CaseRow.id == sa.bindparam("case_id")).with_for_update()  # type: ignore[arg-type]
 _LOCK_ONLY = sa.select(_LOCK)
 #: Built once per shape, so SQLAlchemy's compiled cache answers without rebuilding or re-keying them.
@@ -1125,7 +1127,17 @@ class Engine:
         return True
 
     def refresh(self) -> bool:
-        """Take up what was loaded since the last command, outside a command (queries, the scheduler)."""
+        """Take up what was loaded since the last command, outside a command (queries, the scheduler).
+
+        On PostgreSQL the counters are read in one autocommit statement (one round trip, not BEGIN, SELECT
+        and COMMIT: the HTTP app refreshes before every request); a transaction is opened only to reread
+        what moved.
+        """
+        if not self.store.is_sqlite:
+            with self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                seen = tuple(conn.execute(_GENERATIONS).one())
+            if not self.published.moved((int(seen[0] or 0), int(seen[1] or 0))):
+                return False
         with self.store.session() as s:
             return self._sync(s)
 

@@ -176,6 +176,10 @@ class Published:
             self.calendar = overlay(base, self._arrangements(session))
             return self.calendar
 
+    def moved(self, seen: tuple[int, int]) -> bool:
+        """Whether the (calendar, workflows) counters as just read differ from those last taken up."""
+        return seen != self._seen
+
     def check(self, session: Session, *, lock: bool = False, seen: tuple[int, int] | None = None) -> bool:
         """Reread what moved since the last check; True when something did.
 

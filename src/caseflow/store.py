@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -334,10 +335,10 @@ class Store:
         self.url = normalize_url(url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         self.is_sqlite = self.url.startswith("sqlite")
+        #: A pooled PostgreSQL connection idle at least this many seconds is pinged before it is used again.
+        self.ping_after = 1.0
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
-        else:
-            kwargs["pool_pre_ping"] = True
         try:
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
         except ImportError as exc:
@@ -349,11 +350,38 @@ class Store:
             raise StoreError(f"cannot use the database URL {self.url!r}: {exc}") from None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        else:
+            self._ping_when_idle()
         self._writer = self.engine.execution_options(caseflow_write=True)
         if upgrade is True:
             self.upgrade()
         elif upgrade == "auto":
             self._check_schema()
+
+    def _ping_when_idle(self) -> None:
+        """Ping a pooled connection before use only if it sat idle for :attr:`ping_after` seconds.
+
+        SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip for every command. A
+        connection the server dropped (a restart, an idle timeout) is still replaced before use once it has
+        been idle a moment; one dropped within that moment of its last use fails one command, and the pool is
+        then renewed (SQLAlchemy invalidates it on a disconnect error).
+        """
+        dialect = self.engine.dialect
+
+        @event.listens_for(self.engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            if record is not None:
+                record.info["caseflow_idle_since"] = time.monotonic()
+
+        @event.listens_for(self.engine, "checkout")
+        def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            since = record.info.pop("caseflow_idle_since", None)
+            if since is None or time.monotonic() - since < self.ping_after:
+                return
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as exc:  # the server dropped it: the pool connects anew and retries
+                raise sa.exc.DisconnectionError(f"a pooled connection was dropped: {exc}") from exc
 
     @property
     def dialect(self) -> str:
