@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, cast
 
 from caseflow.calendar import FIRST_YEAR, LAST_YEAR, ZONE, WorkCalendar, default_calendar
@@ -362,6 +362,8 @@ def compute_due(
             raise TimeLimitError(f"limit must be a TimeLimit or a string like '3 days', got {limit!r}")
     if type(start) is datetime and start.tzinfo is ZONE and FIRST_YEAR <= start.year <= LAST_YEAR:
         local = start  # already what check_instant answers (Beijing time, within the calendar's years)
+    elif type(start) is datetime and start.tzinfo is UTC and FIRST_YEAR <= start.year < LAST_YEAR:
+        local = start.astimezone(ZONE)  # a stored instant (UTC): its offset needs no check
     else:
         local = check_instant(start, "start")
     cal = calendar if calendar is not None else default_calendar()
