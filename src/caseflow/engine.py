@@ -529,6 +529,8 @@ _GENERATIONS = sa.select(*(sa.select(_GENS.c.value).where(_GENS.c.name == name).
                            for name in ("calendar", "workflows")))
 _LOCK_CASE = sa.select(CaseRow, _LOCK).where(CaseRow.id == sa.bindparam("case_id")).with_for_update()  # type: ignore[arg-type]
 _LOCK_ONLY = sa.select(_LOCK)
+#: How many statement shapes each cache below keeps (then it starts again).
+_SHAPES = 256
 #: Built once per shape, so SQLAlchemy's compiled cache answers without rebuilding or re-keying them.
 _READS: dict[tuple[Any, ...], tuple[Any, dict[str, int]]] = {}
 
@@ -579,6 +581,8 @@ def _read_query(pg: bool, opening: bool, has_actor: bool, people: int, responsib
         query = query.outerjoin(target, onclause)
     if not opening:
         query = query.order_by(TimerRow.id)  # type: ignore[arg-type]
+    if len(_READS) >= _SHAPES:
+        _READS.clear()
     _READS[(pg, opening, has_actor, people, responsible, has_key)] = query, slots
     return query, slots
 
@@ -676,6 +680,8 @@ def _write_query(shape: tuple[Any, ...]) -> Any:
     query = sa.select(sa.func.count()).select_from(written)
     if others:
         query = query.add_cte(*(stmt.cte(f"w_{i}") for i, stmt in enumerate(others)))
+    if len(_WRITES) >= _SHAPES:  # a few dozen shapes occur; the bound only keeps an odd workload from growing it
+        _WRITES.clear()
     _WRITES[shape] = query
     return query
 
