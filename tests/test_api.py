@@ -447,6 +447,8 @@ def test_openapi_is_precise(world: World) -> None:
     fire = paths["/api/v1/cases/{case_id}/fire"]["post"]
     assert fire["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/FireIn")
     assert "application/problem+json" in fire["responses"]["412"]["content"]
+    # The body limit answers before any route: every operation documents its 413.
+    assert all("413" in op["responses"] for item in paths.values() for op in item.values() if "responses" in op)
     assert {p["name"] for p in fire["parameters"]} >= {"If-Match", "Idempotency-Key", "case_id"}
     assert "Problem" in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -88,12 +88,13 @@ _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Prob
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"description": _TITLES[s], "content": _PROBLEM_CONTENT} for s in statuses}
+    # 413 on every operation: the body limit (app.BodyLimit) refuses an oversized body before any route runs.
+    return {s: {"description": _TITLES[s], "content": _PROBLEM_CONTENT} for s in sorted({*statuses, 413})}
 
 
 # Every /api/v1 operation may answer these; commands add 403/404/409/412. 413: a body over MAX_BODY_BYTES.
 _COMMON = _problems(400, 401, 413, 422, 503)
-_ON_CASE = _problems(400, 401, 403, 404, 409, 412, 422, 503)
+_ON_CASE = _problems(400, 401, 403, 404, 409, 412, 413, 422, 503)
 _ETAG_HEADER = {"ETag": {"description": 'The case version, e.g. "3"', "schema": {"type": "string"}}}
 
 
