@@ -36,6 +36,7 @@ from caseflow.scoring import ScoringError, ScoringRules, scorecard
 from caseflow.store import Store
 from caseflow.windowstats import window_stats
 from caseflow.workflow import WorkflowRegistry, parse_workflow
+from procedure_world import Recorder
 from storefixtures import db_url  # noqa: F401 - the fixture
 
 BJ = ZoneInfo("Asia/Shanghai")
@@ -563,20 +564,6 @@ def test_a_booking_shows_in_the_queue_at_its_instant_and_a_no_show_is_recorded(w
     assert li["counts"]["missed_appointment"] == 1 and li["score"] == 98
 
 
-class _Recorder:
-    """A notifier keeping what the scheduler delivers (thread-safe)."""
-
-    name = "rec"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str]] = []
-        self.lock = threading.Lock()
-
-    def send(self, *, to: str, subject: str, body: str) -> None:
-        with self.lock:
-            self.sent.append((to, subject, body))
-
-
 def _rec_config() -> NotifyConfig:
     return NotifyConfig.from_dict({"channels": {"rec": {"url": "log://"}}, "scheduler": {"default_channel": "rec"}})
 
@@ -590,7 +577,7 @@ def test_the_schedulers_sweep_warns_of_a_late_booking_once_through_the_outbox(wi
     late = bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, 9, 0), applicant_id=ALICE)
     served = bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, 9, 30), applicant_id=BOB)
     window.engine.mark_absent("wu", start=bj(2026, 11, 3, 0, 0).date(), end=bj(2026, 11, 3, 0, 0).date())
-    recorder = _Recorder()
+    recorder = Recorder()
     scheduler = Scheduler(window.store, _rec_config(), clock=window.clock, notifiers={"rec": recorder})
 
     # 09:29: not yet late; the clerk has the booking in the queue.
@@ -632,7 +619,7 @@ def test_two_schedulers_on_one_database_warn_of_each_late_booking_once(db_url: s
     bookings = Appointments(window.engine)
     for hour, applicant in ((9, ALICE), (9, BOB), (10, CAROL)):
         bookings.book(UNIT, "hukou_transfer", bj(2026, 11, 3, hour, 0), applicant_id=applicant)
-    recorder = _Recorder()
+    recorder = Recorder()
     schedulers = [Scheduler(Store(db_url), _rec_config(), clock=window.clock, notifiers={"rec": recorder},
                             owner=name) for name in ("A", "B")]
     barrier = threading.Barrier(2)

@@ -22,12 +22,17 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from caseflow.notify import ConfigError, NotifyConfig
+
+if TYPE_CHECKING:
+    from caseflow.engine import Engine
 
 __all__ = [
     "LEGACY_SCHEME",
@@ -35,6 +40,7 @@ __all__ = [
     "SECRET_ENV",
     "ApplicantKey",
     "ApplicantKeyError",
+    "KeyedDesk",
     "legacy_fingerprint",
     "mask_id_number",
     "normalise_id",
@@ -159,3 +165,22 @@ def rekey(session: Session, id_number: str, key: ApplicantKey) -> int:
                                  .values(applicant_hash=new, applicant_scheme=SCHEME))
         moved += int(getattr(result, "rowcount", 0) or 0)
     return moved
+
+
+class KeyedDesk:
+    """What the desk and the appointments share: an engine, a notifier and the applicant key, which is
+    read from the configuration only when a fingerprint is first needed (a desk that only lists slots
+    needs no secret)."""
+
+    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None,
+                 key: ApplicantKey | None = None) -> None:
+        self.engine = engine
+        self.notify = notify
+        self._key = key
+
+    @property
+    def key(self) -> ApplicantKey:
+        """The site secret of applicant fingerprints (read from the configuration on first use)."""
+        if self._key is None:
+            self._key = ApplicantKey.configured()
+        return self._key

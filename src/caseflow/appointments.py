@@ -23,9 +23,8 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
 from caseflow.alerts import table_of
-from caseflow.applicants import SCHEME, ApplicantKey, mask_id_number, rekey
+from caseflow.applicants import SCHEME, KeyedDesk, mask_id_number, rekey
 from caseflow.calendar import ZONE
-from caseflow.engine import Engine
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, Person, UTCDateTime
 
@@ -189,21 +188,8 @@ def _check_year(day: date) -> None:
         raise AppointmentError(f"{day} is not a day one can book (years 2000–2100)", zh="该日期不可预约")
 
 
-class Appointments:
+class Appointments(KeyedDesk):
     """Slots, bookings, the queue at the booked instant, the late warning and the outcome."""
-
-    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None,
-                 key: ApplicantKey | None = None) -> None:
-        self.engine = engine
-        self.notify = notify
-        self._key = key
-
-    @property
-    def key(self) -> ApplicantKey:
-        """The site secret of applicant fingerprints (read from the configuration on first use)."""
-        if self._key is None:
-            self._key = ApplicantKey.configured()
-        return self._key
 
     def _periods(self, s: Session, unit: str, workflow: str, day: date) -> tuple[list[tuple[time, time]], bool]:
         service = self.engine.registry.latest(workflow).service

@@ -35,9 +35,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
-from caseflow.applicants import SCHEME, ApplicantKey, legacy_fingerprint, mask_id_number, rekey
+from caseflow.applicants import SCHEME, KeyedDesk, legacy_fingerprint, mask_id_number, rekey
 from caseflow.calendar import ZONE
-from caseflow.engine import CaseView, Engine
+from caseflow.engine import CaseView
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.materials import Material, materials_digest
 from caseflow.notify import Outbox
@@ -295,7 +295,7 @@ class Receipt:
 # ------------------------------------------------------------------------------------------- the desk
 
 
-class Desk:
+class Desk(KeyedDesk):
     """Visits, 当场办结, acceptance and 一次告知 over an :class:`~caseflow.engine.Engine`.
 
     ``notify`` (optional) is called with ``(person_id, subject, body)`` for each warning to a clerk or
@@ -303,19 +303,6 @@ class Desk:
     site secret of applicant fingerprints; without it the configured one is read when first needed
     (:meth:`caseflow.applicants.ApplicantKey.configured`).
     """
-
-    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None,
-                 key: ApplicantKey | None = None) -> None:
-        self.engine = engine
-        self.notify = notify
-        self._key = key
-
-    @property
-    def key(self) -> ApplicantKey:
-        """The site secret of applicant fingerprints (read from the configuration on first use)."""
-        if self._key is None:
-            self._key = ApplicantKey.configured()
-        return self._key
 
     # ---------------------------------------------------------------- visits
 
