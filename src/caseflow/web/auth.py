@@ -67,9 +67,15 @@ def resolve_actor(store: Store, token: str | None) -> Actor | None:
 
 
 def engine_of(request: Request) -> Engine:
-    """The application's engine, having taken up any notice or definition loaded since (by any worker)."""
+    """The application's engine, having taken up any notice or definition loaded since (by any worker).
+
+    Refreshed once per request: the actor's dependency and the route both ask for it, and a second read of
+    the counters within one request would only cost a round trip.
+    """
     engine: Engine = request.app.state.engine
-    engine.refresh()
+    if not getattr(request.state, "caseflow_refreshed", False):
+        engine.refresh()
+        request.state.caseflow_refreshed = True
     return engine
 
 
