@@ -404,6 +404,22 @@ class Store:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def lookup(self) -> Iterator[Session]:
+        """A session for a read of one statement (or several that need not agree with each other).
+
+        On PostgreSQL it runs on an autocommit connection: no BEGIN and COMMIT round trips around the
+        statement, which takes its own snapshot. The HTTP API resolves every request's token this way.
+        On SQLite it is an ordinary read session (a transaction there costs no round trip).
+        """
+        if self.is_sqlite:
+            with self.session() as session:
+                yield session
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, \
+                Session(conn, expire_on_commit=False, autoflush=False) as session:
+            yield session
+
     def backup(self, path: str | os.PathLike[str]) -> Path:
         """Copy a SQLite database to ``path`` with SQLite's online backup API (writers may go on meanwhile).
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from caseflow.errors import NotFoundError, PersonNotFoundError
@@ -30,6 +31,7 @@ __all__ = [
     "csrf_token",
     "hash_token",
     "list_tokens",
+    "person_and_led_units",
     "person_for_token",
     "revoke",
 ]
@@ -94,10 +96,33 @@ def authenticate(store: Store, token: str | None) -> Person | None:
         return person_for_token(s, token)
 
 
-def person_for_token(session: Session, token: str | None) -> Person | None:
-    """:func:`authenticate` inside the caller's transaction (the API reads the person's units in the same one)."""
-    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
+def _plausible(token: str | None) -> bool:
+    return bool(token) and len(token or "") <= MAX_TOKEN_LENGTH and (token or "").isascii() \
+        and (token or "").isprintable()
+
+
+def person_and_led_units(session: Session, token: str | None) -> tuple[Person, set[str]] | None:
+    """The token's live person and the units of the people they lead, in one statement (one row per
+    person led); None for a missing, malformed or revoked token."""
+    if not _plausible(token):
         return None
+    assert token is not None
+    led = aliased(Person)
+    rows = session.exec(
+        select(Person, led.unit).join(ApiToken, ApiToken.person_id == Person.id)  # type: ignore[arg-type]
+        .outerjoin(led, led.leader_id == Person.id)  # type: ignore[arg-type]
+        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0], {unit for _, unit in rows if unit is not None}
+
+
+def person_for_token(session: Session, token: str | None) -> Person | None:
+    """:func:`authenticate` inside the caller's transaction."""
+    if not _plausible(token):
+        return None
+    assert token is not None
     # One indexed probe (unique token_hash) joined to the person: the cost every request pays.
     return session.exec(
         select(Person).join(ApiToken, ApiToken.person_id == Person.id)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from caseflow.errors import (
     PermissionDeniedError,
 )
 from caseflow.store import CaseRow, Person, Store
-from caseflow.tokens import person_for_token
+from caseflow.tokens import person_and_led_units
 from caseflow.web.problems import ApiError, LoginRequired
 
 COOKIE_NAME = "caseflow_token"
@@ -55,14 +55,15 @@ class Actor:
 
 def resolve_actor(store: Store, token: str | None) -> Actor | None:
     """The actor a token stands for, with the units they see; None for a missing or dead token."""
-    # The token's person and the units they lead in one transaction: every request pays for it.
-    with store.session() as s:
-        person = person_for_token(s, token)
-        if person is None or token is None:
-            return None
-        if person.admin:
-            return Actor(person, None, token)
-        led = set(s.exec(select(Person.unit).where(Person.leader_id == person.id).distinct()))
+    # One statement, every request pays for it: the token's person, and one row per person they lead (the
+    # units they see beside their own). No transaction around it (Store.lookup).
+    with store.lookup() as s:
+        found = person_and_led_units(s, token)
+    if found is None or token is None:
+        return None
+    person, led = found
+    if person.admin:
+        return Actor(person, None, token)
     return Actor(person, frozenset({person.unit, *led}), token, leads_others=bool(led))
 
 
@@ -109,7 +110,7 @@ def require_admin(actor: Actor, what: str) -> None:
 
 def check_case(engine: Engine, actor: Actor, case_id: int) -> None:
     """404 for a case the actor may not see, with the very message of a missing case."""
-    with engine.store.session() as s:
+    with engine.store.lookup() as s:
         unit = s.exec(select(CaseRow.unit).where(CaseRow.id == case_id)).first()
     if unit is None or not actor.sees_unit(unit):
         raise CaseNotFoundError(f"no case has the id {case_id}")
