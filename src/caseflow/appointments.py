@@ -54,7 +54,9 @@ class AppointmentRow(CaseflowBase, table=True):
     """One booking: an absolute instant at a unit for a procedure."""
 
     __tablename__ = "caseflow_appointments"
-    __table_args__ = (sa.Index("ix_caseflow_appointments_unit_at", "unit", "at"),)
+    __table_args__ = (sa.Index("ix_caseflow_appointments_unit_at", "unit", "at"),
+                      # An applicant's bookings, found when their fingerprint is re-keyed (caseflow.applicants).
+                      sa.Index("ix_caseflow_appointments_applicant", "applicant_hash"))
 
     id: int | None = Field(default=None, primary_key=True)
     unit: str = Field(max_length=100)
