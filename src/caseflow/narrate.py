@@ -394,6 +394,22 @@ def _timers_phrase(labels: Labels, key: str, version: str | None, names: Iterabl
     return "".join(f"「{labels.timer(key, n if isinstance(n, str) else n.get('timer'), version)}」" for n in names)
 
 
+def _transition_phrase(labels: Labels, key: str, version: str | None, event: Any,
+                       d: Mapping[str, Any]) -> str:
+    """What a transition did, fired by a person or by an expiry: the state change, the clocks it stopped
+    and those it started."""
+    text = ""
+    if event.to_state and event.to_state != event.from_state:
+        before, after = labels.state(key, event.from_state, version), labels.state(key, event.to_state, version)
+        text += f"，状态「{before}」→「{after}」"
+    stopped = _stopped_phrase(labels, key, version, d.get("stopped") or ())
+    if stopped:
+        text += "；" + "、".join(stopped)
+    if d.get("started"):
+        text += f"；开始计时{_timers_phrase(labels, key, version, d['started'])}"
+    return text
+
+
 def _stopped_phrase(labels: Labels, key: str, version: str | None, stopped: Iterable[Any]) -> list[str]:
     parts = []
     for item in stopped:
@@ -452,15 +468,7 @@ def describe_event_parts(event: EventLike, labels: Labels, key: str, *, version:
         action = labels.transition(key, event.trigger, version)
         text = f"{action}"
         text += data_phrase(d.get("data"))
-        if event.to_state and event.to_state != event.from_state:
-            before, after = labels.state(key, event.from_state, version), labels.state(key, event.to_state, version)
-            text += f"，状态「{before}」→「{after}」"
-        stopped = _stopped_phrase(labels, key, version, d.get("stopped") or ())
-        if stopped:
-            text += "；" + "、".join(stopped)
-        if d.get("started"):
-            text += f"；开始计时{_timers_phrase(labels, key, version, d['started'])}"
-        return text
+        return text + _transition_phrase(labels, key, version, event, d)
     if kind == "pause":
         text = f"暂停「{timer}」计时：{_plain(d.get('reason'))}"
         charged = CHARGED_ZH.get(str(d.get("charged_to")))
@@ -498,15 +506,7 @@ def describe_event_parts(event: EventLike, labels: Labels, key: str, *, version:
         text = f"「{name}」期满，自动{action}"
         if d.get("refused"):
             return text + f"未执行：{_plain(d.get('refused'))}"
-        if event.to_state and event.to_state != event.from_state:
-            before, after = labels.state(key, event.from_state, version), labels.state(key, event.to_state, version)
-            text += f"，状态「{before}」→「{after}」"
-        stopped = _stopped_phrase(labels, key, version, d.get("stopped") or ())
-        if stopped:
-            text += "；" + "、".join(stopped)
-        if d.get("started"):
-            text += f"；开始计时{_timers_phrase(labels, key, version, d['started'])}"
-        return text
+        return text + _transition_phrase(labels, key, version, event, d)
     return "记录了一项操作"
 
 
