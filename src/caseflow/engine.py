@@ -2001,6 +2001,18 @@ def counted_start(tdef: TimerDef, data: Mapping[str, Any], at: datetime) -> date
     return start
 
 
+def pause_span(pause: Mapping[str, Any], tdef: TimerDef, calendar: WorkCalendar) -> tuple[datetime, datetime | None]:
+    """When one entry of a pause ledger began and stopped counting: at its resume, or at its reason's cap
+    if that comes first; None for an open pause without a cap (its end is not known yet)."""
+    start = datetime.fromisoformat(pause["from"])
+    end = datetime.fromisoformat(pause["to"]) if pause.get("to") else None
+    policy = tdef.pause_policy(pause["reason"])
+    if policy is not None and policy.cap is not None:
+        cap_end = compute_due(start, policy.cap, calendar=calendar).due_at
+        end = cap_end if end is None else min(end, cap_end)
+    return start, end
+
+
 def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | None:
     """A timer's due instant from its start, limit, extensions and pause ledger.
 
@@ -2014,12 +2026,7 @@ def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | No
                       start_day=base.start_day, hour_start=base.hour_start)
     excluded: list[tuple[Any, Any, str]] = []
     for pause in json.loads(row.pauses):
-        start = datetime.fromisoformat(pause["from"])
-        end = datetime.fromisoformat(pause["to"]) if pause.get("to") else None
-        policy = tdef.pause_policy(pause["reason"])
-        if policy is not None and policy.cap is not None:
-            cap_end = compute_due(start, policy.cap, calendar=calendar).due_at
-            end = cap_end if end is None else min(end, cap_end)
+        start, end = pause_span(pause, tdef, calendar)
         if end is None:
             return None
         if limit.is_clock:

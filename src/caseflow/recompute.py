@@ -46,7 +46,7 @@ from caseflow.calendar import FIRST_YEAR, ZONE, WorkCalendar
 from caseflow.clock import require_aware
 from caseflow.errors import CalendarCoverageError
 from caseflow.store import CaseRow, TimerRow
-from caseflow.timelimits import TimeLimit, compute_due
+from caseflow.timelimits import TimeLimit
 
 if TYPE_CHECKING:
     from caseflow.engine import Engine
@@ -467,14 +467,11 @@ def _pause_ranges(text: str, tdef: TimerDef, calendar: WorkCalendar) -> list[tup
 
     None when an open pause without a cap leaves the due instant unknown.
     """
+    from caseflow.engine import pause_span
+
     spans: list[tuple[date, date]] = []
     for pause in json.loads(text):
-        start = datetime.fromisoformat(pause["from"])
-        end = datetime.fromisoformat(pause["to"]) if pause.get("to") else None
-        policy = tdef.pause_policy(pause["reason"])
-        if policy is not None and policy.cap is not None:
-            cap_end = compute_due(start, policy.cap, calendar=calendar).due_at
-            end = cap_end if end is None else min(end, cap_end)
+        start, end = pause_span(pause, tdef, calendar)
         if end is None:
             return None
         first = start.astimezone(ZONE).date()
