@@ -696,22 +696,17 @@ def _timer_problems(timer: TimerDef, states: tuple[StateDef, ...], transitions: 
     if timer.start_trigger is not None and timer.start_trigger not in triggers:
         problems.append((f"timer {timer.name!r} starts on unknown trigger {timer.start_trigger!r}; "
                          f"triggers are {_quoted(triggers)}", "start.trigger"))
-    for state in sorted(timer.stop_states):
-        if state not in names:
-            problems.append((f"timer {timer.name!r} stops in unknown state {state!r}; "
-                             f"states are {_quoted(names)}", "stop.states"))
-    for trigger in sorted(timer.stop_triggers):
-        if trigger not in triggers:
-            problems.append((f"timer {timer.name!r} stops on unknown trigger {trigger!r}; "
-                             f"triggers are {_quoted(triggers)}", "stop.triggers"))
-    for state in sorted(timer.cancel_states):
-        if state not in names:
-            problems.append((f"timer {timer.name!r} is cancelled in unknown state {state!r}; "
-                             f"states are {_quoted(names)}", "cancel.states"))
-    for trigger in sorted(timer.cancel_triggers):
-        if trigger not in triggers:
-            problems.append((f"timer {timer.name!r} is cancelled on unknown trigger {trigger!r}; "
-                             f"triggers are {_quoted(triggers)}", "cancel.triggers"))
+    for verb, fld, end_states, end_triggers in (("stops", "stop", timer.stop_states, timer.stop_triggers),
+                                                ("is cancelled", "cancel", timer.cancel_states,
+                                                 timer.cancel_triggers)):
+        for state in sorted(end_states):
+            if state not in names:
+                problems.append((f"timer {timer.name!r} {verb} in unknown state {state!r}; "
+                                 f"states are {_quoted(names)}", f"{fld}.states"))
+        for trigger in sorted(end_triggers):
+            if trigger not in triggers:
+                problems.append((f"timer {timer.name!r} {verb} on unknown trigger {trigger!r}; "
+                                 f"triggers are {_quoted(triggers)}", f"{fld}.triggers"))
     if timer.on_expiry is not None and timer.on_expiry not in triggers:
         problems.append((f"timer {timer.name!r} fires unknown trigger {timer.on_expiry!r} on expiry; "
                          f"triggers are {_quoted(triggers)}", "on_expiry.fire"))
