@@ -182,6 +182,22 @@ def _parsed_holidays() -> dict[str, dict[str, Any]]:
     return files if isinstance(files, dict) else {}
 
 
+def _parsed_record(path: Path) -> dict[str, Any] | None:
+    """The parsed form of the file at ``path`` when its bytes are in it. Only a file of a size the parsed
+    form knows is read here (and hashed); any other is left to the full reader, which checks its size
+    before reading it."""
+    parsed = _parsed_holidays()
+    try:
+        if path.stat().st_size not in {record["size"] for record in parsed.values()}:
+            return None
+        data = path.read_bytes()
+    except (OSError, KeyError, TypeError):
+        return None  # the full reader reports an unreadable file, naming it
+    import hashlib
+
+    return parsed.get(hashlib.sha256(data).hexdigest())
+
+
 def _arrangement_record(arrangement: YearArrangement) -> dict[str, Any]:
     return {
         "year": arrangement.year,
@@ -221,17 +237,10 @@ def load_holiday_file(path: Path | str, *, text: str | None = None) -> YearArran
     """
     path = Path(path)
     if text is None:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            data = None  # the full reader reports it, naming the file
-        if data is not None and len(data) <= (1 << 20):
-            import hashlib
-
-            record = _parsed_holidays().get(hashlib.sha256(data).hexdigest())
-            # The name must agree with the year too (a 2026 file copied to 2027.yaml is refused below).
-            if record is not None and (not path.stem.isdigit() or int(path.stem) == record["year"]):
-                return _arrangement_of_record(record, str(path))
+        record = _parsed_record(path)
+        # The name must agree with the year too (a 2026 file copied to 2027.yaml is refused below).
+        if record is not None and (not path.stem.isdigit() or int(path.stem) == record["year"]):
+            return _arrangement_of_record(record, str(path))
     from caseflow.holidayfile import load_holiday_file as read_and_validate
 
     return read_and_validate(path, text=text)
@@ -251,8 +260,9 @@ def write_parsed_holidays(directory: Path | str | None = None, target: Path | st
     folder = Path(directory) if directory is not None else shipped_holidays_dir()
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        files[hashlib.sha256(path.read_bytes()).hexdigest()] = {
-            "file": path.name, **_arrangement_record(read_and_validate(path)),
+        data = path.read_bytes()
+        files[hashlib.sha256(data).hexdigest()] = {
+            "file": path.name, "size": len(data), **_arrangement_record(read_and_validate(path)),
         }
     out = Path(target) if target is not None else PARSED_HOLIDAYS_FILE
     out.write_text(json.dumps({"files": files}, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
