@@ -15,6 +15,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeGuard
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -96,9 +97,9 @@ def authenticate(store: Store, token: str | None) -> Person | None:
         return person_for_token(s, token)
 
 
-def _plausible(token: str | None) -> bool:
-    return bool(token) and len(token or "") <= MAX_TOKEN_LENGTH and (token or "").isascii() \
-        and (token or "").isprintable()
+def _plausible(token: str | None) -> TypeGuard[str]:
+    """A token worth hashing and looking up: present, not overlong, printable ASCII."""
+    return token is not None and 0 < len(token) <= MAX_TOKEN_LENGTH and token.isascii() and token.isprintable()
 
 
 def person_and_led_units(session: Session, token: str | None) -> tuple[Person, set[str]] | None:
@@ -106,7 +107,6 @@ def person_and_led_units(session: Session, token: str | None) -> tuple[Person, s
     person led); None for a missing, malformed or revoked token."""
     if not _plausible(token):
         return None
-    assert token is not None
     led = aliased(Person)
     rows = session.exec(
         select(Person, led.unit).join(ApiToken, ApiToken.person_id == Person.id)  # type: ignore[arg-type]
@@ -122,7 +122,6 @@ def person_for_token(session: Session, token: str | None) -> Person | None:
     """:func:`authenticate` inside the caller's transaction."""
     if not _plausible(token):
         return None
-    assert token is not None
     # One indexed probe (unique token_hash) joined to the person: the cost every request pays.
     return session.exec(
         select(Person).join(ApiToken, ApiToken.person_id == Person.id)  # type: ignore[arg-type]
