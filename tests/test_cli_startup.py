@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 from caseflow.calendar import WorkCalendar
 from caseflow.store import shipped_head_revision
@@ -39,6 +40,20 @@ def test_help_deadline_and_calendar_show_import_no_database_or_projection_librar
 def test_the_shipped_holiday_files_are_answered_without_yaml() -> None:
     # Their parsed form (caseflow/holidays_parsed.json) is used while their bytes match it.
     for args in (["deadline", "2026-10-03T14:00", "20 working_days"], ["calendar", "show", "2026-10"]):
+        assert "yaml" not in modules_after(run_cli(*args)), args
+
+
+def test_database_commands_read_the_shipped_workflows_without_yaml(tmp_path: Path) -> None:
+    # Their parsed form (caseflow/workflows_parsed.json) answers the shipped texts, on disk and stored.
+    from caseflow.engine import Engine
+    from caseflow.store import Store
+
+    db = str(tmp_path / "cases.db")
+    engine = Engine(Store(db))
+    engine.add_person("p1", name="张户籍", unit="城关派出所", roles=["household_police"])
+    engine.open("hukou_transfer", actor="p1")
+    engine.store.dispose()
+    for args in (["case", "show", "1", "--db", db], ["queue", "--person", "p1", "--db", db]):
         assert "yaml" not in modules_after(run_cli(*args)), args
 
 

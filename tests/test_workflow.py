@@ -309,6 +309,40 @@ def test_the_stored_text_reads_back_to_the_same_version(shipped: dict[str, Workf
         assert parse_workflow(defn.text, path="stored").version == defn.version
 
 
+def test_the_parsed_form_of_the_shipped_workflows_is_what_reading_them_gives(tmp_path: Path) -> None:
+    # The parsed form answers the shipped texts without PyYAML; rewrite it after editing workflows/ with
+    # caseflow.workflow.write_parsed_workflows(). Checked here so that it can never silently differ.
+    from caseflow._yaml import load_yaml_text
+    from caseflow.workflow import PARSED_WORKFLOWS_FILE, _Parser, shipped_workflows_dir, write_parsed_workflows
+
+    fresh = write_parsed_workflows(target=tmp_path / "parsed.json")
+    assert PARSED_WORKFLOWS_FILE.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), \
+        "run caseflow.workflow.write_parsed_workflows()"
+    files = json.loads(fresh.read_text(encoding="utf-8"))["files"]
+    assert sorted(r["file"] for r in files.values()) == sorted(p.name for p in shipped_workflows_dir().glob("*.yaml"))
+    for path in sorted(shipped_workflows_dir().glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        from_yaml = _Parser(load_yaml_text(text), str(path)).parse(text)
+        answered = load_workflow(path)
+        assert answered == from_yaml  # every field, in the file's order
+        assert [s.name for s in answered.states] == [s.name for s in from_yaml.states]
+        assert [t.name for t in answered.timers] == [t.name for t in from_yaml.timers]
+
+
+def test_an_edited_shipped_workflow_is_read_as_yaml_and_its_errors_name_the_line(tmp_path: Path) -> None:
+    from caseflow.workflow import shipped_workflows_dir
+
+    text = (shipped_workflows_dir() / "hukou_transfer.yaml").read_text(encoding="utf-8")
+    edited = tmp_path / "hukou_transfer.yaml"
+    edited.write_text(text.replace("limit: 3 working_days", "limit: 4 working_days", 1), encoding="utf-8")
+    assert load_workflow(edited).timer("verification").limit.amount == 4
+    edited.write_text(text.replace("limit: 3 working_days", "limit: three days", 1), encoding="utf-8")
+    with pytest.raises(WorkflowError) as refused:
+        load_workflow(edited)
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "limit: 3 working_days" in row)
+    assert refused.value.line == line and str(edited) in str(refused.value)
+
+
 # --- refusals: each names the file, the line and the field ---------------------------------------------
 
 

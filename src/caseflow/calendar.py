@@ -172,14 +172,9 @@ PARSED_HOLIDAYS_FILE = Path(__file__).parent / "holidays_parsed.json"
 
 @functools.cache
 def _parsed_holidays() -> dict[str, dict[str, Any]]:
-    import json
+    from caseflow._yaml import parsed_form
 
-    try:
-        found = json.loads(PARSED_HOLIDAYS_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # no parsed form (a trimmed install): every file is read and validated
-    files = found.get("files") if isinstance(found, dict) else None
-    return files if isinstance(files, dict) else {}
+    return parsed_form(PARSED_HOLIDAYS_FILE)
 
 
 def _parsed_record(path: Path) -> dict[str, Any] | None:

@@ -93,10 +93,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar, cast, get_args
 
-import yaml
-
 # _yaml only offers a path-based loader; parse_workflow must read text (a store keeps the text).
-from caseflow._yaml import MAX_DATA_FILE_BYTES, LineDict, LineList, load_yaml_text
+from caseflow._yaml import MAX_DATA_FILE_BYTES, LineDict, LineList, load_yaml_text, parsed_form
 from caseflow.errors import TimeLimitError, WorkflowError, WorkflowNotFoundError
 from caseflow.materials import Material, ServiceSpec, parse_materials, parse_service
 from caseflow.timelimits import TimeLimit, Unit
@@ -1520,6 +1518,14 @@ def _parse_cached(text: str, path: str) -> WorkflowDef:
 
 def _parse_uncached(text: str, path: str) -> WorkflowDef:
     # Errors are not cached (lru_cache never stores a raised exception): a refused text is re-read.
+    doc = _parsed_doc(text)
+    if doc is not None:
+        try:
+            return _Parser(doc, path).parse(text)
+        except WorkflowError:
+            pass  # the parsed form has no line numbers: read the text itself for an error that names one
+    import yaml
+
     try:
         doc = load_yaml_text(text)
     except yaml.YAMLError as exc:
@@ -1531,6 +1537,62 @@ def _parse_uncached(text: str, path: str) -> WorkflowDef:
     if doc is None:
         raise WorkflowError("the file is empty; a workflow needs key, title and states", path=path)
     return _Parser(doc, path).parse(text)
+
+
+#: The shipped workflow files as YAML documents, by the SHA-256 of each file's text (written by
+#: :func:`write_parsed_workflows`; ``tests/test_workflow.py`` checks it against the files). A text in it
+#: is validated from that document without PyYAML: reading YAML was half of every database command's
+#: definition loading. Any other text (an administrator's workflow, an older stored version) is read as
+#: YAML. Line numbers are not kept: only an error needs one, and an error is re-read from the text.
+PARSED_WORKFLOWS_FILE = Path(__file__).parent / "workflows_parsed.json"
+
+
+@lru_cache(maxsize=1)
+def _parsed_workflows() -> dict[str, Any]:
+    return parsed_form(PARSED_WORKFLOWS_FILE)
+
+
+def _parsed_doc(text: str) -> Any:
+    parsed = _parsed_workflows()
+    if not parsed:
+        return None
+    record = parsed.get(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return _as_nodes(record["doc"]) if isinstance(record, dict) and "doc" in record else None
+
+
+def _as_nodes(value: Any) -> Any:
+    # The parser reads LineDict/LineList nodes; here without lines (line 0: unknown).
+    if isinstance(value, dict):
+        node = LineDict({k: _as_nodes(v) for k, v in value.items()})
+        node.key_lines = {}
+        return node
+    if isinstance(value, list):
+        items = LineList(_as_nodes(v) for v in value)
+        items.item_lines = [0] * len(items)
+        return items
+    return value
+
+
+def write_parsed_workflows(directory: Path | str | None = None, target: Path | str | None = None) -> Path:
+    """Write the parsed form of every workflow file in ``directory`` (default: the shipped ones).
+
+    Run after editing ``workflows/`` (``python -c "from caseflow.workflow import write_parsed_workflows;
+    write_parsed_workflows()"``); a stale parsed form is never wrong, only slower (the YAML is read).
+    Each file is validated first: only a definition that loads is written.
+    """
+    folder = shipped_workflows_dir() if directory is None else Path(directory)
+    files: dict[str, Any] = {}
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        text = path.read_bytes().decode("utf-8")
+        load_workflow(path)
+        files[hashlib.sha256(text.encode("utf-8")).hexdigest()] = {"file": path.name, "doc": load_yaml_text(text)}
+    out = Path(target) if target is not None else PARSED_WORKFLOWS_FILE
+    # Keys keep the file's order (states, fields and timers are listed in it); files sort by hash.
+    out.write_text(json.dumps({"files": dict(sorted(files.items()))}, ensure_ascii=False, indent=1) + "\n",
+                   encoding="utf-8")
+    _parsed_workflows.cache_clear()
+    _parse_text.cache_clear()
+    return out
 
 
 def load_workflow(path: Path | str) -> WorkflowDef:
