@@ -309,3 +309,24 @@ def test_any_booking_form_gets_a_page_never_a_5xx(form: dict[str, str], public: 
         assert re.search(r"[\u4e00-\u9fff]", _flash(r.text)[0])
     g = window.client.get(BOOKING, params={k: v for k, v in form.items() if k in ("unit", "day")})
     assert g.status_code == 200 and "<main>" in g.text
+
+
+def test_the_site_secret_is_read_once_per_app_and_kept(
+        window: Window, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Read per request it cost a file read and a TOML parse each time; kept, it cannot change under the
+    # fingerprints already stored. Until one is configured, each request looks again.
+    from caseflow.applicants import SECRET_ENV, write_secret
+
+    monkeypatch.delenv(SECRET_ENV)
+    r = window.post("/api/v1/desk/visits", workflow="hukou_transfer", applicant_id=ALICE, brought=["id_card"])
+    assert r.status_code == 503 and "secret" in r.text
+    secret = write_secret(tmp_path / "desk.key")
+    monkeypatch.setenv(SECRET_ENV, str(secret))
+    first = window.post("/api/v1/desk/visits", workflow="hukou_transfer", applicant_id=ALICE, brought=["id_card"])
+    assert first.status_code == 201, first.text
+    secret.unlink()  # read once: the app goes on with the secret it holds
+    second = window.post("/api/v1/desk/visits", workflow="hukou_transfer", applicant_id=ALICE, brought=["id_card"])
+    assert second.status_code == 201, second.text
+    with window.store.engine.connect() as conn:
+        hashes = conn.execute(sa.text("SELECT DISTINCT applicant_hash FROM caseflow_visits")).all()
+    assert len(hashes) == 1  # the same applicant, under the same key both times

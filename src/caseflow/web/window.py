@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from caseflow.abc import Clock
-from caseflow.applicants import ApplicantKeyError
+from caseflow.applicants import ApplicantKey, ApplicantKeyError
 from caseflow.appointments import AppointmentError, Appointments
 from caseflow.calendar import ZONE
 from caseflow.clock import SystemClock
@@ -118,8 +118,28 @@ class PublicRatingIn(CodeIn):
     comment: str = Field(default="", max_length=500)
 
 
+def _site_key(request: Request) -> ApplicantKey | None:
+    """The applicant-fingerprint secret, read once per app (``app.state.applicant_key``), not per request.
+
+    While none is configured each request tries again (an administrator may add one while the server
+    runs) and the desk refuses, by name, only what needs a fingerprint. One read is kept for good: the
+    secret in use must never change under the stored fingerprints.
+    """
+    key: ApplicantKey | None = getattr(request.app.state, "applicant_key", None)
+    if key is None:
+        try:
+            key = request.app.state.applicant_key = ApplicantKey.configured()
+        except ApplicantKeyError:
+            return None
+    return key
+
+
 def _desk(request: Request) -> Desk:
-    return Desk(engine_of(request))
+    return Desk(engine_of(request), key=_site_key(request))
+
+
+def _appointments(request: Request) -> Appointments:
+    return Appointments(engine_of(request), key=_site_key(request))
 
 
 def _ratings(request: Request) -> Ratings:
@@ -297,14 +317,14 @@ def add_window_routes(app: FastAPI) -> None:
         unit = unit or actor.person.unit
         if not actor.sees_unit(unit):
             raise _missing(f"unit {unit!r} among the units you see")
-        return JSONResponse([a.to_dict() for a in Appointments(engine_of(request)).due(unit)])
+        return JSONResponse([a.to_dict() for a in _appointments(request).due(unit)])
 
     @app.post(f"{API}/desk/bookings/{{booking_id}}/outcome", tags=["desk"], responses=_STAFF)
     def booking_outcome(booking_id: RowId, body: OutcomeIn, request: Request,
                         actor: ActorDep) -> Response:
         """Record a booking's outcome (the actor must be of its unit)."""
         try:
-            view = Appointments(engine_of(request)).record(booking_id, body.outcome, actor=actor.id)
+            view = _appointments(request).record(booking_id, body.outcome, actor=actor.id)
         except NotFoundError:
             raise _missing(f"booking has the id {booking_id}") from None
         return JSONResponse(view.to_dict())
@@ -313,7 +333,7 @@ def add_window_routes(app: FastAPI) -> None:
     def public_slots(request: Request, workflow: str, unit: str, day: date) -> Response:
         """A day's bookable slots of a procedure at a unit, with the places left (no login)."""
         _procedure(request, workflow)
-        rows = Appointments(engine_of(request)).slots(unit, workflow, day)
+        rows = _appointments(request).slots(unit, workflow, day)
         return JSONResponse([{**r, "at": r["at"].isoformat()} for r in rows])
 
     @app.post(f"{API}/public/bookings", tags=["public"], status_code=201, responses=_PUBLIC)
@@ -321,7 +341,7 @@ def add_window_routes(app: FastAPI) -> None:
         """Book a slot (no login; rate-limited like the progress query)."""
         _throttle(request, "booking")
         _procedure(request, body.workflow)
-        view = Appointments(engine_of(request)).book(body.unit, body.workflow, body.at,
+        view = _appointments(request).book(body.unit, body.workflow, body.at,
                                                      applicant_id=body.applicant_id)
         return JSONResponse(view.to_dict(), status_code=201)
 
@@ -395,7 +415,7 @@ def add_window_routes(app: FastAPI) -> None:
         if not unit:
             return _booking_page(request, defn, unit, day, status=422, error="请先选择办理单位")
         try:
-            booked = Appointments(engine_of(request)).book(unit, defn.key, at,
+            booked = _appointments(request).book(unit, defn.key, at,
                                                            applicant_id=form.get("applicant_id", ""))
         except ApplicantKeyError:
             return _booking_page(request, defn, unit, day, status=503, chosen=chosen,
@@ -472,7 +492,7 @@ def _booking_page(request: Request, defn: Any, unit: str | None, day_text: str |
                   status: int = 200, error: str | None = None, chosen: str = "",
                   headers: dict[str, str] | None = None) -> Response:
     """The booking page: the units, the next days with free slots, the slots of ``day_text`` and the form."""
-    bookings = Appointments(engine_of(request))
+    bookings = _appointments(request)
     now = engine_of(request).clock.now()
     units = bookings.units(defn.key)
     context: dict[str, Any] = {"page": procedure_page(defn), "units": units, "unit": None, "days": [],
