@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from caseflow.alerts import AlertRow
-from caseflow.digest import build_digest, render_digest
+from caseflow.digest import build_digest, build_digests, render_digest
 from caseflow.errors import PersonNotFoundError
+from caseflow.narrate import Labels
 from caseflow.notify import NotifyConfig
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
@@ -164,6 +165,38 @@ def test_digest_is_mailed_as_html_to_a_real_smtp_server(store: Store, scene: dic
     # Sent once: a second run in the same slot sends nothing more.
     scheduler.run_once(bj(2026, 11, 4, 9, 0), digests=True)
     assert len([1 for _, rcpts, _ in smtp.messages if rcpts == ["wang@example.org"]]) == 1
+
+
+def test_kept_definitions_give_fresh_names_and_are_read_again_for_a_version_stored_since(tmp_path: Path) -> None:
+    """The scheduler hands its kept labels to the digests: people's names are read afresh each time, and
+    labels lacking a version stored since (another process's revised definition) are not used."""
+    from caseflow.clock import FixedClock
+    from caseflow.engine import Engine
+    from caseflow.workflow import WorkflowRegistry, parse_workflow
+
+    st = Store(f"sqlite:///{tmp_path / 'engine.db'}")
+    clock = FixedClock(bj(2026, 11, 3, 9))
+    engine = Engine(st, clock=clock)
+    engine.add_person("wang", name="王所长", unit=UNIT, roles=["station_leader"])
+    engine.add_person("zhang", name="张警官", unit=UNIT, roles=["household_police"], leader="wang")
+    engine.open("hukou_transfer", actor="zhang", data={"needs_verification": "true"})
+    kept = Labels.from_store(st)
+    engine.add_person("zhang", name="张丽", unit=UNIT, roles=["household_police"], leader="wang", replace=True)
+    at = bj(2026, 11, 3, 18)
+
+    def digest(**kwargs: Any) -> dict[str, Any]:
+        return build_digests(st, ["wang"], at, **kwargs)[0].to_dict()
+
+    assert digest(definitions=kept) == digest()
+    assert {i["responsible"] for i in digest()["due_today"]} == {"张丽"}
+    shipped = WorkflowRegistry.load().latest("hukou_transfer")
+    revised = parse_workflow(shipped.text.replace("title: 户口迁移(派出所户籍窗口)", "title: 户口迁移(修订版)"))
+    Engine(st, clock=clock, registry=WorkflowRegistry([revised])).open(
+        "hukou_transfer", actor="zhang", data={"needs_verification": "true"})
+    assert revised.version not in kept.by_version
+    assert digest(definitions=kept) == digest()
+    assert {i["workflow_label"] for i in digest()["due_today"]} == {"户口迁移(派出所户籍窗口)", "户口迁移(修订版)"}
+    st.dispose()
 
 
 def test_cli_digest(store: Store, scene: dict[str, int]) -> None:

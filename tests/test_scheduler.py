@@ -432,6 +432,36 @@ def test_alerts_for_cases_run_by_the_engine(tmp_path: Path) -> None:
     st.dispose()
 
 
+def test_a_version_stored_after_the_labels_were_read_is_told_by_its_own_labels(tmp_path: Path) -> None:
+    """The scheduler keeps its labels between sweeps; a case pinned to a version stored since (by another
+    process's engine, with a revised definition file) still reads its own procedure's title."""
+    from caseflow.clock import FixedClock
+    from caseflow.engine import Engine
+    from caseflow.workflow import WorkflowRegistry, parse_workflow
+
+    st = Store(f"sqlite:///{tmp_path / 'engine.db'}")
+    clock = FixedClock(bj(2026, 11, 3, 9))
+    engine = Engine(st, clock=clock)
+    engine.add_person("wang", name="王所长", unit=UNIT, roles=["station_leader"])
+    engine.add_person("zhang", name="张警官", unit=UNIT, roles=["household_police"], leader="wang")
+    engine.open("hukou_transfer", actor="zhang", at=bj(2026, 11, 3, 9), data={"needs_verification": "true"})
+    scheduler = Scheduler(st, rec_config(), clock=clock)
+    clock.set(bj(2026, 11, 3, 20, 0, 30))
+    assert scheduler.sweep().alerts == 1  # the labels are read (and kept)
+
+    shipped = WorkflowRegistry.load().latest("hukou_transfer")
+    revised = parse_workflow(shipped.text.replace("title: 户口迁移(派出所户籍窗口)", "title: 户口迁移(修订版)"))
+    assert revised.version != shipped.version
+    other = Engine(st, clock=clock, registry=WorkflowRegistry([revised]))
+    other.open("hukou_transfer", actor="zhang", at=bj(2026, 11, 3, 20, 1), data={"needs_verification": "true"})
+    clock.set(bj(2026, 11, 4, 0, 0, 30))
+    assert dict(scheduler.sweep().raised) == {"overdue": 2}
+    subjects = [o.subject for o in outbox_of(st)]
+    assert sum("户口迁移(修订版)" in subject for subject in subjects) == 1, subjects
+    assert sum("户口迁移(派出所户籍窗口)" in subject for subject in subjects) == 2, subjects
+    st.dispose()
+
+
 # ------------------------------------------------------------------------------ crash and restart
 
 

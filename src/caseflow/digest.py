@@ -28,18 +28,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS
+from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS, table_of
 from caseflow.asof import timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.errors import PersonNotFoundError
 from caseflow.narrate import Labels, case_summary, due_text, mask_text
 from caseflow.notify import BODY_FORMATS
 from caseflow.stats import GroupStats, StatsError, compute_stats, is_clock_limit, total
-from caseflow.store import Person, Store
+from caseflow.store import Person, Store, WorkflowVersion
 
 __all__ = ["Digest", "DigestItem", "build_digest", "build_digests", "leader_units", "render_digest"]
 
 TEMPLATES = Path(__file__).parent / "templates"
+_VERSIONS = table_of(WorkflowVersion)
 _LEVEL_ZH = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
 #: How a timer's kind reads.
 KIND_ZH = {"statutory": "法定时限", "promised": "承诺时限"}
@@ -152,13 +153,17 @@ def build_digest(store: Store, leader_id: str, at: datetime, *, calendar: WorkCa
 
 
 def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, calendar: WorkCalendar | None = None,
-                  labels: Labels | None = None) -> list[Digest]:
+                  labels: Labels | None = None, definitions: Labels | None = None) -> list[Digest]:
     """The digests of several leaders as they stood at ``at``, in the order asked; each as :func:`build_digest`.
 
     What the leaders share is read once for all of them: the timers of every unit any of them sees as
     they stood at ``at``, the escalations of the day, the month's figures per unit, the window's figures
     and the scorecard; each digest then keeps the rows of its own units. Raise
     :class:`PersonNotFoundError` naming the first unknown leader.
+
+    ``labels`` are used as given; without them, ``definitions`` (labels a caller keeps between runs, such
+    as the scheduler's) give the definitions' labels with people's names read afresh, unless a version
+    stored since is missing from them; else every label is read from ``store``.
     """
     cal = calendar or default_calendar()
     at = at.astimezone(ZONE)
@@ -172,8 +177,11 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
     c = CASES.c
     a = ALERTS.c
     p = PEOPLE.c
-    labels = labels or Labels.from_store(store)
     with store.session() as session:
+        if labels is None and definitions is not None:
+            stored = set(session.execute(sa.select(_VERSIONS.c.version)).scalars())
+            if stored <= definitions.by_version.keys():
+                labels = definitions.with_people(dict(session.execute(sa.select(p.id, p.name)).tuples().all()))
         found = {pid: (name, unit) for pid, name, unit in session.execute(
             sa.select(p.id, p.name, p.unit).where(p.id.in_(sorted(set(leader_ids)))))}
         for leader_id in leader_ids:
@@ -196,6 +204,7 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
             .where(a.level == "escalated", a.unit.in_(every_unit), a.raised_at > since, a.raised_at <= at)
             .order_by(a.due_at, a.id)
         ).all() if every_unit else []
+    labels = labels or Labels.from_store(store)
     rows = sorted(timers_as_of(store, at, units=every_unit, open_only=True, due_before=after_next, calendar=cal,
                                labels=labels),
                   key=lambda r: (r.due_at, r.id))

@@ -258,6 +258,11 @@ class Labels:
                 pass
         return labels
 
+    def with_people(self, people: Mapping[str, str]) -> Labels:
+        """These definitions with ``people``'s names: definitions kept between passes, names read afresh."""
+        return Labels(by_version=dict(self.by_version), by_key=dict(self.by_key), people=dict(people),
+                      titles=dict(self.titles))
+
     def add(self, defn: WorkflowDef) -> None:
         """Know ``defn`` (as the latest of its key)."""
         self.by_version[defn.version] = defn

@@ -353,12 +353,15 @@ class Scheduler:
         self.published = Published(self.calendar)
         self._aps: Any = None
         self._label_cache: Labels | None = None
+        #: Versions rows were pinned to that a fresh read of the labels did not know either (this sweep).
+        self._label_misses: set[str] = set()
 
     def refresh(self) -> bool:
         """Take up holiday notices loaded since the last sweep (one read of the generation counters)."""
         with self.store.session() as session:
             if not self.published.check(session):
                 return False
+        self._label_cache = None  # a definition published since: its labels are read again
         self.calendar = self.published.calendar
         for trigger in (self.digest_trigger, self.report_trigger, self.checkpoint_trigger):
             trigger.calendar = self.published.calendar
@@ -409,7 +412,7 @@ class Scheduler:
         now = (now or self.clock.now()).astimezone(ZONE)
         self.refresh()
         report = SweepReport(now)
-        self._label_cache = None  # definitions uploaded since the last sweep get their labels
+        self._label_misses = set()  # a version unknown to the last sweep may be stored by now
         self.expire_due(now, report)
         people: dict[str, _Person | None] = {}  # shared by the batches of this sweep
         while max_batches is None or report.batches < max_batches:
@@ -492,6 +495,7 @@ class Scheduler:
             info: dict[tuple[int, str], tuple[Any, str, bool]] = {}
             after = self.settings.escalate_after
             escalations: dict[datetime, datetime] = {}  # many timers share a due instant
+            self._labels(getattr(r, "workflow_version", None) for r in rows)  # read now if a version is new
             for r in rows:
                 escalate_at = r.escalate_at  # the timer's own escalate_after, when the engine set it
                 if r.due_at is not None and escalate_at is None:
@@ -532,11 +536,19 @@ class Scheduler:
             self._before_commit(session)
         return len(rows)
 
-    def _labels(self) -> Labels:
-        """Labels of the stored workflow versions, read once per scheduler and again for an unknown version."""
-        if self._label_cache is None:
-            self._label_cache = Labels.from_store(self.store)
-        return self._label_cache
+    def _labels(self, versions: Iterable[str | None] = ()) -> Labels:
+        """Labels of the stored workflow versions, kept between sweeps and digests.
+
+        Read again after a load moved a generation counter (:meth:`refresh`), and when one of ``versions``
+        (the rows about to be told) is not known yet: a command of any process stores the version it pins
+        a new case to. A version a fresh read does not know either is not looked for again this sweep.
+        """
+        cache = self._label_cache
+        unknown = {v for v in versions if v} - self._label_misses
+        if cache is None or not unknown <= cache.by_version.keys():
+            cache = self._label_cache = Labels.from_store(self.store)
+            self._label_misses |= unknown - cache.by_version.keys()
+        return cache
 
     def _before_commit(self, session: sa.orm.Session) -> None:
         """A seam for tests that kill a sweep after it claimed and wrote but before it committed."""
@@ -612,7 +624,7 @@ class Scheduler:
         leader_ids = list(leaders if leaders is not None else self.leaders())
         # One read of the instant for every leader (build_digests), then one transaction for the slot: every
         # leader's claim and queued digest commit together or not at all (a retry claims them again).
-        digests = build_digests(self.store, leader_ids, now, calendar=self.calendar)
+        digests = build_digests(self.store, leader_ids, now, calendar=self.calendar, definitions=self._labels())
         queued: list[dict[str, Any]] = []
         with self.store.session(write=True) as session:
             directory = _Directory(session, now.date())

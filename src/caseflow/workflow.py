@@ -1495,10 +1495,17 @@ def parse_workflow(text: str, *, path: str = "<string>") -> WorkflowDef:
     """
     defn = _parse_cached(text, path)
     if defn.source != path:
-        # The same text read under another name (a shipped file and its stored version): the same
-        # definition, named for where it was read this time.
-        defn = copy.copy(defn)
-        object.__setattr__(defn, "source", path)
+        defn = _renamed(text, path)
+    return defn
+
+
+@lru_cache(maxsize=512)
+def _renamed(text: str, path: str) -> WorkflowDef:
+    # The same text read under another name (a shipped file and its stored version): the same
+    # definition, named for where it was read this time. Kept, as the parse is: the labels of every
+    # sweep and digest read the shipped files again, and a copy per file per read added up.
+    defn = copy.copy(_parse_cached(text, path))
+    object.__setattr__(defn, "source", path)
     return defn
 
 
