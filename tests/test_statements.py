@@ -116,3 +116,18 @@ def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_before_th
     engine.store.ping_after = 0.0  # it has sat idle long enough
     case = engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": "JB-1"})
     assert case.state == "verifying" and engine.verify_audit(case_id=case.id) == []
+
+
+def test_an_idle_scheduler_run_reads_once_and_writes_nothing(engine: Engine) -> None:
+    """A sweep (and run_once's delivery) that finds nothing due sends one read transaction: the generation
+    counters and whether expiries, alerts, late bookings or notifications are due, in two statements."""
+    from caseflow.scheduler import Scheduler
+
+    engine.open("hukou_transfer", actor="p1", data={"needs_verification": "true"})  # warned at 20:00, not now
+    scheduler = Scheduler(engine.store, clock=engine.clock)
+    with counting(engine) as sent:
+        report = scheduler.run_once()
+    assert report.sweep.alerts == 0 and report.delivery.claimed == 0
+    writes = [s for s in sent if s.startswith(("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE"))]
+    assert writes == []
+    assert len(sent) == (3 if engine.store.is_sqlite else 2), sent  # SQLite's BEGIN is sent by us

@@ -29,7 +29,7 @@ from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, Person, UTCDateTime
 
 __all__ = ["LATE_AFTER", "LATE_SUBJECT", "OUTCOMES", "AppointmentError", "AppointmentRow", "AppointmentView",
-           "Appointments", "LateBooking", "RestDayRow", "claim_late", "missed_by_unit"]
+           "Appointments", "LateBooking", "RestDayRow", "claim_late", "late_condition", "missed_by_unit"]
 
 #: Outcome → label.
 OUTCOMES = {"served": "已按约办理", "no_show": "群众爽约", "missed": "单位违约"}
@@ -142,6 +142,12 @@ def _recipients(session: Session, unit: str, roles: frozenset[str] | None) -> tu
     return tuple(result)
 
 
+def late_condition(now: datetime, grace: timedelta = LATE_AFTER) -> tuple[sa.ColumnElement[bool], ...]:
+    """The bookings :func:`claim_late` claims at ``now``: ``grace`` past their instant, no outcome, not warned."""
+    c = table_of(AppointmentRow).c
+    return c.status == "booked", c.at <= now - grace, c.warned_at.is_(None)
+
+
 def claim_late(session: Session, now: datetime, *, roles_of: Callable[[str], frozenset[str] | None],
                grace: timedelta = LATE_AFTER) -> list[LateBooking]:
     """Mark every booking ``grace`` past its instant with no outcome as warned, and return them (once each).
@@ -155,7 +161,7 @@ def claim_late(session: Session, now: datetime, *, roles_of: Callable[[str], fro
     table = table_of(AppointmentRow)
     c = table.c
     claimed = session.execute(
-        sa.update(table).where(c.status == "booked", c.at <= now - grace, c.warned_at.is_(None))
+        sa.update(table).where(*late_condition(now, grace))
         .values(warned_at=now).returning(c.id, c.unit, c.workflow_key, c.at, c.applicant_masked)).all()
     result: list[LateBooking] = []
     roles: dict[str, frozenset[str] | None] = {}

@@ -854,6 +854,12 @@ class Outbox:
                 self._cache[channel] = found
             return found
 
+    @staticmethod
+    def due_condition(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+        """The rows :meth:`claim` takes at ``now``: pending, due, and not leased to a sender still at work."""
+        t = OUTBOX.c
+        return t.status == "pending", t.next_attempt_at <= now, sa.or_(t.lease_until.is_(None), t.lease_until < now)
+
     def claim(self, now: datetime | None = None, limit: int | None = None) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due rows to this owner (SKIP LOCKED on PostgreSQL); return them."""
         now = now or self.clock.now()
@@ -861,7 +867,7 @@ class Outbox:
         t = OUTBOX.c
         lease_free = sa.or_(t.lease_until.is_(None), t.lease_until < now)
         with self.store.session(write=True) as session:
-            query = (sa.select(t.id).where(t.status == "pending", t.next_attempt_at <= now, lease_free)
+            query = (sa.select(t.id).where(*self.due_condition(now))
                      .order_by(t.next_attempt_at).limit(limit))
             if self.store.dialect == "postgresql":
                 # Two schedulers take disjoint batches instead of queueing on each other's row locks.

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from apscheduler.triggers.base import BaseTrigger
+from sqlmodel import Session
 
 from caseflow.abc import Clock, Notifier
 from caseflow.alerts import ABSENCES, ALERT_LEVELS, ALERTS, CASES, JOB_RUNS, PEOPLE, TIMERS, bulk_insert, bulk_update
@@ -186,6 +187,27 @@ def plan_levels(*, now: datetime, due_at: datetime | None, warn_at: datetime | N
             next_at = at
             break
     return LevelPlan(tuple(raise_now), level, next_at)
+
+
+def _expiring(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """Running timers that act by themselves (on_expiry) and have run out by ``now``."""
+    t = TIMERS.c
+    return t.status == "running", t.expiry_trigger.is_not(None), t.due_at <= now
+
+
+def _alerting(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """Timers with an alert level due by ``now`` (next_alert_at is NULL unless running; status is checked too)."""
+    t = TIMERS.c
+    return t.next_alert_at <= now, t.status == "running"
+
+
+class _Plan(NamedTuple):
+    """What the read before a sweep found to do (see :meth:`Scheduler._plan`)."""
+
+    expiring: bool
+    alerting: bool
+    late: bool
+    outbox: bool
 
 
 # ---------------------------------------------------------------------------------------- directory
@@ -355,12 +377,18 @@ class Scheduler:
         self._label_cache: Labels | None = None
         #: Versions rows were pinned to that a fresh read of the labels did not know either (this sweep).
         self._label_misses: set[str] = set()
+        #: Whether the last sweep's first read found notifications due (run_once delivers only then).
+        self._outbox_due = True
 
     def refresh(self) -> bool:
         """Take up holiday notices loaded since the last sweep (one read of the generation counters)."""
         with self.store.session() as session:
-            if not self.published.check(session):
-                return False
+            return self._take_up(session)
+
+    def _take_up(self, session: Session) -> bool:
+        """:meth:`refresh` within ``session``."""
+        if not self.published.check(session):
+            return False
         self._label_cache = None  # a definition published since: its labels are read again
         self.calendar = self.published.calendar
         for trigger in (self.digest_trigger, self.report_trigger, self.checkpoint_trigger):
@@ -389,7 +417,7 @@ class Scheduler:
         while True:
             with self.store.session() as session:
                 ids = [i for i in session.execute(
-                    sa.select(t.id).where(t.status == "running", t.expiry_trigger.is_not(None), t.due_at <= now)
+                    sa.select(t.id).where(*_expiring(now))
                     .order_by(t.due_at, t.id).limit(self.settings.batch)).scalars() if i not in seen]
             if not ids:
                 break
@@ -410,20 +438,44 @@ class Scheduler:
         ``settings.batch`` timers, one transaction each.
         """
         now = (now or self.clock.now()).astimezone(ZONE)
-        self.refresh()
+        plan = self._plan(now)
         report = SweepReport(now)
         self._label_misses = set()  # a version unknown to the last sweep may be stored by now
-        self.expire_due(now, report)
-        people: dict[str, _Person | None] = {}  # shared by the batches of this sweep
-        while max_batches is None or report.batches < max_batches:
-            claimed = self._sweep_batch(now, report, people)
-            if claimed == 0:
-                break
-            report.batches += 1
-            if claimed < self.settings.batch:
-                break
-        self.warn_late_bookings(now, report)
+        if plan.expiring:
+            self.expire_due(now, report)
+        # A trigger fired at expiry may have started a timer whose first alert is due already.
+        if plan.alerting or report.expired:
+            people: dict[str, _Person | None] = {}  # shared by the batches of this sweep
+            while max_batches is None or report.batches < max_batches:
+                claimed = self._sweep_batch(now, report, people)
+                if claimed == 0:
+                    break
+                report.batches += 1
+                if claimed < self.settings.batch:
+                    break
+        if plan.late:
+            self.warn_late_bookings(now, report)
+        self._outbox_due = plan.outbox
         return report
+
+    def _plan(self, now: datetime) -> _Plan:
+        """One read before a sweep: loads taken up (:meth:`refresh`) and which parts of it find work at ``now``.
+
+        Most sweeps find nothing to do; each part that would (expiries, alerts, late bookings, and the outbox
+        for :meth:`run_once`) is then run as before, in its own transaction. A row that becomes due after
+        this read is the next sweep's, as if this one had run a moment earlier.
+        """
+        from caseflow.appointments import AppointmentRow, late_condition
+
+        with self.store.session() as session:
+            self._take_up(session)
+            found = session.execute(sa.select(
+                sa.exists().where(*_expiring(now)),
+                sa.exists().where(*_alerting(now)),
+                sa.exists().select_from(AppointmentRow).where(*late_condition(now)),
+                sa.exists().where(*self.outbox.due_condition(now)),
+            )).one()
+        return _Plan(*(bool(x) for x in found))
 
     def warn_late_bookings(self, now: datetime, report: SweepReport | None = None) -> int:
         """Warn once of each booking half an hour past its instant with no outcome, through the outbox.
@@ -473,7 +525,7 @@ class Scheduler:
                       c.workflow_key, c.state, c.workflow_version, t.kind, t.escalate_at)
             .join_from(TIMERS, CASES, t.case_id == c.id)
             # next_alert_at is NULL unless running (the engine's contract); status is checked all the same.
-            .where(t.next_alert_at <= now, t.status == "running")
+            .where(*_alerting(now))
             # No tie-breaker: the index order alone lets LIMIT stop early even with a large backlog.
             .order_by(t.next_alert_at)
             .limit(self.settings.batch)
@@ -708,7 +760,9 @@ class Scheduler:
         now = (at or self.clock.now()).astimezone(ZONE)
         sweep = self.sweep(now)
         count = self.run_digests(now) if digests else 0
-        delivery = self.deliver(now)
+        # The sweep's first read saw whether the outbox held anything due; what this run queued is due too.
+        due = self._outbox_due or sweep.queued or sweep.expired or count
+        delivery = self.deliver(now) if due else DeliveryReport()
         return RunReport(sweep, delivery, count)
 
     def _job(self, name: str) -> None:
