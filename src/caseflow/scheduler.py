@@ -52,7 +52,7 @@ from caseflow.clock import SystemClock
 from caseflow.engine import Engine, resolve_stand_in
 from caseflow.errors import CalendarError, CaseflowError
 from caseflow.narrate import Labels, due_text, overdue_from_text
-from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, insert_ignore, new_owner
+from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, new_owner
 from caseflow.published import Published
 from caseflow.store import Store
 from caseflow.timelimits import escalation_instant
@@ -650,12 +650,15 @@ class Scheduler:
     # ----------------------------------------------------------------- digests
 
     def _claim_job(self, session: sa.orm.Session, job: str, slot: datetime, now: datetime) -> int | None:
-        j = JOB_RUNS.c
-        row = session.execute(
-            insert_ignore(session, JOB_RUNS, ["job", "scheduled_for"]).returning(j.id),
-            [{"job": job, "scheduled_for": slot, "claimed_by": self.owner, "claimed_at": now}],
-        ).first()
-        return int(row[0]) if row is not None else None
+        return self._claim_jobs(session, [job], slot, now).get(job)
+
+    def _claim_jobs(self, session: sa.orm.Session, jobs: Sequence[str], slot: datetime,
+                    now: datetime) -> dict[str, int]:
+        """Claim each job's run of ``slot`` in one statement; the run ids of those this call claimed, by job."""
+        rows = [{"job": job, "scheduled_for": slot, "claimed_by": self.owner, "claimed_at": now}
+                for job in dict.fromkeys(jobs)]
+        return {str(job): int(run_id) for run_id, job in
+                bulk_insert(session, JOB_RUNS, rows, conflict=("job", "scheduled_for"), returning=("id", "job"))}
 
     def leaders(self) -> list[str]:
         """Everyone who is somebody's leader."""
@@ -681,8 +684,9 @@ class Scheduler:
         with self.store.session(write=True) as session:
             directory = _Directory(session, now.date())
             directory.prefetch_related(leader_ids)
+            claimed = self._claim_jobs(session, [f"digest:{leader_id}" for leader_id in leader_ids], slot, now)
             for leader_id, digest in zip(leader_ids, digests, strict=True):
-                run_id = self._claim_job(session, f"digest:{leader_id}", slot, now)
+                run_id = claimed.pop(f"digest:{leader_id}", None)
                 if run_id is None:
                     continue  # another process (or an earlier run) has sent this slot's digest
                 if digest.empty and not self.settings.digest_empty:

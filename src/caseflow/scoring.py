@@ -16,6 +16,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +60,17 @@ class ScoringRules:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ScoringRules:
-        """Read a rule sheet (the shipped default when ``path`` is None)."""
+        """Read a rule sheet (the shipped default when ``path`` is None).
+
+        A text parsed before is not parsed again (the rules are immutable): every digest reads the
+        scorecard, and with it the sheet.
+        """
         where = Path(path) if path is not None else DEFAULT_RULES_PATH
         try:
-            data = tomllib.loads(where.read_text(encoding="utf-8"))
+            text = where.read_text(encoding="utf-8")
         except OSError as exc:
             raise ScoringError(f"cannot read the rule sheet {where}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ScoringError(f"{where}: not valid TOML: {exc}") from None
-        return cls.from_dict(data, source=str(where))
+        return _parsed(text, str(where))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> ScoringRules:
@@ -89,6 +92,15 @@ class ScoringRules:
                 raise ScoringError(f"{source}: {key} must be a whole number, got {value!r}")
         return cls(points={k: int(points.get(k, 0)) for k in RULES}, base=int(data.get("base", 100)),
                    discretion=int(data.get("discretion", 5)), source=source)
+
+
+@lru_cache(maxsize=16)
+def _parsed(text: str, where: str) -> ScoringRules:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScoringError(f"{where}: not valid TOML: {exc}") from None
+    return ScoringRules.from_dict(data, source=where)
 
 
 @dataclass
