@@ -236,15 +236,17 @@ class _Simulation:
             view = self.views[case_id] = self.engine.get(case_id)
         return view
 
-    def recheck(self) -> None:
-        """Forget the views of cases moved since they were seen, with one query.
+    def recheck(self, until: datetime) -> None:
+        """Forget the views of cases moved since they were seen, with one query, for the cases with a
+        step queued until ``until`` (the only ones the coming steps read).
 
         Every command on a case records an event and raises the case's version. Between two rechecks
         only this simulation acts on its cases, and it keeps the view each command returns (or forgets
         it); the scheduler's sweeps (a trigger acting by itself at expiry) and the window run between
         them.
         """
-        ids = sorted(self.views)
+        ids = sorted({case_id for when, _, _, case_id, _ in self.queue
+                      if when <= until and case_id is not None and case_id in self.views})
         for i in range(0, len(ids), 900):
             with self.engine.store.session() as session:
                 for case_id, version in session.execute(
@@ -350,7 +352,7 @@ class _Simulation:
 
     def advance_until(self, until: datetime) -> None:
         if self.queue and self.queue[0][0] <= until:
-            self.recheck()
+            self.recheck(until)
         while self.queue and self.queue[0][0] <= until:
             when, _, key, case_id, index = heapq.heappop(self.queue)
             when = max(when, self.clock.now())
