@@ -17,6 +17,7 @@ match the applicant by the old hash, and the applicant's next visit or booking r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -157,6 +158,15 @@ def write_secret(path: str | os.PathLike[str]) -> Path:
 _FINGERPRINTED = tuple(sa.table(name, sa.column("applicant_hash"), sa.column("applicant_scheme")) for name in _TABLES)
 
 
+@functools.cache
+def _legacy_rows() -> sa.Select[bool, bool, bool]:
+    """Whether each table holds rows under the unkeyed hash ``:old`` (built once: it runs on every visit)."""
+    old: sa.BindParameter[str] = sa.bindparam("old")
+    visits, notices, bookings = (sa.exists().where(t.c.applicant_hash == old, t.c.applicant_scheme == LEGACY_SCHEME)
+                                 for t in _FINGERPRINTED)
+    return sa.select(visits, notices, bookings)
+
+
 def rekey(session: Session, id_number: str, key: ApplicantKey) -> int:
     """Give this applicant's rows still under the unkeyed hash their keyed fingerprint; how many were moved.
 
@@ -164,9 +174,7 @@ def rekey(session: Session, id_number: str, key: ApplicantKey) -> int:
     always none are left, so the three updates run only for an applicant who has some.
     """
     old, new = legacy_fingerprint(id_number), key.fingerprint(id_number)
-    held = session.execute(sa.select(*(
-        sa.exists().where(t.c.applicant_hash == old, t.c.applicant_scheme == LEGACY_SCHEME)
-        for t in _FINGERPRINTED))).one()
+    held = session.execute(_legacy_rows(), {"old": old}).one()
     moved = 0
     for table, has_rows in zip(_FINGERPRINTED, held, strict=True):
         if not has_rows:

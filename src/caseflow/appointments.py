@@ -142,10 +142,11 @@ def _recipients(session: Session, unit: str, roles: frozenset[str] | None) -> tu
     return tuple(result)
 
 
-def late_condition(now: datetime, grace: timedelta = LATE_AFTER) -> tuple[sa.ColumnElement[bool], ...]:
-    """The bookings :func:`claim_late` claims at ``now``: ``grace`` past their instant, no outcome, not warned."""
+def late_condition(before: datetime | sa.BindParameter[Any]) -> tuple[sa.ColumnElement[bool], ...]:
+    """The bookings :func:`claim_late` claims: booked for ``before`` (its instant less the grace) or earlier,
+    no outcome, not warned yet."""
     c = table_of(AppointmentRow).c
-    return c.status == "booked", c.at <= now - grace, c.warned_at.is_(None)
+    return c.status == "booked", c.at <= before, c.warned_at.is_(None)
 
 
 def claim_late(session: Session, now: datetime, *, roles_of: Callable[[str], frozenset[str] | None],
@@ -161,7 +162,7 @@ def claim_late(session: Session, now: datetime, *, roles_of: Callable[[str], fro
     table = table_of(AppointmentRow)
     c = table.c
     claimed = session.execute(
-        sa.update(table).where(*late_condition(now, grace))
+        sa.update(table).where(*late_condition(now - grace))
         .values(warned_at=now).returning(c.id, c.unit, c.workflow_key, c.at, c.applicant_masked)).all()
     result: list[LateBooking] = []
     roles: dict[str, frozenset[str] | None] = {}

@@ -855,7 +855,7 @@ class Outbox:
             return found
 
     @staticmethod
-    def due_condition(now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    def due_condition(now: datetime | sa.BindParameter[Any]) -> tuple[sa.ColumnElement[bool], ...]:
         """The rows :meth:`claim` takes at ``now``: pending, due, and not leased to a sender still at work."""
         t = OUTBOX.c
         return t.status == "pending", t.next_attempt_at <= now, sa.or_(t.lease_until.is_(None), t.lease_until < now)
@@ -866,25 +866,20 @@ class Outbox:
         limit = limit or self.config.scheduler.deliver_batch
         t = OUTBOX.c
         lease_free = sa.or_(t.lease_until.is_(None), t.lease_until < now)
+        until = now + timedelta(seconds=self.config.scheduler.lease_seconds)
+        pick = sa.select(t.id).where(*self.due_condition(now)).order_by(t.next_attempt_at).limit(limit)
+        if self.store.dialect == "postgresql":
+            # Two schedulers take disjoint batches instead of queueing on each other's row locks.
+            pick = pick.with_for_update(skip_locked=True)
         with self.store.session(write=True) as session:
-            query = (sa.select(t.id).where(*self.due_condition(now))
-                     .order_by(t.next_attempt_at).limit(limit))
-            if self.store.dialect == "postgresql":
-                # Two schedulers take disjoint batches instead of queueing on each other's row locks.
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.execute(query).scalars())
-            if not ids:
-                return []
-            until = now + timedelta(seconds=self.config.scheduler.lease_seconds)
-            # On SQLite (no row locks) the lease condition is re-checked by the UPDATE itself.
-            session.execute(sa.update(OUTBOX).where(t.id.in_(ids), lease_free)
-                            .values(lease_owner=self.owner, lease_until=until))
-            rows = session.execute(
-                sa.select(t.id, t.channel, t.address, t.recipient, t.subject, t.body, t.attempts, t.max_attempts,
-                          t.created_at)
-                .where(t.id.in_(ids), t.lease_owner == self.owner, t.lease_until == until)
-                .order_by(t.id)
-            ).all()
+            # One statement picks the due rows and leases them, returning what is sent (was: pick, lease,
+            # read back); on SQLite (no row locks) the lease condition is re-checked by the UPDATE itself.
+            rows = sorted(session.execute(
+                sa.update(OUTBOX).where(t.id.in_(pick), lease_free)
+                .values(lease_owner=self.owner, lease_until=until)
+                .returning(t.id, t.channel, t.address, t.recipient, t.subject, t.body, t.attempts, t.max_attempts,
+                           t.created_at)
+            ).all(), key=lambda row: row[0])
         return [ClaimedDelivery(*row) for row in rows]
 
     def deliver(self, now: datetime | None = None, *, limit: int | None = None) -> DeliveryReport:
