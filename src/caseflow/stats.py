@@ -104,8 +104,10 @@ def _instant(value: Any) -> datetime | None:
 def excluded_pauses(pauses_json: str | None, started: datetime, stopped: datetime,
                     calendar: WorkCalendar) -> tuple[int, float]:
     """Working days and hours a timer spent paused with a cause not charged to the unit, within its span."""
+    if not pauses_json or pauses_json == "[]":  # most timers never paused: nothing to parse (every month's rows)
+        return 0, 0.0
     try:
-        pauses = json.loads(pauses_json or "[]")
+        pauses = json.loads(pauses_json)
     except ValueError:
         return 0, 0.0
     days = 0
