@@ -113,9 +113,16 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
                                    t.extensions != "[]", t.stopped_at <= at))
     with store.session() as session:
         rows = session.execute(query.order_by(t.id)).all()
-        case_ids = sorted({r.case_id for r in rows})
-        states: dict[int, tuple[str, str | None]] = {}
         ev = EVENTS.c
+        # A case with no event after T stands now as it stood at T (its row is the projection of its chain):
+        # only the cases moved since are rebuilt from their events. Asked for the present (a digest, a
+        # sweep's board), that is none of them.
+        case_ids: list[int] = []
+        for chunk in _chunks(sorted({r.case_id for r in rows})):
+            case_ids += session.execute(sa.select(ev.case_id).where(ev.case_id.in_(chunk), ev.at > at)
+                                        .distinct()).scalars()
+        case_ids.sort()
+        states: dict[int, tuple[str, str | None]] = {}
         for chunk in _chunks(case_ids):
             for case_id, kind, to_state, data in session.execute(
                 sa.select(ev.case_id, ev.kind, ev.to_state, ev.data)
