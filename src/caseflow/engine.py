@@ -45,6 +45,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_attribute
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 from transitions import Machine, MachineError
@@ -448,6 +449,14 @@ def _new_row(model: type[Any], **values: Any) -> Any:
     obj.__dict__.update(_DEFAULTS[model])
     obj.__dict__.update(values)
     return obj
+
+
+def _set(obj: Any, **values: Any) -> None:
+    """Set columns of a row through SQLAlchemy's instrumentation alone (the change is tracked as by an
+    assignment): SQLModel's ``__setattr__`` also runs pydantic's, whose bookkeeping nothing here reads
+    and which cost more than the assignment (the due instants are set on every command and replay)."""
+    for name, value in values.items():
+        set_attribute(obj, name, value)
 
 
 def _row_values(obj: Any) -> dict[str, Any]:
@@ -1654,20 +1663,20 @@ class Engine:
     def _apply_due(self, row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> None:
         due = timer_due(row, tdef, calendar)
         if due is None:
-            row.due_at, row.last_day, row.warn_at, row.provisional, row.next_alert_at = None, None, None, False, None
-            row.escalate_at = None
+            _set(row, due_at=None, last_day=None, warn_at=None, provisional=False, next_alert_at=None,
+                 escalate_at=None)
             return
-        row.due_at, row.last_day, row.provisional = due.due_at, due.last_day, due.provisional
-        row.warn_at = warn_instant(due, tdef, calendar, row.started_at)
-        row.escalate_at = escalation_instant(due.due_at, tdef.escalate_after, calendar)
+        warn_at = warn_instant(due, tdef, calendar, row.started_at)
+        _set(row, due_at=due.due_at, last_day=due.last_day, provisional=due.provisional, warn_at=warn_at,
+             escalate_at=escalation_instant(due.due_at, tdef.escalate_after, calendar))
         if row.status != "running":
-            row.next_alert_at = None
+            _set(row, next_alert_at=None)
         elif row.alert_level is None:
-            row.next_alert_at = row.warn_at if row.warn_at is not None else row.due_at
+            _set(row, next_alert_at=warn_at if warn_at is not None else due.due_at)
         elif row.alert_level in ("warning", "overdue"):
             # For an overdue timer the sweep moves the instant on to escalation (it knows escalate_after);
             # a due instant moved earlier by a calendar reload must not delay that.
-            row.next_alert_at = row.due_at
+            _set(row, next_alert_at=due.due_at)
 
     # ------------------------------------------------------------------ queries
 
