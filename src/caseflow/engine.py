@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -1816,15 +1817,14 @@ class Engine:
                 label, basis = tdef.label, tdef.basis
             except (KeyError, LookupError):
                 label = row.name
-            pauses = json.loads(row.pauses)
             paused_since = None
-            if row.status == "paused" and pauses:
-                paused_since = datetime.fromisoformat(pauses[-1]["from"])
-            limit = _limit_from_spec(row.limit_spec)
-            extra = sum(int(e["amount"]) for e in json.loads(row.extensions))
+            if row.status == "paused":
+                pauses = json.loads(row.pauses)
+                if pauses:
+                    paused_since = datetime.fromisoformat(pauses[-1]["from"])
             views.append(TimerView(
                 row.name, label, row.status, _local(row.due_at), row.last_day, row.provisional,
-                limit=str(TimeLimit(limit.amount + extra, limit.unit, roll_forward=limit.roll_forward)),
+                limit=_limit_text(row.limit_spec, _extended_by(row.extensions)),
                 started_at=_local(row.started_at) or row.started_at, warn_at=_local(row.warn_at),
                 original_due_at=_local(row.original_due_at), paused_since=_local(paused_since), kind=row.kind,
                 assignee=row.assignee or case.responsible_id, escalate_at=_local(row.escalate_at), basis=basis,
@@ -1890,10 +1890,24 @@ def _limit_spec(limit: TimeLimit) -> str:
                        "month_end": limit.month_end, "start_day": limit.start_day, "hour_start": limit.hour_start})
 
 
+@lru_cache(maxsize=1024)
 def _limit_from_spec(spec: str) -> TimeLimit:
+    # A limit is immutable and a few specs recur on every timer: each command and view read them again.
     data = json.loads(spec)
     return TimeLimit(data["amount"], data["unit"], roll_forward=data["roll_forward"], month_end=data["month_end"],
                      start_day=data["start_day"], hour_start=data["hour_start"])
+
+
+def _extended_by(extensions: str) -> int:
+    """The amount granted by a timer's extensions (most timers have none: nothing to parse)."""
+    return 0 if extensions == "[]" else sum(int(e["amount"]) for e in json.loads(extensions))
+
+
+@lru_cache(maxsize=1024)
+def _limit_text(spec: str, extra: int) -> str:
+    """How a view shows a timer's limit with ``extra`` granted (as ``str(TimeLimit)``)."""
+    limit = _limit_from_spec(spec)
+    return str(TimeLimit(limit.amount + extra, limit.unit, roll_forward=limit.roll_forward))
 
 
 def _missing_person(person_id: str) -> PersonNotFoundError:
@@ -2030,11 +2044,12 @@ def timer_due(row: TimerRow, tdef: TimerDef, calendar: WorkCalendar) -> Due | No
     cap. An open pause without a cap leaves the due instant unknown (None).
     """
     base = _limit_from_spec(row.limit_spec)
-    extra = sum(int(e["amount"]) for e in json.loads(row.extensions))
-    limit = TimeLimit(base.amount + extra, base.unit, roll_forward=base.roll_forward, month_end=base.month_end,
-                      start_day=base.start_day, hour_start=base.hour_start)
+    extra = _extended_by(row.extensions)
+    limit = base if not extra else TimeLimit(base.amount + extra, base.unit, roll_forward=base.roll_forward,
+                                             month_end=base.month_end, start_day=base.start_day,
+                                             hour_start=base.hour_start)
     excluded: list[tuple[Any, Any, str]] = []
-    for pause in json.loads(row.pauses):
+    for pause in json.loads(row.pauses) if row.pauses != "[]" else ():
         start, end = pause_span(pause, tdef, calendar)
         if end is None:
             return None
