@@ -378,6 +378,7 @@ class Appointments(KeyedDesk):
 
 def missed_by_unit(session: Session, start: datetime, end: datetime) -> list[tuple[str, str]]:
     """(clerk, unit) of each booking missed on the unit's side whose instant lies in [start, end) (考评)."""
-    rows = session.exec(select(AppointmentRow).where(AppointmentRow.status == "missed", AppointmentRow.at >= start,
-                                                     AppointmentRow.at < end))
-    return [(r.clerk_id or "", r.unit) for r in rows]
+    c = table_of(AppointmentRow).c
+    rows = session.execute(sa.select(c.clerk_id, c.unit).where(c.status == "missed", c.at >= start, c.at < end)
+                           .order_by(c.id))
+    return [(clerk or "", unit) for clerk, unit in rows]
