@@ -11,7 +11,8 @@ safe without any coordination between them:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import Field
 
-from caseflow.store import Absence, CaseflowBase, CaseRow, Person, TimerRow, UTCDateTime
+from caseflow.store import Absence, CaseflowBase, CaseRow, Person, Store, TimerRow, UTCDateTime
 
 __all__ = [
     "ABSENCES",
@@ -131,6 +132,17 @@ TIMERS = table_of(TimerRow)
 CASES = table_of(CaseRow)
 PEOPLE = table_of(Person)
 ABSENCES = table_of(Absence)
+
+
+@contextmanager
+def read_in(store: Store, session: Session | None) -> Iterator[Session]:
+    """``session`` when the caller reads within one already (its reads then see one snapshot and share one
+    transaction, as a digest's do), else a read transaction of its own on ``store``."""
+    if session is not None:
+        yield session
+        return
+    with store.session() as own:
+        yield own
 
 
 # ------------------------------------------------------------------------------------ bulk statements

@@ -376,7 +376,7 @@ class Appointments(KeyedDesk):
             return _view(row)
 
 
-def missed_by_unit(session: Session, start: datetime, end: datetime) -> list[tuple[str, str]]:
+def missed_by_unit(session: sa.orm.Session, start: datetime, end: datetime) -> list[tuple[str, str]]:
     """(clerk, unit) of each booking missed on the unit's side whose instant lies in [start, end) (考评)."""
     c = table_of(AppointmentRow).c
     rows = session.execute(sa.select(c.clerk_id, c.unit).where(c.status == "missed", c.at >= start, c.at < end)

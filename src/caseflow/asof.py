@@ -28,8 +28,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS
+from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS, read_in
 from caseflow.calendar import WorkCalendar, default_calendar
 from caseflow.narrate import Labels
 from caseflow.store import EventRow, Store, TimerRow
@@ -89,11 +90,12 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
 def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = None,
                  open_only: bool = False, due_before: datetime | None = None,
                  stopped_since: datetime | None = None, calendar: WorkCalendar | None = None,
-                 labels: Labels | None = None) -> list[TimerAt]:
+                 labels: Labels | None = None, session: Session | None = None) -> list[TimerAt]:
     """Every timer as it stood at ``at``, of cases in ``units`` (at ``at``) when given.
 
     ``open_only`` keeps the timers running or paused at ``at``; ``due_before`` keeps open timers due
-    before it (and finished ones); ``stopped_since`` drops timers finished before it.
+    before it (and finished ones); ``stopped_since`` drops timers finished before it. ``session``: read
+    within the caller's transaction (default: one of its own).
     """
     cal = calendar or default_calendar()
     t, c = TIMERS.c, CASES.c
@@ -111,20 +113,20 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
         # recorded after T; timers without either are judged by their stored due instant here.
         query = query.where(sa.or_(t.due_at <= due_before, t.due_at.is_(None), t.pauses != "[]",
                                    t.extensions != "[]", t.stopped_at <= at))
-    with store.session() as session:
-        rows = session.execute(query.order_by(t.id)).all()
+    with read_in(store, session) as reading:
+        rows = reading.execute(query.order_by(t.id)).all()
         ev = EVENTS.c
         # A case with no event after T stands now as it stood at T (its row is the projection of its chain):
         # only the cases moved since are rebuilt from their events. Asked for the present (a digest, a
         # sweep's board), that is none of them.
         case_ids: list[int] = []
         for chunk in _chunks(sorted({r.case_id for r in rows})):
-            case_ids += session.execute(sa.select(ev.case_id).where(ev.case_id.in_(chunk), ev.at > at)
+            case_ids += reading.execute(sa.select(ev.case_id).where(ev.case_id.in_(chunk), ev.at > at)
                                         .distinct()).scalars()
         case_ids.sort()
         states: dict[int, tuple[str, str | None]] = {}
         for chunk in _chunks(case_ids):
-            for case_id, kind, to_state, data in session.execute(
+            for case_id, kind, to_state, data in reading.execute(
                 sa.select(ev.case_id, ev.kind, ev.to_state, ev.data)
                 .where(ev.case_id.in_(chunk), ev.at <= at).order_by(ev.case_id, ev.seq)
             ):
@@ -139,7 +141,7 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
         # Steps handed over after T were with the person they were taken from (the first such move).
         before_moves: dict[tuple[int, str], str] = {}
         for chunk in _chunks(case_ids):
-            for case_id, kind, data in session.execute(
+            for case_id, kind, data in reading.execute(
                 sa.select(ev.case_id, ev.kind, ev.data)
                 .where(ev.case_id.in_(chunk), ev.at > at, ev.kind.in_(("hand_over_step", "hand_over", "reassign")))
                 .order_by(ev.case_id, ev.seq)
@@ -156,7 +158,7 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
         timer_ids = [r.id for r in rows]
         a = ALERTS.c
         for chunk in _chunks(timer_ids):
-            for timer_id, level in session.execute(
+            for timer_id, level in reading.execute(
                 sa.select(a.timer_id, a.level).where(a.timer_id.in_(chunk), a.raised_at <= at)
             ):
                 if level in _LEVELS and _LEVELS.index(level) >= _LEVELS.index(levels.get(timer_id, level)):
@@ -164,7 +166,7 @@ def timers_as_of(store: Store, at: datetime, *, units: Collection[str] | None = 
         moved = {pid for _, pid in states.values() if pid}
         people_units: dict[str, str] = {}
         if moved:
-            people_units.update({pid: unit for pid, unit in session.execute(
+            people_units.update({pid: unit for pid, unit in reading.execute(
                 sa.select(PEOPLE.c.id, PEOPLE.c.unit).where(PEOPLE.c.id.in_(sorted(moved))))})
     labels = labels or (Labels.from_store(store) if any(r.pauses != "[]" or r.extensions != "[]"
                                                          for r in rows) else Labels())

@@ -177,11 +177,12 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
     c = CASES.c
     a = ALERTS.c
     p = PEOPLE.c
+    if labels is None and definitions is None:
+        labels = Labels.from_store(store)
+    # One read transaction for everything the digests show: their figures agree with one another.
     with store.session() as session:
-        if labels is None and definitions is not None:
-            stored = set(session.execute(sa.select(_VERSIONS.c.version)).scalars())
-            if stored <= definitions.by_version.keys():
-                labels = definitions.with_people(dict(session.execute(sa.select(p.id, p.name)).tuples().all()))
+        if labels is None:
+            labels = _kept_or_fresh(store, session, definitions)
         found = {pid: (name, unit) for pid, name, unit in session.execute(
             sa.select(p.id, p.name, p.unit).where(p.id.in_(sorted(set(leader_ids)))))}
         for leader_id in leader_ids:
@@ -204,19 +205,18 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
             .where(a.level == "escalated", a.unit.in_(every_unit), a.raised_at > since, a.raised_at <= at)
             .order_by(a.due_at, a.id)
         ).all() if every_unit else []
-    labels = labels or Labels.from_store(store)
-    rows = sorted(timers_as_of(store, at, units=every_unit, open_only=True, due_before=after_next, calendar=cal,
-                               labels=labels),
-                  key=lambda r: (r.due_at, r.id))
-    # The month so far per unit: the rows just read that were running past due at ``at`` are the ones
-    # compute_stats would read again (due_before=at is a narrower look at the same instant).
-    overdue_now = [r for r in rows if r.due_at is not None and r.due_at <= at]
-    try:
-        groups = compute_stats(store, month=month, by="unit", units=every_unit, until=at, now=at, calendar=cal,
-                               as_of=overdue_now)
-    except StatsError:  # pragma: no cover - the month is always valid here
-        groups = []
-    window = _Window(store, month)
+        rows = sorted(timers_as_of(store, at, units=every_unit, open_only=True, due_before=after_next,
+                                   calendar=cal, labels=labels, session=session),
+                      key=lambda r: (r.due_at, r.id))
+        # The month so far per unit: the rows just read that were running past due at ``at`` are the ones
+        # compute_stats would read again (due_before=at is a narrower look at the same instant).
+        overdue_now = [r for r in rows if r.due_at is not None and r.due_at <= at]
+        try:
+            groups = compute_stats(store, month=month, by="unit", units=every_unit, until=at, now=at,
+                                   calendar=cal, as_of=overdue_now, session=session)
+        except StatsError:  # pragma: no cover - the month is always valid here
+            groups = []
+        window = _Window(store, month, session)
     summaries: dict[tuple[int, str], str] = {}
 
     def item(r: Any, level: str | None, *, timer_id: int, state: str, responsible: str, unit: str) -> DigestItem:
@@ -272,15 +272,24 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
     return digests
 
 
+def _kept_or_fresh(store: Store, session: sa.orm.Session, definitions: Labels | None) -> Labels:
+    """``definitions`` with people's names read now, unless a version stored since is missing from them."""
+    if definitions is not None:
+        stored = set(session.execute(sa.select(_VERSIONS.c.version)).scalars())
+        if stored <= definitions.by_version.keys():
+            return definitions.with_people(dict(session.execute(sa.select(PEOPLE.c.id, PEOPLE.c.name)).tuples().all()))
+    return Labels.from_store(store)
+
+
 class _Window:
     """The month's window figures and scorecard, read once for all the digests of one instant."""
 
-    def __init__(self, store: Store, month: str) -> None:
+    def __init__(self, store: Store, month: str, session: sa.orm.Session | None = None) -> None:
         from caseflow.scoring import scorecard
         from caseflow.windowstats import window_stats
 
-        self.figures = {r.key: r.to_dict() for r in window_stats(store, month=month)}
-        card = scorecard(store, month=month).to_dict()
+        self.figures = {r.key: r.to_dict() for r in window_stats(store, month=month, session=session)}
+        card = scorecard(store, month=month, session=session).to_dict()
         self.base = card["rules"]["base"]
         self.scores = {u["key"]: u["score"] for u in card["units"]}
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS, table_of
+from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS, read_in, table_of
 from caseflow.appointments import missed_by_unit
 from caseflow.desk import NoticeRow, VisitRow
 from caseflow.errors import CaseflowError
@@ -151,8 +152,11 @@ class Scorecard:
 
 
 def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
-              unit: str | None = None) -> Scorecard:
-    """The scorecard of ``month`` (YYYY-MM) for every unit (or one) and the people who had events."""
+              unit: str | None = None, session: Session | None = None) -> Scorecard:
+    """The scorecard of ``month`` (YYYY-MM) for every unit (or one) and the people who had events.
+
+    ``session``: read within the caller's transaction (default: one of its own).
+    """
     rules = rules or ScoringRules.load()
     start, end = month_bounds(*parse_month(month))
     events: list[tuple[str, str, str]] = []  # (rule, person, unit)
@@ -161,7 +165,7 @@ def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
     # The duty holder: the timer's assignee where the engine records one, else the case's responsible person.
     who = sa.func.coalesce(timers.assignee, cases.responsible_id) if "assignee" in timers \
         else cases.responsible_id
-    with store.session() as s:
+    with read_in(store, session) as s:
         raised = s.execute(
             sa.select(alerts.level, who, cases.unit)
             .join(TIMERS, timers.id == alerts.timer_id).join(CASES, cases.id == timers.case_id)

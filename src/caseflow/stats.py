@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from caseflow.alerts import CASES, PEOPLE, TIMERS
+from caseflow.alerts import CASES, PEOPLE, TIMERS, read_in
 from caseflow.asof import TimerAt, timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.errors import CaseflowError, OutputFileError
@@ -185,7 +186,8 @@ def _group_key(by: str, unit: str, person: str, workflow: str, instant: datetime
 def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
                   units: Collection[str] | None = None, until: datetime | None = None,
                   now: datetime | None = None, calendar: WorkCalendar | None = None,
-                  kind: str | None = None, as_of: Iterable[TimerAt] | None = None) -> list[GroupStats]:
+                  kind: str | None = None, as_of: Iterable[TimerAt] | None = None,
+                  session: Session | None = None) -> list[GroupStats]:
     """Figures of steps (one timer = one step) per group for ``month`` (``2026-10``; every month when None).
 
     ``units`` limits the cases counted; ``until`` ignores timers finished after it (a month so far);
@@ -193,6 +195,7 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
     of the month, or now); ``kind`` keeps ``statutory`` or ``promised`` timers only. Sorted by key.
     ``as_of``: the open timers due by that instant as :func:`~caseflow.asof.timers_as_of` gives them
     (``open_only=True, due_before=`` the instant, same ``units``), when the caller has read them already.
+    ``session``: read within the caller's transaction (default: one of its own).
     """
     if by not in GROUP_BY:
         raise StatsError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
@@ -226,8 +229,8 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
     if kind is not None:
         finished = finished.where(t.kind == kind)
 
-    with store.session() as session:
-        for started, stopped, due, status, pauses, unit, person, workflow in session.execute(finished):
+    with read_in(store, session) as reading:
+        for started, stopped, due, status, pauses, unit, person, workflow in reading.execute(finished):
             g = group(_group_key(by, unit, person, workflow, stopped))
             g.finished += 1
             if status == "met" and (due is None or stopped < due):
@@ -243,7 +246,8 @@ def compute_stats(store: Store, *, month: str | None = None, by: str = "unit",
     if end is not None:
         judged_at = min(judged_at, end)
     if as_of is None:
-        as_of = timers_as_of(store, judged_at, units=units, open_only=True, due_before=judged_at, calendar=cal)
+        as_of = timers_as_of(store, judged_at, units=units, open_only=True, due_before=judged_at, calendar=cal,
+                             session=session)
     for r in as_of:
         if r.status != "running" or r.due_at is None or (kind is not None and r.kind != kind):
             continue

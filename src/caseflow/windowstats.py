@@ -22,8 +22,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from caseflow.alerts import CASES, table_of
+from caseflow.alerts import CASES, read_in, table_of
 from caseflow.appointments import AppointmentRow
 from caseflow.desk import VisitRow
 from caseflow.ratings import BAD_LEVELS, RatingRow
@@ -83,8 +84,12 @@ class WindowStats:
         }
 
 
-def window_stats(store: Store, *, month: str, unit: str | None = None) -> list[WindowStats]:
-    """Per-unit window figures for ``month`` (YYYY-MM, Asia/Shanghai), with a ``total`` row last."""
+def window_stats(store: Store, *, month: str, unit: str | None = None,
+                 session: Session | None = None) -> list[WindowStats]:
+    """Per-unit window figures for ``month`` (YYYY-MM, Asia/Shanghai), with a ``total`` row last.
+
+    ``session``: read within the caller's transaction (default: one of its own).
+    """
     start, end = month_bounds(*parse_month(month))
     groups: dict[str, WindowStats] = {}
 
@@ -94,7 +99,7 @@ def window_stats(store: Store, *, month: str, unit: str | None = None) -> list[W
     total = WindowStats("total")
     visits, bookings, ratings, cases = (table_of(VisitRow).c, table_of(AppointmentRow).c, table_of(RatingRow).c,
                                         CASES.c)
-    with store.session() as s:
+    with read_in(store, session) as s:
         # Core selects of the columns counted: a month of a busy window is thousands of rows.
         visit_query = sa.select(visits.unit, visits.outcome, visits.warning, visits.over_limit, visits.number).where(
             visits.at >= start, visits.at < end)
