@@ -16,6 +16,10 @@ Several source trees can be timed side by side (``--src A --src B``: each is put
 is reported by its minimum (the machine's best) and median, wall and CPU. The load average is printed
 before and after: on a shared machine the CPU time is the steadier figure. Target (issue 11): the demo
 in under 5 s on a quiet machine.
+
+``--statements`` also runs one untimed demo per side with a SQLAlchemy ``before_cursor_execute`` listener
+and reports how many statements it sent to the database (SQLite's ``BEGIN``/``BEGIN IMMEDIATE`` included:
+caseflow sends them itself), a count that does not depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -55,11 +59,41 @@ def run(src: str | None, env: dict[str, str]) -> tuple[float, float, float, list
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, story
 
 
+_COUNTING = """
+import atexit, os, sys
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+sent = [0]
+sa.event.listen(Engine, "before_cursor_execute", lambda *_args: sent.__setitem__(0, sent[0] + 1))
+atexit.register(lambda: os.write(2, f"statements {sent[0]}\\n".encode()))
+sys.argv = ["caseflow", "demo", "--db", sys.argv[1]]
+from caseflow.cli import main
+main()
+"""
+
+
+def count_statements(src: str | None, env: dict[str, str]) -> int:
+    """The statements one demo sends (a fresh process and database, a listener on every engine; not timed)."""
+    env = dict(env)
+    if src is not None:
+        env["PYTHONPATH"] = str(Path(src).resolve()) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                                        else "")
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-c", _COUNTING, str(Path(tmp) / "demo.db")], cwd=tmp, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    lines = [line for line in done.stderr.decode(errors="replace").splitlines() if line.startswith("statements ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"counting the demo's statements failed ({done.returncode}): {done.stderr.decode()}")
+    return int(lines[-1].split()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--src", action="append", default=None, metavar="DIR",
                         help="a source tree to put first on PYTHONPATH (repeatable; default: as installed)")
+    parser.add_argument("--statements", action="store_true",
+                        help="also count the statements one demo sends to the database, per side (untimed)")
     args = parser.parse_args()
 
     env = dict(os.environ)
@@ -93,6 +127,10 @@ def main() -> None:
         print(f"{name:<{width}}  {min(walls[side]):>10.2f}  {statistics.median(walls[side]):>13.2f}  "
               f"{min(cpus[side]):>9.2f}  {statistics.median(cpus[side]):>12.2f}  {max(peaks[side]):>11.0f}  "
               f"< {TARGET:g} s wall")
+    if args.statements:
+        for side, name in zip(sides, names, strict=True):
+            print(f"{name:<{width}}  {count_statements(side, env):>6} statements sent by one demo "
+                  "(before_cursor_execute, BEGIN included)")
     if len(sides) > 1:
         stories_equal = all(stories[s] == stories[sides[0]] for s in sides)
         print("the sides print the same story" if stories_equal else "the sides print DIFFERENT stories")
