@@ -37,12 +37,18 @@ from pathlib import Path
 TARGET = 5.0
 
 
-def run(src: str | None, env: dict[str, str]) -> tuple[float, float, float, list[str]]:
-    """One demo in a fresh directory: wall s, CPU s, peak RSS MB, and the story's lines but the timing one."""
+def _with_src(src: str | None, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the source tree ``src`` first on PYTHONPATH (as installed when None)."""
     env = dict(env)
     if src is not None:
         env["PYTHONPATH"] = str(Path(src).resolve()) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                                         else "")
+    return env
+
+
+def run(src: str | None, env: dict[str, str]) -> tuple[float, float, float, list[str]]:
+    """One demo in a fresh directory: wall s, CPU s, peak RSS MB, and the story's lines but the timing one."""
+    env = _with_src(src, env)
     with tempfile.TemporaryDirectory() as tmp:
         out_path, err_path = Path(tmp) / "stdout.txt", Path(tmp) / "stderr.txt"
         with out_path.open("w") as out, err_path.open("w") as err:
@@ -74,10 +80,7 @@ main()
 
 def count_statements(src: str | None, env: dict[str, str]) -> int:
     """The statements one demo sends (a fresh process and database, a listener on every engine; not timed)."""
-    env = dict(env)
-    if src is not None:
-        env["PYTHONPATH"] = str(Path(src).resolve()) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                                        else "")
+    env = _with_src(src, env)
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run([sys.executable, "-c", _COUNTING, str(Path(tmp) / "demo.db")], cwd=tmp, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
