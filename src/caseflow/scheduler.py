@@ -47,7 +47,18 @@ from apscheduler.triggers.base import BaseTrigger
 from sqlmodel import Session
 
 from caseflow.abc import Clock, Notifier
-from caseflow.alerts import ABSENCES, ALERT_LEVELS, ALERTS, CASES, JOB_RUNS, PEOPLE, TIMERS, bulk_insert, bulk_update
+from caseflow.alerts import (
+    ABSENCES,
+    ALERT_LEVELS,
+    ALERTS,
+    CASES,
+    JOB_RUNS,
+    PEOPLE,
+    TIMERS,
+    bulk_insert,
+    bulk_update,
+    table_of,
+)
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import SystemClock
 from caseflow.engine import Engine, resolve_stand_in
@@ -203,17 +214,25 @@ def _alerting(now: datetime | sa.BindParameter[Any]) -> tuple[sa.ColumnElement[b
 
 
 @functools.cache
-def _plan_query() -> sa.Select[bool, bool, bool, bool]:
-    """The read before each sweep (:meth:`Scheduler._plan`), built once: four EXISTS at ``:now``."""
+def _plan_query() -> sa.Select[bool, bool, bool, bool, int, int]:
+    """The read before each sweep (:meth:`Scheduler._plan`), built once: four EXISTS at ``:now``, then the
+    (calendar, workflows) generation counters (as :func:`caseflow.published.read_generations` reads them)."""
     from caseflow.appointments import AppointmentRow, late_condition
+    from caseflow.published import CALENDAR, WORKFLOWS
+    from caseflow.store import Generation
 
+    gen = table_of(Generation).c
     now: sa.BindParameter[Any] = sa.bindparam("now")
     late_before: sa.BindParameter[Any] = sa.bindparam("late_before")
+    calendar, workflows = (sa.func.coalesce(sa.select(gen.value).where(gen.name == name).scalar_subquery(), 0)
+                           for name in (CALENDAR, WORKFLOWS))
     return sa.select(
         sa.exists().where(*_expiring(now)),
         sa.exists().where(*_alerting(now)),
         sa.exists().select_from(AppointmentRow).where(*late_condition(late_before)),
         sa.exists().where(*Outbox.due_condition(now)),
+        calendar,
+        workflows,
     )
 
 
@@ -401,9 +420,9 @@ class Scheduler:
         with self.store.session() as session:
             return self._take_up(session)
 
-    def _take_up(self, session: Session) -> bool:
-        """:meth:`refresh` within ``session``."""
-        if not self.published.check(session):
+    def _take_up(self, session: Session, seen: tuple[int, int] | None = None) -> bool:
+        """:meth:`refresh` within ``session`` (``seen``: the counters as the caller read them there)."""
+        if not self.published.check(session, seen=seen):
             return False
         self._label_cache = None  # a definition published since: its labels are read again
         self.calendar = self.published.calendar
@@ -484,9 +503,9 @@ class Scheduler:
         from caseflow.appointments import LATE_AFTER
 
         with self.store.session() as session:
-            self._take_up(session)
             found = session.execute(_plan_query(), {"now": now, "late_before": now - LATE_AFTER}).one()
-        return _Plan(*(bool(x) for x in found))
+            self._take_up(session, seen=(int(found[4]), int(found[5])))
+        return _Plan(*(bool(x) for x in found[:4]))
 
     def warn_late_bookings(self, now: datetime, report: SweepReport | None = None) -> int:
         """Warn once of each booking half an hour past its instant with no outcome, through the outbox.
