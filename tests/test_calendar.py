@@ -334,6 +334,21 @@ def test_the_parsed_form_of_the_shipped_files_is_what_reading_them_gives(tmp_pat
         assert load_holiday_file(path) == read_and_validate(path)
 
 
+def test_the_shipped_statutory_days_are_what_python_holidays_gives(tmp_path: Path) -> None:
+    # Projected years are answered from caseflow/statutory_days.json; rewrite it after upgrading
+    # python-holidays with caseflow.calendar.write_statutory_days(). Checked here so that it never differs.
+    import json
+
+    from caseflow.calendar import STATUTORY_DAYS_FILE, _statutory_days_from_library, write_statutory_days
+
+    fresh = json.loads(write_statutory_days(target=tmp_path / "statutory.json").read_text(encoding="utf-8"))
+    shipped = json.loads(STATUTORY_DAYS_FILE.read_text(encoding="utf-8"))
+    assert shipped["years"] == fresh["years"], "run caseflow.calendar.write_statutory_days()"
+    assert sorted(shipped["years"]) == [str(y) for y in range(2004, 2100)]
+    for year in (2008, 2025, 2027, 2028, 2099):
+        assert statutory_days(year) == _statutory_days_from_library([year])[year]
+
+
 def test_an_edited_copy_of_a_shipped_file_is_read_and_validated_again(tmp_path: Path) -> None:
     text = (shipped_holidays_dir() / "2026.yaml").read_text(encoding="utf-8")
     (tmp_path / "2026.yaml").write_text(text.replace("to: 2026-10-07", "to: 2026-10-08", 1), encoding="utf-8")

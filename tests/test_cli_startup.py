@@ -90,11 +90,13 @@ def test_import_caseflow_is_light_and_its_names_load_on_use() -> None:
     assert "sqlalchemy" in modules_after("import caseflow\ncaseflow.Engine")
 
 
-def test_a_projected_year_loads_the_projection_library_when_touched() -> None:
+def test_a_projected_year_is_answered_from_the_shipped_statutory_days_without_the_projection_library() -> None:
+    # caseflow/statutory_days.json holds python-holidays' statutory days of every year (checked against the
+    # library in tests/test_calendar.py); importing the library and setting up its years cost 0.17 s.
     code = ("from datetime import date\nfrom caseflow.calendar import default_calendar\n"
-            "cal = default_calendar()\nassert cal.add_working_days(date(2026, 10, 9), 20)\n")
+            "cal = default_calendar()\nassert cal.add_working_days(date(2026, 12, 1), 40) == date(2027, 1, 27)\n"
+            "assert cal.describe(date(2027, 10, 1)).reason == '国庆节'\n")
     assert "holidays" not in modules_after(code)
-    assert "holidays" in modules_after(code + "cal.add_working_days(date(2026, 12, 1), 40)\n")
 
 
 def test_lazy_calendar_answers_as_the_fully_built_one() -> None:

@@ -360,7 +360,57 @@ def statutory_days(year: int) -> dict[date, str]:
     return _statutory_days_of((year,)).get(year, {})
 
 
+#: The statutory days of every year of the calendar (2004–2099) as python-holidays gives them, by year
+#: (written by :func:`write_statutory_days`; ``tests/test_calendar.py`` checks it against the library). A
+#: projected year is answered from it: importing python-holidays and setting up its years cost a sixth of a
+#: second the first time a deadline reached past the last notice. A year not in it asks the library.
+STATUTORY_DAYS_FILE = Path(__file__).parent / "statutory_days.json"
+
+
+@functools.cache
+def _statutory_table() -> dict[str, dict[str, str]]:
+    import json
+
+    try:
+        found = json.loads(STATUTORY_DAYS_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # a trimmed install: python-holidays answers every year
+    years = found.get("years") if isinstance(found, dict) else None
+    return years if isinstance(years, dict) else {}
+
+
 def _statutory_days_of(years: Iterable[int]) -> dict[int, dict[date, str]]:
+    table = _statutory_table()
+    by_year: dict[int, dict[date, str]] = {}
+    asked: list[int] = []
+    for year in years:
+        record = table.get(str(year))
+        if record is None:
+            asked.append(year)
+        else:
+            by_year[year] = {date.fromisoformat(day): name for day, name in record.items()}
+    if asked:
+        by_year.update(_statutory_days_from_library(asked))
+    return by_year
+
+
+def write_statutory_days(target: Path | str | None = None) -> Path:
+    """Write the statutory days of 2004–2099 from python-holidays (run after upgrading it:
+    ``python -c "from caseflow.calendar import write_statutory_days; write_statutory_days()"``)."""
+    import json
+    from importlib.metadata import version
+
+    by_year = _statutory_days_from_library(range(FIRST_YEAR, LAST_YEAR + 1))
+    years = {str(y): {d.isoformat(): n for d, n in sorted(by_year.get(y, {}).items())}
+             for y in range(FIRST_YEAR, LAST_YEAR + 1)}
+    out = Path(target) if target is not None else STATUTORY_DAYS_FILE
+    out.write_text(json.dumps({"source": f"python-holidays {version('holidays')}", "years": years},
+                              ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    _statutory_table.cache_clear()
+    return out
+
+
+def _statutory_days_from_library(years: Iterable[int]) -> dict[int, dict[date, str]]:
     import holidays as pyholidays
 
     by_year: dict[int, dict[date, str]] = {}
