@@ -69,6 +69,7 @@ from caseflow.errors import (
 )
 from caseflow.published import LOCK_KEY, Published, publish_notice, publish_workflow
 from caseflow.store import (
+    BEGIN_FIRST,
     MAX_CASE_ID,
     Absence,
     CaseRow,
@@ -476,6 +477,17 @@ def _changed_values(obj: Any) -> dict[str, Any]:
             if attr in columns and getattr(obj, attr) != before}
 
 
+@dataclass(frozen=True)
+class _Roster:
+    """What picking assignees reads (PostgreSQL reads it with the rest of a command): who in the case's unit
+    holds which roles (the unit_only_holder rule), and the roles of the leaders of the people the command
+    read (the leader rule). Roles are space-separated, as stored."""
+
+    unit: str
+    members: list[tuple[str, str]]
+    leaders: dict[str, str]
+
+
 @dataclass
 class _Loaded:
     """What one statement (two on PostgreSQL) read for a command, after it holds the case."""
@@ -487,23 +499,35 @@ class _Loaded:
     timers: list[TimerRow] = field(default_factory=list)
     #: The id a case being opened takes (read with the rest, so the open event's hash can name it).
     next_id: int | None = None
+    #: PostgreSQL, when asked for: the case's unit's people and roles (the unit_only_holder rule).
+    roster: _Roster | None = None
+    #: The first row read: it holds the people loaded, as the session's identity map holds only objects
+    #: referenced elsewhere (so ``session.get`` finds them while the command runs).
+    row: Any = None
 
 
 def _load(s: Session, *, case_id: int | None, actor: str | None, key: str | None,
-          people: Iterable[str | None] = ()) -> _Loaded:
+          people: Iterable[str | None] = (), roster: bool = False, owner: str | None = None) -> _Loaded:
     """Hold the case and read everything a command needs, in as few statements as the database allows.
 
     SQLite: one statement after ``BEGIN IMMEDIATE`` (the write lock is held from the start). PostgreSQL:
-    the case row locked ``FOR UPDATE`` in the statement that takes the notices' advisory lock shared
-    (:mod:`caseflow.published`), then one statement for the generation counters, the timers, the people
-    and the idempotency record: it starts after both locks are held, so it sees every command and load
-    that committed before (READ COMMITTED takes a snapshot per statement). People and the case land in
-    the session, so later ``session.get`` calls for them send nothing.
+    the transaction's BEGIN and the case row locked ``FOR UPDATE`` in one query (:data:`BEGIN_FIRST`: the
+    case id and the lock key are written into it, so it has no parameters), whose statement also takes the
+    notices' advisory lock shared (:mod:`caseflow.published`); then one statement for the generation
+    counters, the timers, the people, the idempotency record and, with ``roster`` (the command may start
+    timers), who in the case's unit (opening: the unit of ``owner``, the person the case will belong to)
+    holds which roles and the leaders of the people read, so picking assignees reads nothing. The second
+    statement must stay apart from the first: it starts after both locks are held, so it sees every command
+    and load that committed before (READ COMMITTED takes a snapshot per statement). So a command is four
+    round trips on PostgreSQL: BEGIN with the locks, the read, the write (:func:`_write`), COMMIT. People
+    and the case land in the session, so later ``session.get`` calls for them send nothing.
     """
     pg = s.get_bind().dialect.name == "postgresql"
     case = None
     if pg:
         if case_id is not None:
+            if isinstance(case_id, bool) or not isinstance(case_id, int):  # it is written into the query
+                raise CaseNotFoundError(f"no case has the id {case_id!r}")
             case = s.execute(_LOCK_CASE, {"case_id": case_id}).scalar()
         else:
             s.execute(_LOCK_ONLY)
@@ -513,12 +537,17 @@ def _load(s: Session, *, case_id: int | None, actor: str | None, key: str | None
     responsible = "join" if case_id is not None and not pg else None
     if pg and case is not None and case.responsible_id not in (actor, *wanted):
         responsible, params["responsible"] = "param", case.responsible_id
-    shape = (pg, case_id is None, actor is not None, len(wanted), responsible, bool(key))
+    unit_of = None
+    if pg and roster and case is not None:
+        unit_of, params["unit"] = "unit", case.unit
+    elif pg and roster and case_id is None and owner is not None:
+        unit_of = "actor" if owner == actor else f"person{wanted.index(owner)}"
+    shape = (pg, case_id is None, actor is not None, len(wanted), responsible, bool(key), unit_of)
     query, slots = _READS.get(shape) or _read_query(*shape)
     rows = s.execute(query, params).all()
     first = rows[0]
     loaded = _Loaded((int(first[0] or 0), int(first[1] or 0)), case=case,
-                     next_id=int(first[2]) if first[2] is not None else None)
+                     next_id=int(first[2]) if first[2] is not None else None, row=first)
     if "case" in slots:
         loaded.case = first[slots["case"]]
     if "actor" in slots:
@@ -528,17 +557,29 @@ def _load(s: Session, *, case_id: int | None, actor: str | None, key: str | None
     if "timers" in slots:
         column = slots["timers"]
         loaded.timers = [row[column] for row in rows if row[column] is not None]
+    if unit_of is not None:
+        unit = params["unit"] if unit_of == "unit" else getattr(first[slots[unit_of]], "unit", None)
+        if unit is not None:
+            leaders = {first[i]: first[i + 1] for name, i in slots.items()
+                       if name.endswith("_leader") and first[i] is not None}
+            # json_agg over nobody is NULL: a unit without people
+            loaded.roster = _Roster(unit, [(str(pid), str(roles)) for pid, roles in first[slots["roster"]] or ()],
+                                    leaders)
     return loaded
 
 
 _PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 #: Who in a unit holds which roles (for the unit_only_holder rule).
 _UNIT_ROLES = sa.select(_PEOPLE.c.id, _PEOPLE.c.roles).where(_PEOPLE.c.unit == sa.bindparam("unit"))
-_LOCK = sa.func.pg_advisory_xact_lock_shared(LOCK_KEY)
+#: Our own constant, written into the query (BEGIN_FIRST takes no parameters).
+_LOCK = sa.func.pg_advisory_xact_lock_shared(sa.literal_column(str(int(LOCK_KEY)), sa.BigInteger))
 _GENERATIONS = sa.select(*(sa.select(_GENS.c.value).where(_GENS.c.name == name).scalar_subquery()
                            for name in ("calendar", "workflows")))
-_LOCK_CASE = sa.select(CaseRow, _LOCK).where(CaseRow.id == sa.bindparam("case_id")).with_for_update()  # type: ignore[arg-type]
-_LOCK_ONLY = sa.select(_LOCK)
+#: The case id is rendered into the query when it runs (an int: _load checks), the compiled form cached once.
+_LOCK_CASE = (sa.select(CaseRow, _LOCK)
+              .where(CaseRow.id == sa.bindparam("case_id", type_=sa.Integer, literal_execute=True))  # type: ignore[arg-type]
+              .with_for_update().execution_options(**{BEGIN_FIRST: True}))
+_LOCK_ONLY = sa.select(_LOCK).execution_options(**{BEGIN_FIRST: True})
 #: How many statement shapes each cache below keeps (then it starts again).
 _SHAPES = 256
 #: Built once per shape, so SQLAlchemy's compiled cache answers without rebuilding or re-keying them.
@@ -546,9 +587,13 @@ _READS: dict[tuple[Any, ...], tuple[Any, dict[str, int]]] = {}
 
 
 def _read_query(pg: bool, opening: bool, has_actor: bool, people: int, responsible: str | None,  # noqa: PLR0917
-                has_key: bool) -> tuple[Any, dict[str, int]]:
+                has_key: bool, unit_of: str | None = None) -> tuple[Any, dict[str, int]]:
     """The one SELECT of :func:`_load` for a shape of command: a one-row head (the generation counters,
-    the next case id when opening) outer-joined to each thing the command reads."""
+    the next case id when opening) outer-joined to each thing the command reads.
+
+    ``unit_of`` adds the unit's roster as one JSON value: of the unit given as a parameter (``unit``), or
+    of the person read under that name (an uncorrelated subquery, or one per row of a one-row read); and
+    the leader of each person read (the assignee rules: module docstring)."""
 
     def generation(name: str) -> Any:
         return sa.select(_GENS.c.value).where(_GENS.c.name == name).scalar_subquery()
@@ -568,8 +613,10 @@ def _read_query(pg: bool, opening: bool, has_actor: bool, people: int, responsib
         columns.append(target)
         joins.append((target, onclause))
 
+    aliases: dict[str, Any] = {}
+
     def person(name: str, equals: Any) -> None:
-        alias = aliased(Person, name=name)
+        alias = aliases[name] = aliased(Person, name=name)
         entity(name, alias, alias.id == equals)
 
     if not opening and not pg:
@@ -586,6 +633,18 @@ def _read_query(pg: bool, opening: bool, has_actor: bool, people: int, responsib
         entity("record", CommandRecord, CommandRecord.key == sa.bindparam("key"))
     if not opening:
         entity("timers", TimerRow, TimerRow.case_id == sa.bindparam("case_id"))
+    if unit_of is not None:
+        # The leader rule may follow: the id and roles of each one's leader (two columns, not a Person).
+        for name, alias in aliases.items():
+            leader = _PEOPLE.alias(f"{name}_leader")
+            slots[f"{name}_leader"] = len(columns)
+            columns.extend((leader.c.id, leader.c.roles))
+            joins.append((leader, leader.c.id == alias.leader_id))
+        unit = sa.bindparam("unit") if unit_of == "unit" else aliases[unit_of].unit
+        member = _PEOPLE.alias("member")
+        slots["roster"] = len(columns)
+        columns.append(sa.select(sa.func.json_agg(sa.func.json_build_array(member.c.id, member.c.roles)))
+                       .where(member.c.unit == unit).scalar_subquery())
     query = sa.select(*columns).select_from(g)
     for target, onclause in joins:
         query = query.outerjoin(target, onclause)
@@ -593,7 +652,7 @@ def _read_query(pg: bool, opening: bool, has_actor: bool, people: int, responsib
         query = query.order_by(TimerRow.id)  # type: ignore[arg-type]
     if len(_READS) >= _SHAPES:
         _READS.clear()
-    _READS[(pg, opening, has_actor, people, responsible, has_key)] = query, slots
+    _READS[(pg, opening, has_actor, people, responsible, has_key, unit_of)] = query, slots
     return query, slots
 
 
@@ -713,6 +772,8 @@ class _Ctx:
     assign: str | None = None
     #: What the command's timer starts decided: [{timer, assignee, rule}].
     assigned: list[dict[str, Any]] = field(default_factory=list)
+    #: Who in a unit holds which roles, if the command's read brought it (PostgreSQL).
+    roster: _Roster | None = None
 
 
 class Engine:
@@ -935,7 +996,14 @@ class Engine:
         apply: Callable[[_Ctx], dict[str, Any]],
         assign: str | None = None,
         system_at: datetime | None = None,
+        starts_timers: bool = False,
+        people: tuple[str, ...] = (),
     ) -> CaseView:
+        """Run one command on a case: ``apply`` changes it, inside the transaction that holds it.
+
+        ``starts_timers``: the command may start timers, so the read brings what picking their assignees
+        needs; ``people``: others the command looks up (read with the rest, no statement of their own).
+        """
         if at is not None and system_at is None:
             self._now(at)  # refuse an instant outside the window before waiting for the case
         for _attempt in range(_RETRIES):
@@ -944,8 +1012,8 @@ class Engine:
                     # Hold the case first (SQLite: BEGIN IMMEDIATE on this first statement; PostgreSQL: the
                     # row lock), then take the instant: concurrent commands queue and each one's instant
                     # follows the last event, rather than being refused as back-dated (issue 9).
-                    loaded = _load(s, case_id=checked_case_id(case_id), key=key, people=(assign,),
-                                   actor=None if system_at is not None else actor)
+                    loaded = _load(s, case_id=checked_case_id(case_id), key=key, people=(assign, *people),
+                                   actor=None if system_at is not None else actor, roster=starts_timers)
                     case = loaded.case
                     self._sync(s, loaded.generations)
                     replay = self._replay_record(loaded.record, key, command)
@@ -973,7 +1041,7 @@ class Engine:
                         raise CommandError(f"case {case_id} is closed ({case.state}); it takes no more commands")
                     person = _SYSTEM if system_at is not None else self._person(s, actor)
                     ctx = _Ctx(s, case, self.definition(case.workflow_version, s), person, when, timers,
-                               assign=assign)
+                               assign=assign, roster=loaded.roster)
                     if assign is not None:
                         self._person(s, assign)
                     from_state = case.state
@@ -1079,7 +1147,8 @@ class Engine:
         data = checked_data(data)
         self._pin_version(defn, when)
         with self.store.session(write=True) as s:
-            loaded = _load(s, case_id=None, actor=actor, key=key, people=(responsible, assign))
+            loaded = _load(s, case_id=None, actor=actor, key=key, people=(responsible, assign), roster=True,
+                           owner=responsible or actor)
             if self._sync(s, loaded.generations):
                 defn = self.registry.latest(workflow)  # a newly published one: stored when it was published
             replay = self._replay_record(loaded.record, key, "open")
@@ -1108,7 +1177,7 @@ class Engine:
             timers: list[TimerRow] = []
             if assign is not None:
                 self._person(s, assign)
-            ctx = _Ctx(s, case, defn, opener, when, timers, assign=assign)
+            ctx = _Ctx(s, case, defn, opener, when, timers, assign=assign, roster=loaded.roster)
             started = self._start_timers(ctx, defn.initial, None)
             if assign is not None and not any(a["rule"] == "assigned" for a in ctx.assigned):
                 raise CommandError(f"{assign!r} holds none of the roles of the steps opening {workflow!r} starts "
@@ -1230,7 +1299,7 @@ class Engine:
             return self._take(ctx, trigger, fields)
 
         return self._run("fire", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
-                         apply=apply, assign=assign)
+                         apply=apply, assign=assign, starts_timers=True)
 
     def _take(self, ctx: _Ctx, trigger: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Move the case along ``trigger`` (already checked): state, data, timers stopped and started."""
@@ -1283,7 +1352,7 @@ class Engine:
             # No idempotency key: the case's next event is unique per (case, seq), so of two schedulers
             # racing for this timer one commits and the other, retried on fresh state, finds it done.
             return self._run("expire", case_id, actor=SYSTEM_ACTOR, at=None, key=None,
-                             expected_version=None, apply=apply, system_at=due_at)
+                             expected_version=None, apply=apply, system_at=due_at, starts_timers=True)
         except _NothingToDo:
             return None
 
@@ -1440,7 +1509,7 @@ class Engine:
             return {"from": before, "to": receiver.id, "slip": slip, "unit": receiver.unit, "steps": moved}
 
         return self._run("hand_over", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
-                         apply=apply)
+                         apply=apply, people=(to,))
 
     def reassign(self, case_id: int, *, to: str, actor: str, reason: str = "", at: datetime | None = None,
                  expected_version: int | None = None, key: str | None = None) -> CaseView:
@@ -1458,7 +1527,7 @@ class Engine:
             return {"from": current.id, "to": receiver.id, "reason": reason, "unit": receiver.unit, "steps": moved}
 
         return self._run("reassign", case_id, actor=actor, at=at, key=key, expected_version=expected_version,
-                         apply=apply)
+                         apply=apply, people=(to,))
 
     def hand_over_step(self, case_id: int, timer: str, *, to: str, actor: str, reason: str,
                        at: datetime | None = None, expected_version: int | None = None,
@@ -1498,7 +1567,7 @@ class Engine:
             return {"timer": timer, "round": row.round, "from": current, "to": receiver.id, "reason": reason}
 
         return self._run("hand_over_step", case_id, actor=actor, at=at, key=key,
-                         expected_version=expected_version, apply=apply)
+                         expected_version=expected_version, apply=apply, people=(to,))
 
     def close(self, case_id: int, *, actor: str, reason: str, at: datetime | None = None,
               expected_version: int | None = None, key: str | None = None) -> CaseView:
@@ -1615,15 +1684,24 @@ class Engine:
             return case.responsible_id, "responsible"
         if ctx.actor.id != SYSTEM_ACTOR and holds(ctx.actor):
             return ctx.actor.id, "actor"
-        of_unit = [pid for pid, roles in s.execute(_UNIT_ROLES, {"unit": case.unit})
-                   if role is None or role in roles.split()]
+        # PostgreSQL read these with the rest of the command (_load); SQLite reads them here, at no round trip.
+        roster = ctx.roster if ctx.roster is not None and ctx.roster.unit == case.unit else None
+        members: Iterable[Any] = roster.members if roster is not None else \
+            s.execute(_UNIT_ROLES, {"unit": case.unit}).all()
+        of_unit = [pid for pid, roles in members if role is None or role in roles.split()]
         if len(of_unit) == 1:
             return of_unit[0], "unit_only_holder"
         for person in (ctx.actor, responsible):
-            leader = s.get(Person, person.leader_id) if person is not None and person.leader_id else None
-            if holds(leader):
-                assert leader is not None
-                return leader.id, "leader"
+            leader_id = person.leader_id if person is not None else None
+            if not leader_id:
+                continue
+            if roster is not None and leader_id in roster.leaders:
+                roles: str | None = roster.leaders[leader_id]
+            else:
+                leader = s.get(Person, leader_id)
+                roles = leader.roles if leader is not None else None
+            if roles is not None and (role is None or role in roles.split()):
+                return leader_id, "leader"
         return case.responsible_id, "fallback"
 
     def _stop_timers(self, ctx: _Ctx, state: str, trigger: str) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ schema is managed by Alembic (``caseflow db upgrade``) with its own version tabl
 
 SQLite is the single-process store: writes take ``BEGIN IMMEDIATE`` so concurrent writers queue
 instead of failing, and WAL lets readers run alongside. Several processes (API workers, schedulers)
-share one PostgreSQL database.
+share one PostgreSQL database; there a write session opens its transaction itself, so that its first
+statement can carry the BEGIN in the same round trip (:data:`BEGIN_FIRST`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from sqlmodel import Field, Session, SQLModel
 from caseflow.errors import StoreError
 
 __all__ = [
+    "BEGIN_FIRST",
     "DEFAULT_DB",
     "MAX_CASE_ID",
     "Absence",
@@ -55,6 +57,10 @@ MAX_CASE_ID = 2**31 - 1
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DB = "sqlite:///caseflow.db"
 ALEMBIC_VERSION_TABLE = "caseflow_alembic_version"
+#: An execution option for the first statement of a PostgreSQL write session: sent without parameters (the
+#: simple query protocol, which takes several statements in one query), it goes as ``BEGIN; <statement>``, one
+#: round trip instead of two. With parameters, or not first, it gets no BEGIN of its own.
+BEGIN_FIRST = "caseflow_begin_first"
 _MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 
@@ -352,6 +358,7 @@ class Store:
             _configure_sqlite(self.engine)
         else:
             self._ping_when_idle()
+            _configure_postgresql(self.engine)
         self._writer = self.engine.execution_options(caseflow_write=True)
         if upgrade is True:
             self.upgrade()
@@ -394,14 +401,28 @@ class Store:
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on any exception."""
-        bind = self._writer if write else self.engine
-        with Session(bind, expire_on_commit=False, autoflush=False) as session:
+        """One transaction: committed when the block ends, rolled back on any exception.
+
+        A PostgreSQL write session runs on an autocommit connection and opens its transaction itself: a first
+        statement marked :data:`BEGIN_FIRST` carries the BEGIN, any other gets one sent just before it, so no
+        statement of the session runs outside the transaction. It ends with a COMMIT sent here (or a ROLLBACK
+        on any exception); a transaction a swallowed error left failed is refused, not committed.
+        """
+        own_begin = write and not self.is_sqlite
+        with ExitStack() as stack:
+            bind: Engine | sa.Connection = self._writer if write else self.engine
+            if own_begin:
+                # Set on the connection, not as an engine option: that one works through a connection event,
+                # and any connection event makes SQLAlchemy dispatch every one of them around each statement.
+                bind = stack.enter_context(self._writer.connect()).execution_options(isolation_level="AUTOCOMMIT")
+            session = stack.enter_context(Session(bind, expire_on_commit=False, autoflush=False))
             try:
                 yield session
+                if own_begin:
+                    _commit_begun(session)
                 session.commit()
             except BaseException:
-                session.rollback()
+                session.rollback()  # psycopg sends ROLLBACK whenever the server is in a transaction
                 raise
 
     @contextmanager
@@ -500,6 +521,73 @@ class Store:
 
     def _safe_url(self) -> str:
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+
+#: libpq's transaction states (``PQtransactionStatus``) the write sessions look at.
+_IDLE, _INERROR = 0, 3
+
+
+def _commit_begun(session: Session) -> None:
+    """Flush and COMMIT the transaction a PostgreSQL write session began (see :meth:`Store.session`).
+
+    The COMMIT is sent here, by psycopg's ``commit()``, which sends one whenever the server is in a transaction,
+    autocommit or not; the connection is then checked to be idle, so a driver that sent none raises (and the
+    session rolls back) rather than letting the pool's reset undo the work silently. Driver errors are raised
+    as SQLAlchemy raises them. Nothing is sent when no transaction is open.
+    """
+    session.flush()
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    status = raw.pgconn.transaction_status
+    if status == _INERROR:
+        raise StoreError("a statement of this transaction failed and its error was ignored; nothing was written")
+    if status == _IDLE:
+        return
+    import psycopg
+
+    try:
+        raw.commit()  # psycopg's: a COMMIT query whenever the server is in a transaction, autocommit or not
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance("COMMIT", None, exc, psycopg.Error) from exc
+    if raw.pgconn.transaction_status != _IDLE:  # a driver that sent none: the caller's except rolls back
+        raise StoreError("the database driver did not send COMMIT on an autocommit connection; nothing was written")
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    """Open the transaction of a write session (autocommit at psycopg's level) with or before its first statement.
+
+    Dialect events, not connection events: a connection event, even one, makes SQLAlchemy dispatch every
+    connection event on every statement, a few dozen calls each; these run only around the cursor call.
+    """
+
+    def begun(cursor: Any, context: Any) -> bool:
+        """Whether the statement runs in the session's transaction as it is: else it must carry a BEGIN."""
+        raw = cursor.connection
+        return not (raw.autocommit and context is not None and context.execution_options.get("caseflow_write")
+                    and raw.pgconn.transaction_status == _IDLE)
+
+    def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        if begun(cursor, context):
+            return False
+        if context.execution_options.get(BEGIN_FIRST) and not parameters:
+            # No parameters: psycopg sends it as one simple-protocol query, two statements, two results.
+            cursor.execute(f"BEGIN; {statement}", parameters)
+            cursor.nextset()  # SQLAlchemy reads the statement's rows, not BEGIN's empty result
+            return True
+        cursor.connection.execute("BEGIN", prepare=False)
+        return False
+
+    def _executemany(cursor: Any, _statement: str, _parameters: Any, context: Any) -> bool:
+        if not begun(cursor, context):
+            cursor.connection.execute("BEGIN", prepare=False)
+        return False
+
+    def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        return _execute(cursor, statement, None, context)
+
+    event.listen(engine, "do_execute", _execute)
+    event.listen(engine, "do_executemany", _executemany)
+    event.listen(engine, "do_execute_no_params", _execute_no_params)
 
 
 def _configure_sqlite(engine: Engine) -> None:
