@@ -11,8 +11,9 @@ Prints, for each database, with its method:
   guard), UPDATE the timers, INSERT the new timer and the event; one transaction each. It checks no rule,
   computes no deadline or hash, and takes neither the case's row lock nor the notices' advisory lock
   and generation read that the engine's commands also do;
-- statements per command for both sides (counted with SQLAlchemy's ``before_cursor_execute``; each
-  command also sends BEGIN and COMMIT, two more round trips on PostgreSQL; issue 11's target: <= 4);
+- round trips per command for both sides on PostgreSQL, BEGIN and COMMIT included (the ``ReadyForQuery``
+  messages in libpq's protocol trace: one ends each exchange; issue 11's target: <= 4); on SQLite, which
+  has no round trips, the statements sent besides BEGIN (SQLAlchemy's ``before_cursor_execute``);
 - the process's peak RSS (``ru_maxrss``, never current RSS after a collection) before and after N
   ``open`` commands on N distinct cases.
 
@@ -30,7 +31,9 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -122,25 +125,44 @@ def open_rate(engine: Engine, n: int) -> float:
 
 
 def round_trips(engine: Engine, n: int) -> tuple[float, float]:
-    """Statements per command of the engine and of plain Core, counted with SQLAlchemy's
-    ``before_cursor_execute`` (SQLite's ``BEGIN IMMEDIATE`` aside); each command adds BEGIN and COMMIT."""
+    """Round trips (PostgreSQL: ReadyForQuery messages traced, BEGIN and COMMIT included) or statements
+    (SQLite: ``before_cursor_execute``, BEGIN aside) per command, of the engine and of plain Core."""
     count = [0]
+    bind = engine.store.engine
 
     def statement(_conn: object, _cursor: object, text: str, *_args: object) -> None:
         if not text.startswith("BEGIN"):
             count[0] += 1
 
-    bind = engine.store.engine
-    sa.event.listen(bind, "before_cursor_execute", statement)
-    try:
-        engine_rate(engine, n)
-        ours = count[0] / (2 * n)
+    def counted(run: Callable[[], object]) -> float:
         count[0] = 0
-        plain_rate(engine.store, n)
-        plain = count[0] / (2 * n)
-    finally:
-        sa.event.remove(bind, "before_cursor_execute", statement)
-    return ours, plain
+        if engine.store.is_sqlite:
+            sa.event.listen(bind, "before_cursor_execute", statement)
+            try:
+                run()
+            finally:
+                sa.event.remove(bind, "before_cursor_execute", statement)
+            return count[0] / (2 * n)
+        with tempfile.TemporaryFile() as trace:
+
+            def start(dbapi_conn: Any, *_args: object) -> None:
+                dbapi_conn.pgconn.trace(trace.fileno())
+
+            def stop(dbapi_conn: Any, *_args: object) -> None:
+                if dbapi_conn is not None:
+                    dbapi_conn.pgconn.untrace()
+
+            sa.event.listen(bind, "checkout", start, insert=True)
+            sa.event.listen(bind, "checkin", stop)
+            try:
+                run()
+            finally:
+                sa.event.remove(bind, "checkout", start)
+                sa.event.remove(bind, "checkin", stop)
+            trace.seek(0)
+            return trace.read().count(b"\tB\t5\tReadyForQuery") / (2 * n)
+
+    return counted(lambda: engine_rate(engine, n)), counted(lambda: plain_rate(engine.store, n))
 
 
 def run(label: str, url: str, args: argparse.Namespace, report: list[str]) -> None:
@@ -179,7 +201,7 @@ def main() -> None:
     print(f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (shared machine)")
     report = [
         "| database   | engine ms/cmd min / median | plain ms/cmd min / median | engine/plain "
-        "| statements engine / plain (+BEGIN, COMMIT) |  commands |  opens/s "
+        "| round trips (PostgreSQL) or statements (SQLite) engine / plain |  commands |  opens/s "
         "| peak RSS before MB | peak RSS after MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
