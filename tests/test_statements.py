@@ -259,6 +259,22 @@ def test_a_write_session_never_runs_a_statement_outside_its_transaction(engine: 
     assert engine.person("x2").unit == "城关派出所"
 
 
+def test_a_statement_sent_on_the_driver_connection_first_is_inside_the_transaction_too(engine: Engine) -> None:
+    """COPY and the binary array statements go to the driver directly, past the dialect events that open a
+    PostgreSQL write session's transaction: ``driver_connection`` opens it for them, so a failure after
+    them still leaves nothing written."""
+    from caseflow.store import driver_connection
+
+    insert = "INSERT INTO caseflow_people (id, name, unit, roles, admin) VALUES ('x3', '某', '城关派出所', '', false)"
+    with pytest.raises(RuntimeError), engine.store.session(write=True) as s:
+        cursor = driver_connection(s.connection()).cursor()
+        cursor.execute(insert)
+        cursor.close()
+        raise RuntimeError("refused after the write")
+    with engine.store.session() as s:
+        assert s.get(Person, "x3") is None
+
+
 def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_before_the_next_command(
         engine: Engine, db_url: str) -> None:  # noqa: F811
     """A connection is pinged before use only after it sat idle (not before every command, a round trip each);

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import Field
 
-from caseflow.store import Absence, CaseflowBase, CaseRow, Person, Store, TimerRow, UTCDateTime
+from caseflow.store import Absence, CaseflowBase, CaseRow, Person, Store, TimerRow, UTCDateTime, driver_connection
 
 __all__ = [
     "ABSENCES",
@@ -219,8 +219,7 @@ def _pg_execute(conn: sa.Connection, sql: str, params: dict[str, list[Any]], *,
     psycopg's text format escapes every array element with regular expressions (about half the time of
     a 10 000-alert sweep); the binary format copies them.
     """
-    dbapi: Any = conn.connection.driver_connection
-    with dbapi.cursor() as cursor:
+    with driver_connection(conn).cursor() as cursor:
         cursor.execute(sql, params, binary=True)
         return [tuple(r) for r in cursor.fetchall()] if fetch else []
 

@@ -45,7 +45,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from caseflow.calendar import FIRST_YEAR, ZONE, WorkCalendar
 from caseflow.clock import require_aware
 from caseflow.errors import CalendarCoverageError
-from caseflow.store import CaseRow, TimerRow
+from caseflow.store import CaseRow, TimerRow, driver_connection
 from caseflow.timelimits import TimeLimit
 
 if TYPE_CHECKING:
@@ -394,7 +394,7 @@ def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: P
         query = query.with_for_update()
     # Straight to the driver: plain tuples, no per-value processing (the bounds are integers we hold).
     sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_connection(conn).cursor()
     try:
         cursor.execute(sql)
         rows = cursor.fetchall()
@@ -746,7 +746,7 @@ def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, n
     if sqlite:
         conn.exec_driver_sql(f"INSERT INTO caseflow_events ({columns}) VALUES ({', '.join(['?'] * 12)})", events)
     else:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver_connection(conn).cursor()
         with cursor.copy(f"COPY caseflow_events ({columns}) FROM STDIN") as copy:
             for event in events:
                 copy.write_row(event)
@@ -772,7 +772,7 @@ def _batch(conn: sa.Connection, update: str, sets: Sequence[str], where: Sequenc
         return None
     names = [*sets, *(f"where_{c}" for c in where)]
     types = [_PG_TYPES[c] for c in (*sets, *where)]
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver_connection(conn).cursor()
     cursor.execute(f"{update} AS target SET {', '.join(f'{c} = v.{c}' for c in sets)} "
                    f"FROM unnest({', '.join(f'%s::{t}[]' for t in types)}) AS v({', '.join(names)}) "
                    f"WHERE {' AND '.join(f'target.{c} = v.where_{c}' for c in where)}", columns)

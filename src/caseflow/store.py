@@ -49,6 +49,7 @@ __all__ = [
     "TimerRow",
     "UTCDateTime",
     "WorkflowVersion",
+    "driver_connection",
     "normalize_url",
 ]
 
@@ -551,6 +552,20 @@ def _commit_begun(session: Session) -> None:
         raise sa.exc.DBAPIError.instance("COMMIT", None, exc, psycopg.Error) from exc
     if raw.pgconn.transaction_status != _IDLE:  # a driver that sent none: the caller's except rolls back
         raise StoreError("the database driver did not send COMMIT on an autocommit connection; nothing was written")
+
+
+def driver_connection(conn: sa.Connection) -> Any:
+    """The driver's connection under ``conn`` (sqlite3's, psycopg's), inside the transaction of its session.
+
+    For statements sent on it directly (``COPY``, binary array parameters, plain tuples), which pass by the
+    dialect events that open a PostgreSQL write session's transaction (see :meth:`Store.session`): sent first
+    in such a session one would otherwise run, and commit, on its own.
+    """
+    raw: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql" and raw.autocommit and raw.pgconn.transaction_status == _IDLE \
+            and conn.get_execution_options().get("caseflow_write"):
+        raw.execute("BEGIN", prepare=False)
+    return raw
 
 
 def _configure_postgresql(engine: Engine) -> None:
