@@ -23,7 +23,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,9 +43,11 @@ __all__ = [
     "ApplicantKeyError",
     "KeyedDesk",
     "legacy_fingerprint",
+    "legacy_held",
     "mask_id_number",
     "normalise_id",
     "rekey",
+    "rekey_held",
     "write_secret",
 ]
 
@@ -159,11 +161,17 @@ _FINGERPRINTED = tuple(sa.table(name, sa.column("applicant_hash"), sa.column("ap
 
 
 @functools.cache
-def _legacy_rows() -> sa.Select[bool, bool, bool]:
-    """Whether each table holds rows under the unkeyed hash ``:old`` (built once: it runs on every visit)."""
+def legacy_held() -> tuple[sa.Exists, ...]:
+    """Whether each table holds rows under the unkeyed hash ``:old``: columns a caller reads in its own
+    first statement (built once: they run on every visit and booking)."""
     old: sa.BindParameter[str] = sa.bindparam("old")
-    visits, notices, bookings = (sa.exists().where(t.c.applicant_hash == old, t.c.applicant_scheme == LEGACY_SCHEME)
-                                 for t in _FINGERPRINTED)
+    return tuple(sa.exists().where(t.c.applicant_hash == old, t.c.applicant_scheme == LEGACY_SCHEME)
+                 for t in _FINGERPRINTED)
+
+
+@functools.cache
+def _legacy_rows() -> sa.Select[bool, bool, bool]:
+    visits, notices, bookings = legacy_held()
     return sa.select(visits, notices, bookings)
 
 
@@ -173,8 +181,14 @@ def rekey(session: Session, id_number: str, key: ApplicantKey) -> int:
     One indexed look for such rows in the three tables first: on every visit and booking, and nearly
     always none are left, so the three updates run only for an applicant who has some.
     """
+    held = session.execute(_legacy_rows(), {"old": legacy_fingerprint(id_number)}).one()
+    return rekey_held(session, held, id_number, key)
+
+
+def rekey_held(session: Session, held: Sequence[bool], id_number: str, key: ApplicantKey) -> int:
+    """:func:`rekey` once ``held`` (the :func:`legacy_held` columns, read with ``old`` the applicant's
+    :func:`legacy_fingerprint`) is known: only the tables holding such rows are updated."""
     old, new = legacy_fingerprint(id_number), key.fingerprint(id_number)
-    held = session.execute(_legacy_rows(), {"old": old}).one()
     moved = 0
     for table, has_rows in zip(_FINGERPRINTED, held, strict=True):
         if not has_rows:

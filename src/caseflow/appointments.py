@@ -23,9 +23,10 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
 from caseflow.alerts import table_of
-from caseflow.applicants import SCHEME, KeyedDesk, mask_id_number, rekey
+from caseflow.applicants import SCHEME, KeyedDesk, legacy_fingerprint, legacy_held, mask_id_number, rekey_held
 from caseflow.calendar import ZONE
-from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
+from caseflow.engine import _new_row
+from caseflow.errors import CaseflowError, CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, Person, UTCDateTime
 
 __all__ = ["LATE_AFTER", "LATE_SUBJECT", "OUTCOMES", "AppointmentError", "AppointmentRow", "AppointmentView",
@@ -176,7 +177,29 @@ def claim_late(session: Session, now: datetime, *, roles_of: Callable[[str], fro
     return result
 
 
-def _view(row: AppointmentRow) -> AppointmentView:
+_BOOKINGS, _PEOPLE = table_of(AppointmentRow), table_of(Person)
+_UNIT_KNOWN = sa.exists().where(_PEOPLE.c.unit == sa.bindparam("unit"))
+_IN_SLOT = (_BOOKINGS.c.unit == sa.bindparam("unit"), _BOOKINGS.c.workflow_key == sa.bindparam("workflow"),
+            _BOOKINGS.c.status != "cancelled")
+#: A day's places taken, slot by slot, with whether the unit exists (a row with a NULL slot when none is taken).
+_TAKEN = (sa.select(_UNIT_KNOWN, _BOOKINGS.c.at, sa.func.count(_BOOKINGS.c.id))
+          .select_from(sa.select(sa.literal(1).label("one")).subquery("head"))
+          .outerjoin(_BOOKINGS, sa.and_(*_IN_SLOT, _BOOKINGS.c.at >= sa.bindparam("start"),
+                                        _BOOKINGS.c.at < sa.bindparam("end")))
+          .group_by(_BOOKINGS.c.at))
+#: A booking's one read under the slot's lock: whether the unit exists, the places taken in the slot and
+#: whether the applicant has rows under the unkeyed hash.
+_BOOK_READ = sa.select(_UNIT_KNOWN,
+                       sa.select(sa.func.count()).select_from(_BOOKINGS)
+                       .where(*_IN_SLOT, _BOOKINGS.c.at == sa.bindparam("at")).scalar_subquery(),
+                       *legacy_held())
+_RECORD_READ = (sa.select(_BOOKINGS.c.unit, _BOOKINGS.c.status, _BOOKINGS.c.at, Person)
+                .select_from(_BOOKINGS).outerjoin(Person, Person.id == sa.bindparam("actor"))  # type: ignore[arg-type]
+                .where(_BOOKINGS.c.id == sa.bindparam("booking")))
+_UPDATE_BOOKING = _BOOKINGS.update().where(_BOOKINGS.c.id == sa.bindparam("w_id")).returning(*_BOOKINGS.columns)
+
+
+def _view(row: Any) -> AppointmentView:
     assert row.id is not None
     return AppointmentView(id=row.id, unit=row.unit, workflow=row.workflow_key, at=row.at,
                            applicant=row.applicant_masked, status=row.status, extra_hours=row.extra_hours)
@@ -210,19 +233,21 @@ class Appointments(KeyedDesk):
 
     def slots(self, unit: str, workflow: str, day: date) -> list[dict[str, Any]]:
         """The day's slots with how many places are left (none on a rest day not opened)."""
-        service = self.engine.registry.latest(workflow).service
+        self.engine.registry.latest(workflow)  # an unknown procedure is refused first
         _check_year(day)
-        with self.engine.store.session() as s:
-            if s.exec(select(Person.id).where(Person.unit == unit).limit(1)).first() is None:
+        with self.engine.store.lookup() as s:
+            start_of_day = datetime.combine(day, time(0), tzinfo=ZONE)
+            rows = s.execute(_TAKEN, {"unit": unit, "workflow": workflow, "start": start_of_day,
+                                      "end": start_of_day + timedelta(days=1)}).all()
+            if not rows[0][0]:
                 raise AppointmentError(f"no unit is called {unit!r}", zh="没有该办理单位,请从页面上选择")
             periods, extra = self._periods(s, unit, workflow, day)
-            start_of_day = datetime.combine(day, time(0), tzinfo=ZONE)
-            taken: dict[datetime, int] = {}
-            for row in s.exec(select(AppointmentRow).where(
-                    AppointmentRow.unit == unit, AppointmentRow.workflow_key == workflow,
-                    AppointmentRow.at >= start_of_day, AppointmentRow.at < start_of_day + timedelta(days=1),
-                    AppointmentRow.status != "cancelled")):
-                taken[row.at] = taken.get(row.at, 0) + 1
+        taken = {at: int(n) for _known, at, n in rows if at is not None}
+        return self._free(workflow, day, periods, extra, taken)
+
+    def _free(self, workflow: str, day: date, periods: list[tuple[time, time]], extra: bool,
+              taken: dict[datetime, int]) -> list[dict[str, Any]]:
+        service = self.engine.registry.latest(workflow).service
         result = []
         step = timedelta(minutes=service.slot_minutes)
         for start, end in periods:
@@ -275,7 +300,7 @@ class Appointments(KeyedDesk):
 
         The answer carries the booking's query code (stored hashed), for the progress page.
         """
-        from caseflow.desk import code_hash, new_query_code
+        from caseflow.desk import code_hash, insert_row, new_query_code
 
         now = self.engine.clock.now()
         if at.tzinfo is None:
@@ -286,17 +311,12 @@ class Appointments(KeyedDesk):
         if at <= now:
             raise AppointmentError(f"{local:%Y-%m-%d %H:%M} has passed; book a later slot",
                                    zh=f"{local:%m月%d日 %H:%M} 的时段已过,请选择以后的时段")
-        slot = next((x for x in self.slots(unit, workflow, local.date()) if x["at"] == at), None)
-        if slot is None:
-            raise AppointmentError(f"{local:%Y-%m-%d %H:%M} is not a bookable slot of {workflow} at "
-                                   f"{unit} (working days within the booking hours, or 延时服务 hours opened)",
-                                   zh=f"{local:%m月%d日 %H:%M} 不是可预约的时段:工作日的预约时段,或单位已开放延时服务的"
-                                      "休息日方可预约")
-        if slot["free"] <= 0:
-            raise AppointmentError(f"the slot {local:%Y-%m-%d %H:%M} is full; choose another",
-                                   zh=f"{local:%m月%d日 %H:%M} 的时段已约满,请选择其他时段")
-        fingerprint = self.key.fingerprint(applicant_id)
-        per_slot = self.engine.registry.latest(workflow).service.per_slot
+        self.engine.registry.latest(workflow)  # an unknown procedure is refused before the database is asked
+        malformed: CaseflowError | None = None
+        try:
+            old = legacy_fingerprint(applicant_id)
+        except CaseflowError as exc:  # a malformed ID number is refused once the slot is found bookable
+            old, malformed = "", exc
         for _attempt in range(3):
             code = new_query_code()
             try:
@@ -306,18 +326,32 @@ class Appointments(KeyedDesk):
                         # (SQLite's BEGIN IMMEDIATE already serialises writers).
                         s.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:slot))"),
                                   {"slot": f"caseflow-booking|{unit}|{workflow}|{at.isoformat()}"})
-                    taken = s.exec(select(sa.func.count()).select_from(AppointmentRow).where(
-                        AppointmentRow.unit == unit, AppointmentRow.workflow_key == workflow,
-                        AppointmentRow.at == at, AppointmentRow.status != "cancelled")).one()
-                    if int(taken) >= per_slot:
+                    known, taken, *held = s.execute(_BOOK_READ, {
+                        "unit": unit, "workflow": workflow, "at": at, "old": old}).one()
+                    if not known:
+                        raise AppointmentError(f"no unit is called {unit!r}", zh="没有该办理单位,请从页面上选择")
+                    periods, extra = self._periods(s, unit, workflow, local.date())
+                    slot = next((x for x in self._free(workflow, local.date(), periods, extra, {at: int(taken)})
+                                 if x["at"] == at), None)
+                    if slot is None:
+                        raise AppointmentError(
+                            f"{local:%Y-%m-%d %H:%M} is not a bookable slot of {workflow} at "
+                            f"{unit} (working days within the booking hours, or 延时服务 hours opened)",
+                            zh=f"{local:%m月%d日 %H:%M} 不是可预约的时段:工作日的预约时段,或单位已开放延时服务的"
+                               "休息日方可预约")
+                    if slot["free"] <= 0:
                         raise AppointmentError(f"the slot {local:%Y-%m-%d %H:%M} is full; choose another",
                                                zh=f"{local:%m月%d日 %H:%M} 的时段已约满,请选择其他时段")
-                    rekey(s, applicant_id, self.key)
-                    row = AppointmentRow(unit=unit, workflow_key=workflow, at=at, applicant_hash=fingerprint,
-                                         applicant_masked=mask_id_number(applicant_id), booked_at=now,
-                                         extra_hours=bool(slot["extra_hours"]), code_hash=code_hash(code))
-                    s.add(row)
-                    s.flush()
+                    if malformed is not None:
+                        raise malformed
+                    if any(held):
+                        rekey_held(s, held, applicant_id, self.key)
+                    row: AppointmentRow = _new_row(
+                        AppointmentRow, id=None, unit=unit, workflow_key=workflow, at=at,
+                        applicant_hash=self.key.fingerprint(applicant_id),
+                        applicant_masked=mask_id_number(applicant_id),
+                        booked_at=now, extra_hours=bool(slot["extra_hours"]), code_hash=code_hash(code))
+                    insert_row(s, _BOOKINGS, row)
                     view = _view(row)
             except sa.exc.IntegrityError:
                 continue  # the drawn code exists already (1 in 8·10^17): draw again; nothing was written
@@ -360,21 +394,19 @@ class Appointments(KeyedDesk):
             raise AppointmentError(f"unknown outcome {outcome!r}; give one of {', '.join(OUTCOMES)}")
         now = self.engine.clock.now()
         with self.engine.store.session(write=True) as s:
-            row = s.get(AppointmentRow, appointment_id)
-            if row is None:
+            found = s.execute(_RECORD_READ, {"booking": appointment_id, "actor": actor}).first()
+            if found is None:
                 raise NotFoundError(f"no appointment has the id {appointment_id}")
-            person = s.get(Person, actor)
-            if person is None or (not person.admin and person.unit != row.unit):
-                raise PermissionDeniedError(f"{actor!r} is not of {row.unit}")
-            if row.status != "booked":
-                raise AppointmentError(f"appointment {appointment_id} is already {row.status}")
-            if outcome == "no_show" and now < row.at:
+            unit, status, at, person = found
+            if person is None or (not person.admin and person.unit != unit):
+                raise PermissionDeniedError(f"{actor!r} is not of {unit}")
+            if status != "booked":
+                raise AppointmentError(f"appointment {appointment_id} is already {status}")
+            if outcome == "no_show" and now < at:
                 raise AppointmentError("a no-show can be recorded only after the booked instant")
-            row.status, row.clerk_id, row.outcome_at = outcome, actor, now
-            s.add(row)
-            s.flush()
-            return _view(row)
-
+            written = s.execute(_UPDATE_BOOKING, {"w_id": appointment_id, "status": outcome, "clerk_id": actor,
+                                                  "outcome_at": now}).one()
+            return _view(written)
 
 def missed_by_unit(session: sa.orm.Session, start: datetime, end: datetime) -> list[tuple[str, str]]:
     """(clerk, unit) of each booking missed on the unit's side whose instant lies in [start, end) (考评)."""

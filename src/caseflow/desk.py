@@ -35,9 +35,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
-from caseflow.applicants import SCHEME, KeyedDesk, legacy_fingerprint, mask_id_number, rekey
+from caseflow.alerts import table_of
+from caseflow.applicants import (
+    SCHEME,
+    ApplicantKey,
+    KeyedDesk,
+    legacy_fingerprint,
+    legacy_held,
+    mask_id_number,
+    rekey_held,
+)
 from caseflow.calendar import ZONE
-from caseflow.engine import CaseView
+from caseflow.engine import CaseView, Engine, _new_row
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.materials import Material, materials_digest
 from caseflow.notify import Outbox
@@ -54,6 +63,7 @@ __all__ = [
     "VisitRow",
     "VisitView",
     "code_hash",
+    "insert_row",
     "mask_id_number",
     "new_query_code",
     "outbox_sender",
@@ -140,6 +150,61 @@ class QueryCodeRow(CaseflowBase, table=True):
     case_id: int | None = Field(default=None, foreign_key="caseflow_cases.id", index=True)
     notice_id: int | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+_VISITS, _NOTICES, _CODES = table_of(VisitRow), table_of(NoticeRow), table_of(QueryCodeRow)
+_VISIT_COLUMNS = tuple(c.key for c in _VISITS.columns)
+#: A visit's first read: the clerk, the applicant's earlier visits for the matter (under either
+#: fingerprint: the unkeyed ones are re-keyed in the same transaction) and whether rows are left unkeyed.
+_VISIT_READ = sa.select(
+    Person,
+    sa.select(sa.func.count()).select_from(_VISITS).where(
+        _VISITS.c.applicant_hash.in_([sa.bindparam("fingerprint"), sa.bindparam("old")]),
+        _VISITS.c.workflow_key == sa.bindparam("workflow")).scalar_subquery(),
+    *legacy_held()).where(Person.id == sa.bindparam("actor"))  # type: ignore[arg-type]
+#: Settle a visit still open (the row lock held until the case commits) and read it back, in one statement.
+_SETTLE_OPEN = (_VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"), _VISITS.c.outcome == "open")
+                .values(outcome=sa.bindparam("w_outcome"), case_id=sa.bindparam("w_case")).returning(*_VISITS.columns))
+#: SET columns come from each call's parameters.
+_UPDATE_VISIT = _VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"))
+#: Earlier 告知单 codes of the same applicant and matter, not yet leading to a case.
+_LINK_CODES = _CODES.update().where(
+    _CODES.c.visit_id.in_(sa.select(_VISITS.c.id).where(_VISITS.c.applicant_hash == sa.bindparam("applicant"),
+                                                        _VISITS.c.workflow_key == sa.bindparam("workflow"))),
+    _CODES.c.case_id.is_(None)).values(case_id=sa.bindparam("link_case"))
+_NOTICE_FIELDS = ("id", "items", "materials_digest", "number", "issued_at")
+
+
+def _notice_read(sqlite: bool) -> sa.Select[Any]:
+    """issue_notice's one read: the visit, the clerk, the applicant's earlier notices for the matter (one row
+    each, oldest first) and, on SQLite, the id the notice will take (the next rowid, under the write lock)."""
+    next_id = (sa.select(sa.func.coalesce(sa.func.max(_NOTICES.c.id), 0) + 1).scalar_subquery() if sqlite
+               else sa.null())
+    return (sa.select(*_VISITS.columns, Person, next_id, *(_NOTICES.c[f] for f in _NOTICE_FIELDS))
+            .select_from(_VISITS)
+            .outerjoin(Person, Person.id == sa.bindparam("actor"))  # type: ignore[arg-type]
+            .outerjoin(_NOTICES, sa.and_(_NOTICES.c.applicant_hash == _VISITS.c.applicant_hash,
+                                         _NOTICES.c.workflow_key == _VISITS.c.workflow_key))
+            .where(_VISITS.c.id == sa.bindparam("visit")).order_by(_NOTICES.c.id))
+
+
+_NOTICE_READS = {sqlite: _notice_read(sqlite) for sqlite in (True, False)}
+#: How many visits a desk remembers having written (what never changes of them: workflow, materials).
+_REMEMBERED = 1024
+
+
+def insert_row(s: Session, table: sa.Table, row: Any) -> int:
+    """Insert a row built with ``engine._new_row`` by its columns (the ORM never flushes it; its id taken from
+    the database unless set, in the same statement) and give its id."""
+    values = {c.key: row.__dict__[c.key] for c in table.columns}
+    if values.get("id") is None:
+        del values["id"]
+        key = s.connection().execute(table.insert(), values).inserted_primary_key
+        assert key is not None
+        row.__dict__["id"] = key[0]
+    else:
+        s.connection().execute(table.insert(), values)
+    return int(row.__dict__["id"])
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -304,6 +369,13 @@ class Desk(KeyedDesk):
     (:meth:`caseflow.applicants.ApplicantKey.configured`).
     """
 
+    def __init__(self, engine: Engine, *, notify: Callable[[str, str, str], None] | None = None,
+                 key: ApplicantKey | None = None) -> None:
+        super().__init__(engine, notify=notify, key=key)
+        #: Visits this desk wrote or settled, as it wrote them: a settlement checks the workflow and the
+        #: materials from here instead of reading the visit back (its outcome is checked again, held).
+        self._seen: dict[int, VisitRow] = {}
+
     # ---------------------------------------------------------------- visits
 
     def visit(self, workflow: str, *, applicant_id: str, actor: str, brought: Iterable[str] = (),
@@ -315,40 +387,49 @@ class Desk(KeyedDesk):
         fingerprint = self.key.fingerprint(applicant_id)
         masked = mask_id_number(applicant_id)
         with self.engine.store.session(write=True) as s:
-            clerk = self._clerk(s, actor, defn)
-            rekey(s, applicant_id, self.key)  # earlier visits under the unkeyed hash count too
-            row = self._new_visit(s, defn, clerk, fingerprint, masked, brought_keys, applies_keys, when)
+            clerk, row = self._new_visit(s, defn, actor, applicant_id, fingerprint, masked, brought_keys,
+                                         applies_keys, when)
+            insert_row(s, _VISITS, row)
             warned = self._warn(s, clerk, row.warning)
-            view = self._view(defn, row)
+        self._remember(row)
+        view = self._view(defn, row)
         self._send(warned)
         return view
 
-    def _clerk(self, s: Session, actor: str, defn: WorkflowDef) -> Person:
-        clerk = self._person(s, actor)
+    def _new_visit(self, s: Session, defn: WorkflowDef, actor: str, applicant_id: str,  # noqa: PLR0917
+                   fingerprint: str, masked: str, brought: list[str], applies: list[str], when: datetime
+                   ) -> tuple[Person, VisitRow]:
+        """The clerk, and the applicant's next visit for this matter (counted, and flagged beyond max_visits),
+        not inserted yet; read in one statement, the applicant's rows under the unkeyed hash re-keyed."""
+        found = s.execute(_VISIT_READ, {"actor": actor, "fingerprint": fingerprint, "workflow": defn.key,
+                                        "old": legacy_fingerprint(applicant_id)}).first()
+        if found is None:
+            raise NotFoundError(f"no person has the id {actor!r}; add them with `caseflow person add`")
+        clerk, prior, *held = found
         if not clerk.admin and not (clerk.role_set & set(defn.roles)):
             raise PermissionDeniedError(f"{actor!r} has no role in {defn.key!r}; its roles are "
                                         f"{', '.join(defn.roles)}")
-        return clerk
-
-    @staticmethod
-    def _new_visit(s: Session, defn: WorkflowDef, clerk: Person, fingerprint: str, masked: str,  # noqa: PLR0917
-                   brought: list[str], applies: list[str], when: datetime) -> VisitRow:
-        """Add the applicant's next visit for this matter (counted, and flagged beyond max_visits)."""
-        prior = s.exec(select(sa.func.count()).select_from(VisitRow).where(
-            VisitRow.applicant_hash == fingerprint, VisitRow.workflow_key == defn.key)).one()
+        if any(held):  # earlier visits under the unkeyed hash count too (they were counted above)
+            rekey_held(s, held, applicant_id, self.key)
         number = int(prior) + 1
-        row = VisitRow(workflow_key=defn.key, workflow_version=defn.version,
-                       materials_digest=materials_digest(defn.materials), applicant_hash=fingerprint,
-                       applicant_masked=masked, unit=clerk.unit, clerk_id=clerk.id, at=when, number=number,
-                       brought=json.dumps(brought), applies=json.dumps(applies))
+        over_limit, warning = False, None
         if number > defn.service.max_visits:
             # 户籍 四(五) "不让群众跑第三趟" / 出入境 10 "不超过三次": this visit is already one too many.
-            row.over_limit = True
-            row.warning = (f"申请人第{number}次来办理「{defn.title}」,已超过{defn.service.max_visits}次的规定"
-                           f"(申请人 {masked})")
-        s.add(row)
-        s.flush()
-        return row
+            over_limit = True
+            warning = (f"申请人第{number}次来办理「{defn.title}」,已超过{defn.service.max_visits}次的规定"
+                       f"(申请人 {masked})")
+        row: VisitRow = _new_row(VisitRow, id=None, workflow_key=defn.key, workflow_version=defn.version,
+                                 materials_digest=materials_digest(defn.materials), applicant_hash=fingerprint,
+                                 applicant_masked=masked, unit=clerk.unit, clerk_id=clerk.id, at=when,
+                                 number=number, brought=json.dumps(brought), applies=json.dumps(applies),
+                                 over_limit=over_limit, warning=warning)
+        return clerk, row
+
+    def _remember(self, row: VisitRow) -> None:
+        if len(self._seen) >= _REMEMBERED:
+            self._seen.clear()
+        assert row.id is not None
+        self._seen[row.id] = row
 
     def get_visit(self, visit_id: int) -> VisitView:
         """A visit by id."""
@@ -403,11 +484,10 @@ class Desk(KeyedDesk):
         warned: list[tuple[str, str, str]] = []
 
         def new_visit(s: Session) -> VisitRow:
-            clerk = self._clerk(s, actor, defn)
-            rekey(s, applicant_id, self.key)
-            row = self._new_visit(s, defn, clerk, fingerprint, masked, brought_keys, applies_keys, when)
+            clerk, row = self._new_visit(s, defn, actor, applicant_id, fingerprint, masked, brought_keys,
+                                         applies_keys, when)
             warned[:] = self._warn(s, clerk, row.warning)
-            return row
+            return row  # inserted by _settle, settled
 
         receipt = self._settle(defn.key, new_visit, actor=actor, data=data, when=when, on_the_spot=True)
         self._send(warned)
@@ -423,59 +503,56 @@ class Desk(KeyedDesk):
 
     def _open_case(self, visit_id: int, *, actor: str, data: Mapping[str, Any] | None, at: datetime | None,
                    on_the_spot: bool = False, responsible: str | None = None) -> Receipt:
-        view = self.get_visit(visit_id)
-        if view.outcome != "open":
-            raise DeskError(f"visit {visit_id} is already settled ({view.outcome}); record a new visit")
-        if view.missing:
-            names = "、".join(m.name for m in view.missing)
+        known = self._seen.get(visit_id)
+        if known is None:
+            with self.engine.store.lookup() as s:
+                known = self._visit(s, visit_id)
+        if known.outcome != "open":
+            raise DeskError(f"visit {visit_id} is already settled ({known.outcome}); record a new visit")
+        missing = self._missing(self.engine.definition(known.workflow_version), known)
+        if missing:
+            names = "、".join(m.name for m in missing)
             raise DeskError(f"visit {visit_id} lacks {names}: issue a 一次告知单 (caseflow desk notice {visit_id}) "
                             "or tick what the applicant brought")
-        if view.workflow not in self.engine.registry:
-            raise DeskError(f"unknown workflow {view.workflow!r}")
+        if known.workflow_key not in self.engine.registry:
+            raise DeskError(f"unknown workflow {known.workflow_key!r}")
 
-        def held_visit(s: Session) -> VisitRow:
-            row = s.get(VisitRow, visit_id, with_for_update=True)
-            assert row is not None
-            if row.outcome != "open":  # a concurrent command settled it first: keep the first settlement
-                raise DeskError(f"visit {visit_id} was settled by another command ({row.outcome})")
-            return row
-
-        return self._settle(view.workflow, held_visit, actor=actor, data=data, when=self.engine._now(at),
+        return self._settle(known.workflow_key, visit_id, actor=actor, data=data, when=self.engine._now(at),
                             on_the_spot=on_the_spot, responsible=responsible)
 
-    def _settle(self, workflow: str, visit_of: Callable[[Session], VisitRow], *, actor: str,
+    def _settle(self, workflow: str, visit_of: int | Callable[[Session], VisitRow], *, actor: str,
                 data: Mapping[str, Any] | None, when: datetime, on_the_spot: bool,
                 responsible: str | None = None) -> Receipt:
         """Open (and for 当场办结 close) the case with the visit settled and a query code, in one transaction.
 
-        ``visit_of(session)`` gives the visit row inside the case's transaction (held, or new). A query code
+        ``visit_of`` is a recorded visit's id (settled here if still open, else refused), or gives the visit
+        row inside the case's transaction (new: not inserted yet, it is inserted here settled). A query code
         that happens to exist already (1 in 8·10^17) is drawn again with the whole transaction.
         """
+        outcome = "on_the_spot" if on_the_spot else "accepted"
         for _attempt in range(_CODE_ATTEMPTS):
             code = new_query_code()
-            settled: list[VisitView] = []
+            settled: list[VisitRow] = []
 
-            def prepare(s: Session, case_id: int, code: str = code, settled: list[VisitView] = settled
+            def prepare(s: Session, case_id: int, code: str = code, settled: list[VisitRow] = settled
                         ) -> dict[str, Any]:
-                row = visit_of(s)
-                row.outcome = "on_the_spot" if on_the_spot else "accepted"
-                row.case_id = case_id
-                s.add(row)
-                s.flush()
-                assert row.id is not None
-                s.add(QueryCodeRow(code_hash=code_hash(code) or "", kind="receipt", visit_id=row.id,
-                                   case_id=case_id, created_at=when))
+                if isinstance(visit_of, int):
+                    row = self._settle_open(s, visit_of, outcome, case_id)
+                else:
+                    row = visit_of(s)
+                    # The row is never flushed by the ORM: it is written here, by its columns.
+                    row.__dict__.update(outcome=outcome, case_id=case_id)
+                    if row.id is None:
+                        insert_row(s, _VISITS, row)
+                    else:
+                        s.execute(_UPDATE_VISIT, {"w_id": row.id, "outcome": outcome, "case_id": case_id})
+                s.execute(_CODES.insert(), {"code_hash": code_hash(code) or "", "kind": "receipt",
+                                            "visit_id": row.id, "case_id": case_id, "notice_id": None,
+                                            "created_at": when})
                 # Earlier 告知单 codes of the same applicant and matter now lead to this case too.
-                same_matter = select(VisitRow.id).where(VisitRow.applicant_hash == row.applicant_hash,
-                                                        VisitRow.workflow_key == row.workflow_key)
-                earlier = s.exec(select(QueryCodeRow).where(
-                    QueryCodeRow.visit_id.in_(same_matter),  # type: ignore[attr-defined]
-                    QueryCodeRow.case_id.is_(None))).all()  # type: ignore[union-attr]
-                for code_row in earlier:
-                    code_row.case_id = case_id
-                    s.add(code_row)
-                s.flush()
-                settled.append(self._view(self.engine.definition(row.workflow_version, s), row))
+                s.execute(_LINK_CODES, {"applicant": row.applicant_hash, "workflow": row.workflow_key,
+                                        "link_case": case_id})
+                settled.append(row)
                 return {"visit_id": row.id}
 
             try:
@@ -485,9 +562,21 @@ class Desk(KeyedDesk):
                                         close_reason=ON_THE_SPOT if on_the_spot else None)
             except sa.exc.IntegrityError:
                 continue  # the drawn query code exists (or a concurrent settlement): nothing was written
-            return Receipt(case=case, visit=settled[-1], query_code=code, on_the_spot=on_the_spot)
+            row = settled[-1]
+            self._remember(row)
+            view = self._view(self.engine.definition(row.workflow_version), row)
+            return Receipt(case=case, visit=view, query_code=code, on_the_spot=on_the_spot)
         raise DeskError("the case could not be opened: the visit was settled by another command, or the query "
                         "codes drawn were taken; nothing was written — try again")
+
+    @staticmethod
+    def _settle_open(s: Session, visit_id: int, outcome: str, case_id: int) -> VisitRow:
+        found = s.execute(_SETTLE_OPEN, {"w_id": visit_id, "w_outcome": outcome, "w_case": case_id}).mappings().first()
+        if found is None:  # a concurrent command settled it first: keep the first settlement
+            settled = s.execute(sa.select(_VISITS.c.outcome).where(_VISITS.c.id == visit_id)).scalar()
+            raise DeskError(f"visit {visit_id} was settled by another command ({settled})")
+        row: VisitRow = _new_row(VisitRow, **found)
+        return row
 
     def issue_notice(self, visit_id: int, *, actor: str, also: Iterable[str] = (), reason: str | None = None,
                      at: datetime | None = None) -> Notice:
@@ -500,31 +589,38 @@ class Desk(KeyedDesk):
         when = self.engine._now(at)
         warned: list[tuple[str, str, str]] = []
         with self.engine.store.session(write=True) as s:
-            row = self._visit(s, visit_id)
+            sqlite = s.get_bind().dialect.name == "sqlite"
+            found = s.execute(_NOTICE_READS[sqlite], {"visit": visit_id, "actor": actor}).all()
+            if not found:
+                raise NotFoundError(f"no visit has the id {visit_id}")
+            width = len(_VISIT_COLUMNS)
+            row: VisitRow = _new_row(VisitRow, **dict(zip(_VISIT_COLUMNS, found[0][:width], strict=True)))
+            clerk: Person | None = found[0][width]
+            next_id = found[0][width + 1]
+            earlier = [dict(zip(_NOTICE_FIELDS, r[width + 2:], strict=True)) for r in found if r[width + 2] is not None]
             defn = self.engine.definition(row.workflow_version, s)
             current = self.engine.registry.latest(row.workflow_key) if row.workflow_key in self.engine.registry \
                 else defn
             if row.outcome != "open":
                 raise DeskError(f"visit {visit_id} is already settled ({row.outcome}); record a new visit")
-            clerk = self._person(s, actor)
+            if clerk is None:
+                raise NotFoundError(f"no person has the id {actor!r}; add them with `caseflow person add`")
             missing = [m.key for m in self._missing(defn, row)]
             extra = _check_keys(defn, also, "to add to the notice")
             keys = missing + [k for k in extra if k not in missing]
             if not keys:
                 raise DeskError(f"visit {visit_id} lacks nothing: accept it or handle it on the spot")
             override_by = None
-            earlier = list(s.exec(select(NoticeRow).where(NoticeRow.applicant_hash == row.applicant_hash,
-                                                           NoticeRow.workflow_key == row.workflow_key)
-                                  .order_by(NoticeRow.id)))  # type: ignore[arg-type]
             if earlier:
-                listed = {item["key"] for n in earlier for item in json.loads(n.items)}
+                first = earlier[0]
+                listed = {item["key"] for n in earlier for item in json.loads(n["items"])}
                 unlisted = [k for k in keys if k not in listed]
-                changed = earlier[0].materials_digest != materials_digest(current.materials)
+                changed = first["materials_digest"] != materials_digest(current.materials)
                 if unlisted and not changed:
                     names = "、".join(m.name for m in _materials(defn, unlisted))
                     if not reason or not reason.strip():
                         raise DeskError(
-                            f"一次告知: notice {earlier[0].number} of {earlier[0].issued_at.astimezone(ZONE):%Y-%m-%d}"
+                            f"一次告知: notice {first['number']} of {first['issued_at'].astimezone(ZONE):%Y-%m-%d}"
                             f" did not ask for {names}, and the material list of {defn.key} has not changed "
                             "since; a later notice may not ask for more (出入境窗口规范 10, 交巡警 第十八条). "
                             "A leader may override with --reason")
@@ -532,29 +628,31 @@ class Desk(KeyedDesk):
                         raise PermissionDeniedError(
                             f"{actor!r} leads no one: only a leader may override 一次告知 with a reason")
                     override_by = clerk.id
-            notice = NoticeRow(number="", visit_id=visit_id, workflow_key=row.workflow_key,
-                               applicant_hash=row.applicant_hash, applicant_scheme=row.applicant_scheme,
-                               unit=row.unit,
-                               materials_digest=materials_digest(defn.materials),
-                               items=json.dumps([m.to_dict() for m in _materials(defn, keys)], ensure_ascii=False),
-                               issued_by=clerk.id, issued_at=when, override_by=override_by,
-                               override_reason=reason.strip() if override_by and reason else None)
-            s.add(notice)
-            s.flush()
-            assert notice.id is not None
-            notice.number = f"GZ{when.astimezone(ZONE):%Y%m%d}-{notice.id:06d}"
-            row.outcome, row.notice_id = "notice", notice.id
+            prefix = f"GZ{when.astimezone(ZONE):%Y%m%d}-"
+            notice: NoticeRow = _new_row(
+                NoticeRow, id=next_id, number=f"{prefix}{next_id:06d}" if next_id is not None else "",
+                visit_id=visit_id, workflow_key=row.workflow_key, applicant_hash=row.applicant_hash,
+                applicant_scheme=row.applicant_scheme, unit=row.unit, materials_digest=materials_digest(defn.materials),
+                items=json.dumps([m.to_dict() for m in _materials(defn, keys)], ensure_ascii=False),
+                issued_by=clerk.id, issued_at=when, override_by=override_by,
+                override_reason=reason.strip() if override_by and reason else None)
+            notice_id = insert_row(s, _NOTICES, notice)
+            if next_id is None:  # PostgreSQL: the number names the id the sequence gave
+                notice.__dict__["number"] = f"{prefix}{notice_id:06d}"
+                s.execute(_NOTICES.update().where(_NOTICES.c.id == notice_id).values(number=notice.number))
+            changes: dict[str, Any] = {"outcome": "notice", "notice_id": notice_id}
             if row.number >= defn.service.max_visits and row.warning is None:
                 # The applicant leaves without a result on the last visit allowed: the next one breaks the rule.
-                row.warning = (f"申请人(证件 {row.applicant_masked})第{row.number}次来办理「{defn.title}」仍未办成,"
-                               f"下一趟将超过{defn.service.max_visits}次的规定:请当面确认材料,必要时由领导协调")
-                warned = self._warn(s, clerk, row.warning)
-            s.add(row)
+                changes["warning"] = (f"申请人(证件 {row.applicant_masked})第{row.number}次来办理「{defn.title}」"
+                                      f"仍未办成,下一趟将超过{defn.service.max_visits}次的规定:请当面确认材料,必要时由领导协调")
+                warned = self._warn(s, clerk, changes["warning"])
+            s.execute(_UPDATE_VISIT, {"w_id": visit_id, **changes})
+            row.__dict__.update(changes)
             code = new_query_code()
-            s.add(QueryCodeRow(code_hash=code_hash(code) or "", kind="notice", visit_id=visit_id,
-                               notice_id=notice.id, created_at=when))
-            s.flush()
-            result = self._notice(s, notice, query_code=code)
+            s.execute(_CODES.insert(), {"code_hash": code_hash(code) or "", "kind": "notice", "visit_id": visit_id,
+                                        "case_id": None, "notice_id": notice_id, "created_at": when})
+            result = self._notice_of(notice, defn, row.applicant_masked, query_code=code)
+        self._remember(row)
         self._send(warned)
         return result
 
@@ -567,16 +665,10 @@ class Desk(KeyedDesk):
                 row = s.get(NoticeRow, int(notice_id))
             if row is None:
                 raise NotFoundError(f"no 告知单 {notice_id!r}")
-            return self._notice(s, row)
+            visit = self._visit(s, row.visit_id)
+            return self._notice_of(row, self.engine.definition(visit.workflow_version, s), visit.applicant_masked)
 
     # ---------------------------------------------------------------- internals
-
-    @staticmethod
-    def _person(s: Session, person_id: str) -> Person:
-        person = s.get(Person, person_id)
-        if person is None:
-            raise NotFoundError(f"no person has the id {person_id!r}; add them with `caseflow person add`")
-        return person
 
     @staticmethod
     def _visit(s: Session, visit_id: int) -> VisitRow:
@@ -604,15 +696,14 @@ class Desk(KeyedDesk):
                          max_visits=defn.service.max_visits, case_id=row.case_id, notice_id=row.notice_id,
                          warning=row.warning, over_limit=row.over_limit)
 
-    def _notice(self, s: Session, row: NoticeRow, *, query_code: str | None = None) -> Notice:
+    @staticmethod
+    def _notice_of(row: NoticeRow, defn: WorkflowDef, applicant: str, *, query_code: str | None = None) -> Notice:
         assert row.id is not None
-        visit = self._visit(s, row.visit_id)
-        defn = self.engine.definition(visit.workflow_version, s)
         items = tuple(Material(key=d["key"], name=d["name"], source=d.get("source") or "",
                                basis=d.get("basis") or "", condition=d.get("condition") or "")
                       for d in json.loads(row.items))
         return Notice(id=row.id, number=row.number, visit_id=row.visit_id, workflow=row.workflow_key,
-                      title=defn.title, unit=row.unit, applicant=visit.applicant_masked, items=items,
+                      title=defn.title, unit=row.unit, applicant=applicant, items=items,
                       issued_by=row.issued_by, issued_at=row.issued_at, override_reason=row.override_reason,
                       query_code=query_code)
 

@@ -447,8 +447,11 @@ _DEFAULTS: dict[type[Any], dict[str, Any]] = {model: _defaults(model) for model 
 def _new_row(model: type[Any], **values: Any) -> Any:
     """A new row object of ``model`` (its other fields at their defaults), built as the ORM builds a row it
     loads: SQLModel's validating constructor costs a command more than its SQL does."""
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:  # a table model of another module (the desk's, the ratings'): read once
+        defaults = _DEFAULTS[model] = _defaults(model)
     obj = sa.inspect(model).class_manager.new_instance()
-    obj.__dict__.update(_DEFAULTS[model])
+    obj.__dict__.update(defaults)
     obj.__dict__.update(values)
     return obj
 

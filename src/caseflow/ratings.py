@@ -17,15 +17,16 @@ on its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
-from caseflow.desk import QueryCodeRow, VisitRow, code_hash
-from caseflow.engine import CaseView, Engine
+from caseflow.alerts import table_of
+from caseflow.desk import QueryCodeRow, VisitRow, code_hash, insert_row
+from caseflow.engine import CaseView, Engine, _new_row
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, CaseRow, Person, UTCDateTime
 
@@ -123,6 +124,22 @@ class RatingView:
                 "followup_case_id": self.followup_case_id}
 
 
+_RATINGS = table_of(RatingRow)
+_CASE_COLUMNS = ("closed_at", "workflow_key", "unit", "responsible_id", "workflow_version", "state")
+_ACTOR, _RATED, _LEAD = (sa.orm.aliased(Person, name=name) for name in ("actor", "rated", "lead"))
+#: A case's rating reads in one statement: the case, the clerk recording it, an earlier rating, and whom a
+#: bad rating concerns with their leader (the follow-up goes to the leader).
+_CASE_READ = (sa.select(*(CaseRow.__table__.c[c] for c in _CASE_COLUMNS),  # type: ignore[attr-defined]
+                        _ACTOR, _RATINGS.c.level, _RATINGS.c.at, _RATED, _LEAD)
+              .select_from(CaseRow)
+              .outerjoin(_ACTOR, _ACTOR.id == sa.bindparam("actor"))  # type: ignore[arg-type]
+              .outerjoin(_RATINGS, _RATINGS.c.case_id == CaseRow.id)
+              .outerjoin(_RATED, _RATED.id == CaseRow.responsible_id)  # type: ignore[arg-type]
+              .outerjoin(_LEAD, _LEAD.id == _RATED.leader_id)  # type: ignore[arg-type]
+              .where(CaseRow.id == sa.bindparam("case_id")))  # type: ignore[arg-type]
+_SET_FOLLOWUP = _RATINGS.update().where(_RATINGS.c.id == sa.bindparam("w_id"))
+
+
 def _view(row: RatingRow) -> RatingView:
     assert row.id is not None
     return RatingView(id=row.id, level=row.level, case_id=row.case_id, visit_id=row.visit_id,
@@ -154,104 +171,109 @@ class Ratings:
         """The clerk records the window's 评价器 result for a case or a visit of their unit."""
         if (case_id is None) == (visit_id is None):
             raise RatingError("rate either a case (--case) or a visit (--visit), not both or neither")
-        with self.engine.store.session() as s:
-            clerk = s.get(Person, actor)
-            if clerk is None:
-                raise NotFoundError(f"no person has the id {actor!r}")
-            unit = self._target_unit(s, case_id, visit_id)
-            if not clerk.admin and clerk.unit != unit:
-                raise PermissionDeniedError(f"{actor!r} ({clerk.unit}) may not record a rating for {unit}")
         return self._rate(case_id=case_id, visit_id=visit_id, level=level, comment=comment, by="clerk",
                           recorded_by=actor, at=at)
 
     @staticmethod
-    def _target_unit(s: Session, case_id: int | None, visit_id: int | None) -> str:
-        if case_id is not None:
-            case = s.get(CaseRow, case_id)
-            if case is None:
-                raise NotFoundError(f"no case has the id {case_id}")
-            return case.unit
-        visit = s.get(VisitRow, visit_id)
-        if visit is None:
-            raise NotFoundError(f"no visit has the id {visit_id}")
-        return visit.unit
+    def _check_clerk(clerk: Person | None, actor: str, unit: str) -> None:
+        if clerk is None:
+            raise NotFoundError(f"no person has the id {actor!r}")
+        if not clerk.admin and clerk.unit != unit:
+            raise PermissionDeniedError(f"{actor!r} ({clerk.unit}) may not record a rating for {unit}")
 
     def _rate(self, *, case_id: int | None, visit_id: int | None, level: int | str, comment: str, by: str,
               recorded_by: str | None, at: datetime | None) -> RatingView:
-        number = parse_level(level)
-        when = self.engine._now(at)
+        """Record a rating (``recorded_by``: the clerk keying it in, checked to be of the rated unit), in one
+        transaction: one read of what it concerns, one insert; a bad one then opens its follow-up."""
+        # The applicant's level is judged first; the clerk's after their own checks (who and which unit).
+        number = parse_level(level) if recorded_by is None else 0
+        when = self.engine._now(at) if recorded_by is None else None
+        rated: Person | None = None
+        lead: Person | None = None
         with self.engine.store.session(write=True) as s:
             visit = s.get(VisitRow, visit_id) if visit_id is not None else None
+            if visit_id is not None and visit is None:
+                if recorded_by is not None and s.get(Person, recorded_by) is None:
+                    raise NotFoundError(f"no person has the id {recorded_by!r}")
+                raise NotFoundError(f"no visit has the id {visit_id}")
+            if visit is not None and recorded_by is not None:
+                self._check_clerk(s.get(Person, recorded_by), recorded_by, visit.unit)
             if visit is not None and visit.case_id is not None and case_id is None:
                 case_id = visit.case_id  # a visit that opened a case is rated through its case (一次一评)
+            existing: tuple[int, datetime] | None = None
             if case_id is not None:
-                case = s.get(CaseRow, case_id)
-                if case is None:
+                found = s.execute(_CASE_READ, {"case_id": case_id, "actor": recorded_by}).first()
+                if found is None:
+                    if recorded_by is not None and visit is None and s.get(Person, recorded_by) is None:
+                        raise NotFoundError(f"no person has the id {recorded_by!r}")
                     raise NotFoundError(f"no case has the id {case_id}")
-                if case.workflow_key == FOLLOWUP_WORKFLOW:
+                ended, workflow, unit, person, version, state, clerk, old_level, old_at, rated, lead = found
+                if recorded_by is not None and visit is None:
+                    self._check_clerk(clerk, recorded_by, unit)
+                if recorded_by is not None:
+                    number, when = parse_level(level), self.engine._now(at)
+                if workflow == FOLLOWUP_WORKFLOW:
                     raise RatingError("a follow-up is not rated by the applicant")
-                if case.closed_at is None:
-                    raise RatingError(f"case {case_id} is not finished ({case.state}); rate it once it is done "
+                if ended is None:
+                    raise RatingError(f"case {case_id} is not finished ({state}); rate it once it is done "
                                       "(交巡警 第二十二条 \"业务办理完结后\")")
-                ended, workflow, unit, person = case.closed_at, case.workflow_key, case.unit, case.responsible_id
-                version = case.workflow_version
-                existing = s.exec(select(RatingRow).where(RatingRow.case_id == case_id)).first()
+                existing = (old_level, old_at) if old_level is not None else None
                 visit_id = None
-            elif visit is not None:
+            else:
+                assert visit is not None
+                if recorded_by is not None:
+                    number, when = parse_level(level), self.engine._now(at)
                 if visit.outcome == "open":
                     raise RatingError(f"visit {visit.id} is not settled yet; rate it once the clerk has handled it")
                 ended, workflow, unit, person = visit.at, visit.workflow_key, visit.unit, visit.clerk_id
                 version = visit.workflow_version
-                existing = s.exec(select(RatingRow).where(RatingRow.visit_id == visit.id)).first()
-            else:
-                raise NotFoundError(f"no visit has the id {visit_id}")
+                earlier = s.exec(select(RatingRow).where(RatingRow.visit_id == visit.id)).first()
+                existing = (earlier.level, earlier.at) if earlier is not None else None
             if existing is not None:
-                raise RatingError(f"already rated ({LEVELS[existing.level]}, {existing.at:%Y-%m-%d}): one rating "
+                raise RatingError(f"already rated ({LEVELS[existing[0]]}, {existing[1]:%Y-%m-%d}): one rating "
                                   "per case (一次一评), never changed afterwards")
+            assert when is not None
             window = self.engine.definition(version, s).service.rating_window_days
             if when > ended + timedelta(days=window):
                 raise RatingError(f"the rating window closed {window} days after the matter ended "
                                   f"({ended:%Y-%m-%d}); it is {when:%Y-%m-%d}")
-            row = RatingRow(case_id=case_id, visit_id=visit_id if case_id is None else None, workflow_key=workflow,
-                            unit=unit, person_id=person, level=number, comment=comment.strip()[:500], by=by,
-                            recorded_by=recorded_by, at=when)
-            s.add(row)
-            s.flush()
-            leader = self._leader(s, person, unit) if number in BAD_LEVELS else None
+            row: RatingRow = _new_row(RatingRow, id=None, case_id=case_id,
+                                      visit_id=visit_id if case_id is None else None, workflow_key=workflow,
+                                      unit=unit, person_id=person, level=number, comment=comment.strip()[:500],
+                                      by=by, recorded_by=recorded_by, at=when)
+            insert_row(s, _RATINGS, row)
+            leader = None
+            if number in BAD_LEVELS:
+                if case_id is None:  # a visit rated on its own: whom it concerns read now
+                    rated = s.get(Person, person)
+                    lead = s.get(Person, rated.leader_id) if rated is not None and rated.leader_id else None
+                leader = self._leader(s, rated, lead, unit)
         view = _view(row)
         if leader is not None:
-            view = self._open_followup(view, leader, when)
+            view = self._open_followup(view, leader, rated, when)
         return view
 
-    def _leader(self, s: Session, person_id: str, unit: str) -> str:
+    def _leader(self, s: Session, person: Person | None, leader: Person | None, unit: str) -> str:
         """The unit leader who must follow a bad rating up: the person's leader, else a leader of the unit."""
         roles = set(self.engine.registry.latest(FOLLOWUP_WORKFLOW).roles)
-        person = s.get(Person, person_id)
-        if person is not None and person.leader_id:
-            leader = s.get(Person, person.leader_id)
-            if leader is not None and (leader.role_set & roles or leader.admin):
-                return leader.id
+        if person is not None and person.leader_id and leader is not None and (leader.role_set & roles or
+                                                                                leader.admin):
+            return leader.id
         for candidate in s.exec(select(Person).where(Person.unit == unit).order_by(Person.id)):
             if candidate.role_set & roles:
                 return candidate.id
         raise RatingError(f"no leader of {unit} holds a role of {FOLLOWUP_WORKFLOW} ({', '.join(sorted(roles))}) "
                           "to follow the bad rating up; give the unit's leader one of these roles")
 
-    def _open_followup(self, view: RatingView, leader: str, when: datetime) -> RatingView:
-        with self.engine.store.session() as s:
-            rated = s.get(Person, view.person)
+    def _open_followup(self, view: RatingView, leader: str, rated: Person | None, when: datetime) -> RatingView:
         # The leader reads the person's name (a label, never a key); the id stays on the rating row.
         who = f"{rated.name}({rated.id})" if rated is not None else view.person
         case = self.engine.open(FOLLOWUP_WORKFLOW, actor=leader, at=when, data={
             "rating_id": view.id, "rated_case_id": view.case_id, "rated_visit_id": view.visit_id,
             "rating": view.label, "rated_person": who, "comment": view.comment})
         with self.engine.store.session(write=True) as s:
-            row = s.get(RatingRow, view.id)
-            assert row is not None
-            row.followup_case_id = case.id
-            s.add(row)
-            s.flush()
-            view = _view(row)
+            s.execute(_SET_FOLLOWUP, {"w_id": view.id, "followup_case_id": case.id})
+        view = replace(view, followup_case_id=case.id)
         if self.notify is not None:
             self.notify(leader, "差评回访整改", f"收到{view.label}评价({view.workflow},涉及 {view.person}),"
                         f"请在时限内回访整改(回访案件 {case.id})")
