@@ -167,6 +167,7 @@ _SETTLE_OPEN = (_VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"), _VI
                 .values(outcome=sa.bindparam("w_outcome"), case_id=sa.bindparam("w_case")).returning(*_VISITS.columns))
 #: SET columns come from each call's parameters.
 _UPDATE_VISIT = _VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"))
+_UPDATE_NOTICE = _NOTICES.update().where(_NOTICES.c.id == sa.bindparam("w_id"))
 #: Earlier 告知单 codes of the same applicant and matter, not yet leading to a case.
 _LINK_CODES = _CODES.update().where(
     _CODES.c.visit_id.in_(sa.select(_VISITS.c.id).where(_VISITS.c.applicant_hash == sa.bindparam("applicant"),
@@ -639,7 +640,7 @@ class Desk(KeyedDesk):
             notice_id = insert_row(s, _NOTICES, notice)
             if next_id is None:  # PostgreSQL: the number names the id the sequence gave
                 notice.__dict__["number"] = f"{prefix}{notice_id:06d}"
-                s.execute(_NOTICES.update().where(_NOTICES.c.id == notice_id).values(number=notice.number))
+                s.execute(_UPDATE_NOTICE, {"w_id": notice_id, "number": notice.number})
             changes: dict[str, Any] = {"outcome": "notice", "notice_id": notice_id}
             if row.number >= defn.service.max_visits and row.warning is None:
                 # The applicant leaves without a result on the last visit allowed: the next one breaks the rule.
