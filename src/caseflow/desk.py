@@ -168,6 +168,7 @@ _SETTLE_OPEN = (_VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"), _VI
 #: SET columns come from each call's parameters.
 _UPDATE_VISIT = _VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"))
 _UPDATE_NOTICE = _NOTICES.update().where(_NOTICES.c.id == sa.bindparam("w_id"))
+_INSERT_CODE = _CODES.insert()
 #: Earlier 告知单 codes of the same applicant and matter, not yet leading to a case.
 _LINK_CODES = _CODES.update().where(
     _CODES.c.visit_id.in_(sa.select(_VISITS.c.id).where(_VISITS.c.applicant_hash == sa.bindparam("applicant"),
@@ -194,17 +195,23 @@ _NOTICE_READS = {sqlite: _notice_read(sqlite) for sqlite in (True, False)}
 _REMEMBERED = 1024
 
 
+_INSERTS: dict[sa.Table, sa.Insert] = {}
+
+
 def insert_row(s: Session, table: sa.Table, row: Any) -> int:
     """Insert a row built with ``engine._new_row`` by its columns (the ORM never flushes it; its id taken from
     the database unless set, in the same statement) and give its id."""
     values = {c.key: row.__dict__[c.key] for c in table.columns}
+    insert = _INSERTS.get(table)
+    if insert is None:
+        insert = _INSERTS[table] = table.insert()
     if values.get("id") is None:
         del values["id"]
-        key = s.connection().execute(table.insert(), values).inserted_primary_key
+        key = s.connection().execute(insert, values).inserted_primary_key
         assert key is not None
         row.__dict__["id"] = key[0]
     else:
-        s.connection().execute(table.insert(), values)
+        s.connection().execute(insert, values)
     return int(row.__dict__["id"])
 
 
@@ -547,7 +554,7 @@ class Desk(KeyedDesk):
                         insert_row(s, _VISITS, row)
                     else:
                         s.execute(_UPDATE_VISIT, {"w_id": row.id, "outcome": outcome, "case_id": case_id})
-                s.execute(_CODES.insert(), {"code_hash": code_hash(code) or "", "kind": "receipt",
+                s.execute(_INSERT_CODE, {"code_hash": code_hash(code) or "", "kind": "receipt",
                                             "visit_id": row.id, "case_id": case_id, "notice_id": None,
                                             "created_at": when})
                 # Earlier 告知单 codes of the same applicant and matter now lead to this case too.
@@ -650,7 +657,7 @@ class Desk(KeyedDesk):
             s.execute(_UPDATE_VISIT, {"w_id": visit_id, **changes})
             row.__dict__.update(changes)
             code = new_query_code()
-            s.execute(_CODES.insert(), {"code_hash": code_hash(code) or "", "kind": "notice", "visit_id": visit_id,
+            s.execute(_INSERT_CODE, {"code_hash": code_hash(code) or "", "kind": "notice", "visit_id": visit_id,
                                         "case_id": None, "notice_id": notice_id, "created_at": when})
             result = self._notice_of(notice, defn, row.applicant_masked, query_code=code)
         self._remember(row)
