@@ -30,7 +30,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
@@ -174,6 +174,29 @@ _LINK_CODES = _CODES.update().where(
     _CODES.c.visit_id.in_(sa.select(_VISITS.c.id).where(_VISITS.c.applicant_hash == sa.bindparam("applicant"),
                                                         _VISITS.c.workflow_key == sa.bindparam("workflow"))),
     _CODES.c.case_id.is_(None)).values(case_id=sa.bindparam("link_case"))
+
+
+def _settle_in_one() -> sa.Select[Any]:
+    """PostgreSQL's one statement settling a recorded visit (data-modifying CTEs): the visit settled if still
+    open and read back, the receipt's code inserted, the earlier 告知单 codes of the applicant and matter
+    linked to the case; nothing is written when the visit was settled already (no row comes back)."""
+    settled = (_VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"), _VISITS.c.outcome == "open")
+               .values(outcome=sa.bindparam("w_outcome"), case_id=sa.bindparam("w_case"))
+               .returning(*_VISITS.columns).cte("settled"))
+    code = _CODES.insert().from_select(
+        ["code_hash", "kind", "visit_id", "case_id", "created_at"],
+        sa.select(sa.bindparam("q_hash", type_=_CODES.c.code_hash.type), sa.literal("receipt"), settled.c.id,
+                  settled.c.case_id, sa.bindparam("q_at", type_=_CODES.c.created_at.type)))
+    link = _CODES.update().where(
+        _CODES.c.visit_id.in_(sa.select(_VISITS.c.id).where(
+            _VISITS.c.applicant_hash == sa.select(settled.c.applicant_hash).scalar_subquery(),
+            _VISITS.c.workflow_key == sa.select(settled.c.workflow_key).scalar_subquery())),
+        _CODES.c.case_id.is_(None)).values(case_id=sa.bindparam("w_case"))
+    query: sa.Select[Any] = sa.select(*settled.c).add_cte(code.cte("receipt"), link.cte("linked"))
+    return query
+
+
+_SETTLE_IN_ONE = _settle_in_one()
 _NOTICE_FIELDS = ("id", "items", "materials_digest", "number", "issued_at")
 
 
@@ -544,6 +567,15 @@ class Desk(KeyedDesk):
 
             def prepare(s: Session, case_id: int, code: str = code, settled: list[VisitRow] = settled
                         ) -> dict[str, Any]:
+                if isinstance(visit_of, int) and s.get_bind().dialect.name == "postgresql":
+                    found = s.execute(_SETTLE_IN_ONE, {"w_id": visit_of, "w_outcome": outcome, "w_case": case_id,
+                                                       "q_hash": code_hash(code) or "", "q_at": when}
+                                      ).mappings().first()
+                    if found is None:
+                        self._refuse_settled(s, visit_of)
+                    row = _new_row(VisitRow, **found)
+                    settled.append(row)
+                    return {"visit_id": row.id}
                 if isinstance(visit_of, int):
                     row = self._settle_open(s, visit_of, outcome, case_id)
                 else:
@@ -580,11 +612,16 @@ class Desk(KeyedDesk):
     @staticmethod
     def _settle_open(s: Session, visit_id: int, outcome: str, case_id: int) -> VisitRow:
         found = s.execute(_SETTLE_OPEN, {"w_id": visit_id, "w_outcome": outcome, "w_case": case_id}).mappings().first()
-        if found is None:  # a concurrent command settled it first: keep the first settlement
-            settled = s.execute(sa.select(_VISITS.c.outcome).where(_VISITS.c.id == visit_id)).scalar()
-            raise DeskError(f"visit {visit_id} was settled by another command ({settled})")
+        if found is None:
+            Desk._refuse_settled(s, visit_id)
         row: VisitRow = _new_row(VisitRow, **found)
         return row
+
+    @staticmethod
+    def _refuse_settled(s: Session, visit_id: int) -> NoReturn:
+        """A concurrent command settled the visit first: the first settlement is kept."""
+        settled = s.execute(sa.select(_VISITS.c.outcome).where(_VISITS.c.id == visit_id)).scalar()
+        raise DeskError(f"visit {visit_id} was settled by another command ({settled})")
 
     def issue_notice(self, visit_id: int, *, actor: str, also: Iterable[str] = (), reason: str | None = None,
                      at: datetime | None = None) -> Notice:
