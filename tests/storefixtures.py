@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,8 +33,15 @@ def pg_base_url() -> str | None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL: a SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'caseflow.db'}"
+    with empty_database(request.param, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def empty_database(kind: str, tmp_path: Path, name: str = "caseflow") -> Iterator[str]:
+    """The URL of an empty database of ``kind`` (sqlite: ``tmp_path/name.db``; postgresql: a new schema)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / f'{name}.db'}"
         return
     base = pg_base_url()
     assert base is not None
@@ -48,7 +56,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             pytest.fail(f"PostgreSQL at {base} is unreachable: {exc.orig}")
         pytest.skip(f"PostgreSQL at {base} is unreachable; {PG_HINT}")
     sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

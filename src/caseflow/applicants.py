@@ -25,10 +25,10 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Field, Session
 
 from caseflow.notify import ConfigError, NotifyConfig
 
@@ -48,6 +48,7 @@ __all__ = [
     "normalise_id",
     "rekey",
     "rekey_held",
+    "scheme_field",
     "write_secret",
 ]
 
@@ -88,6 +89,15 @@ def mask_id_number(id_number: str) -> str:
 def legacy_fingerprint(id_number: str) -> str:
     """The unkeyed SHA-256 rows carried before keyed fingerprints (``applicant_scheme = 'sha256'``)."""
     return hashlib.sha256(f"caseflow-applicant:{normalise_id(id_number)}".encode()).hexdigest()
+
+
+def scheme_field() -> Any:
+    """The ``applicant_scheme`` column of a fingerprinted table (placed where migration 0008 added it).
+
+    The code writes :data:`SCHEME`; the database's default is :data:`LEGACY_SCHEME`, which migration 0008
+    gave the rows already there, so a fresh database created from the models has the migrated column.
+    """
+    return Field(default=SCHEME, max_length=16, sa_column_kwargs={"server_default": LEGACY_SCHEME})
 
 
 class ApplicantKey:

@@ -23,7 +23,14 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
 from caseflow.alerts import table_of
-from caseflow.applicants import SCHEME, KeyedDesk, legacy_fingerprint, legacy_held, mask_id_number, rekey_held
+from caseflow.applicants import (
+    KeyedDesk,
+    legacy_fingerprint,
+    legacy_held,
+    mask_id_number,
+    rekey_held,
+    scheme_field,
+)
 from caseflow.calendar import ZONE
 from caseflow.engine import _new_row
 from caseflow.errors import CaseflowError, CommandError, NotFoundError, PermissionDeniedError
@@ -64,7 +71,6 @@ class AppointmentRow(CaseflowBase, table=True):
     workflow_key: str = Field(max_length=100)
     at: datetime = Field(sa_type=UTCDateTime)
     applicant_hash: str = Field(max_length=64)
-    applicant_scheme: str = Field(default=SCHEME, max_length=16)  # applicants.SCHEME, or the old "sha256"
     applicant_masked: str = Field(max_length=40)
     status: str = Field(default="booked", max_length=16)  # booked, served, no_show, missed, cancelled
     booked_at: datetime = Field(sa_type=UTCDateTime)
@@ -72,6 +78,8 @@ class AppointmentRow(CaseflowBase, table=True):
     clerk_id: str | None = Field(default=None, max_length=64)  # who recorded the outcome
     outcome_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     warned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: applicants.SCHEME, or the old "sha256"; after warned_at, where migration 0008 added it.
+    applicant_scheme: str = scheme_field()
     code_hash: str | None = Field(default=None, max_length=64, index=True, unique=True)  # SHA-256 of its code
 
 

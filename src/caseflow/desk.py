@@ -37,13 +37,13 @@ from sqlmodel import Field, Session, select
 
 from caseflow.alerts import table_of
 from caseflow.applicants import (
-    SCHEME,
     ApplicantKey,
     KeyedDesk,
     legacy_fingerprint,
     legacy_held,
     mask_id_number,
     rekey_held,
+    scheme_field,
 )
 from caseflow.calendar import ZONE
 from caseflow.engine import CaseView, Engine, _new_row
@@ -103,7 +103,6 @@ class VisitRow(CaseflowBase, table=True):
     workflow_version: str = Field(max_length=64)
     materials_digest: str = Field(max_length=64)
     applicant_hash: str = Field(max_length=64)
-    applicant_scheme: str = Field(default=SCHEME, max_length=16)  # applicants.SCHEME, or the old "sha256"
     applicant_masked: str = Field(max_length=40)
     unit: str = Field(max_length=100)
     clerk_id: str = Field(max_length=64)
@@ -116,6 +115,8 @@ class VisitRow(CaseflowBase, table=True):
     notice_id: int | None = None
     over_limit: bool = False  # a visit beyond the procedure's max_visits (第三趟)
     warning: str | None = None  # the 第三趟 warning given, if any
+    #: applicants.SCHEME, or the old "sha256"; last, where migration 0008 added it.
+    applicant_scheme: str = scheme_field()
 
 
 class NoticeRow(CaseflowBase, table=True):
@@ -129,7 +130,6 @@ class NoticeRow(CaseflowBase, table=True):
     visit_id: int = Field(foreign_key="caseflow_visits.id", index=True)
     workflow_key: str = Field(max_length=100)
     applicant_hash: str = Field(max_length=64)
-    applicant_scheme: str = Field(default=SCHEME, max_length=16)
     unit: str = Field(max_length=100)
     materials_digest: str = Field(max_length=64)
     items: str = "[]"  # JSON list of Material.to_dict()
@@ -137,6 +137,7 @@ class NoticeRow(CaseflowBase, table=True):
     issued_at: datetime = Field(sa_type=UTCDateTime)
     override_by: str | None = Field(default=None, max_length=64)
     override_reason: str | None = None
+    applicant_scheme: str = scheme_field()  # last, where migration 0008 added it
 
 
 class QueryCodeRow(CaseflowBase, table=True):

@@ -3,7 +3,9 @@
 Every instant is stored in UTC through :class:`UTCDateTime`, which refuses naive datetimes and reads
 back aware values (SQLite drops offsets otherwise: DESIGN.md trap). Our tables live in their own
 metadata (``CaseflowBase``) so a host application's ``SQLModel.metadata`` never sees them, and the
-schema is managed by Alembic (``caseflow db upgrade``) with its own version table.
+schema is managed by Alembic (``caseflow db upgrade``) with its own version table. An empty database is
+given the newest schema directly from the models (:meth:`Store.create_schema`), stamped at the newest
+revision, without Alembic: the migrations only ever run on a database that has an older schema.
 
 SQLite is the single-process store: writes take ``BEGIN IMMEDIATE`` so concurrent writers queue
 instead of failing, and WAL lets readers run alongside. Several processes (API workers, schedulers)
@@ -35,6 +37,7 @@ __all__ = [
     "BEGIN_FIRST",
     "DEFAULT_DB",
     "MAX_CASE_ID",
+    "TABLE_MODULES",
     "Absence",
     "ApiToken",
     "CaseRow",
@@ -50,7 +53,9 @@ __all__ = [
     "UTCDateTime",
     "WorkflowVersion",
     "driver_connection",
+    "head_metadata",
     "normalize_url",
+    "shipped_head_revision",
 ]
 
 #: Case ids are INTEGER columns (32 bits on PostgreSQL): a larger id names no case, on either database.
@@ -63,6 +68,9 @@ ALEMBIC_VERSION_TABLE = "caseflow_alembic_version"
 #: round trip instead of two. With parameters, or not first, it gets no BEGIN of its own.
 BEGIN_FIRST = "caseflow_begin_first"
 _MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+#: The modules that declare tables on :class:`CaseflowBase` besides this one (see :func:`head_metadata`).
+TABLE_MODULES = ("caseflow.alerts", "caseflow.appointments", "caseflow.desk", "caseflow.ratelimit",
+                 "caseflow.ratings")
 
 
 def shipped_head_revision() -> str:
@@ -89,6 +97,19 @@ def shipped_head_revision() -> str:
     if len(heads) != 1:
         raise StoreError(f"the shipped migrations have {len(heads)} heads ({sorted(heads)}); expected one")
     return heads.pop()
+
+
+def head_metadata() -> sa.MetaData:
+    """Every caseflow table as the models declare it: the schema of :func:`shipped_head_revision`.
+
+    The tables are declared beside their concepts (desk, appointments, ratings …), so their modules are
+    imported first; a test holds the schema built from it equal to the one the migrations build.
+    """
+    import importlib
+
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+    return CaseflowBase.metadata
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -183,11 +204,11 @@ class CaseRow(CaseflowBase, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     close_reason: str | None = None
+    data: str = "{}"  # JSON
     #: The head of the case's event chain, kept beside the version so a command needs no extra read
-    #: and the audit can tell a history cut short at its end.
+    #: and the audit can tell a history cut short at its end. (After ``data``: migration 0003 added them.)
     last_event_hash: str | None = Field(default=None, max_length=64)
     last_event_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    data: str = "{}"  # JSON
 
     def data_dict(self) -> dict[str, Any]:
         """The case's data fields."""
@@ -496,12 +517,44 @@ class Store:
     def _check_schema(self) -> None:
         current = self.current_revision()
         if current is None:
-            self.upgrade()
-        elif current != self.head_revision():
+            current = self.create_schema()
+        if current != self.head_revision():
             raise StoreError(
                 f"the database {self._safe_url()} is at schema revision {current}, this caseflow needs "
                 f"{self.head_revision()}: run `caseflow db upgrade --db {self._safe_url()}`"
             )
+
+    def create_schema(self) -> str:
+        """Give an empty database the newest schema, its seeded rows and version stamp; return its revision.
+
+        What the migrations build, made in one transaction from :func:`head_metadata` without importing
+        Alembic (and the migrations) at all: the stamp is the one Alembic writes, so ``caseflow db
+        upgrade`` carries the database on from there. Two processes creating the same database at once
+        queue on a lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock on the schema's name):
+        the second finds the first one's stamp, creates nothing and returns the revision it found. A
+        database holding any of the tables but no stamp is refused, as Alembic would refuse it.
+        """
+        metadata = head_metadata()
+        version = _alembic_version_table()
+        try:
+            with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    conn.execution_options(caseflow_write=True)  # BEGIN IMMEDIATE (_configure_sqlite)
+                with conn.begin():
+                    if not self.is_sqlite:
+                        conn.execute(_SCHEMA_LOCK)
+                    if sa.inspect(conn).has_table(ALEMBIC_VERSION_TABLE):
+                        found: str | None = conn.execute(sa.select(version.c.version_num)).scalar()
+                        return str(found)
+                    metadata.create_all(conn, checkfirst=False)
+                    for table, rows in _seeded_rows().items():
+                        conn.execute(sa.insert(metadata.tables[table]), rows)
+                    version.create(conn)
+                    head = shipped_head_revision()
+                    conn.execute(sa.insert(version).values(version_num=head))
+                    return head
+        except sa.exc.DatabaseError as exc:
+            raise StoreError(f"cannot create the schema in {self._safe_url()}: {exc.orig}") from None
 
     def _alembic_config(self) -> Any:
         from alembic.config import Config
@@ -603,6 +656,32 @@ def _configure_postgresql(engine: Engine) -> None:
     event.listen(engine, "do_execute", _execute)
     event.listen(engine, "do_executemany", _executemany)
     event.listen(engine, "do_execute_no_params", _execute_no_params)
+
+
+#: Held while an empty PostgreSQL schema is created: the key is the schema's name, so creating two different
+#: schemas (one per test, one per tenant) never waits.
+_SCHEMA_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext('caseflow-create-schema:' || "
+                       "coalesce(current_schema(), '')))")
+
+
+def _alembic_version_table() -> sa.Table:
+    # Alembic's own definition (alembic.runtime.migration.MigrationContext): Alembic reads and moves the
+    # stamp of a database created by Store.create_schema as one it wrote itself.
+    table = sa.Table(ALEMBIC_VERSION_TABLE, sa.MetaData(),
+                     sa.Column("version_num", sa.String(32), nullable=False))
+    table.append_constraint(sa.PrimaryKeyConstraint("version_num", name=f"{ALEMBIC_VERSION_TABLE}_pkc"))
+    return table
+
+
+def _seeded_rows() -> dict[str, list[dict[str, Any]]]:
+    """The rows the migrations insert into an empty database (a test holds the two equal).
+
+    Migration 0005: the generation counters exist from the start, so a command can hold them shared before
+    the first load raises them; their ``changed_at`` is the migration's fixed instant.
+    """
+    created = datetime(2026, 11, 30, tzinfo=UTC)
+    return {Generation.__tablename__: [{"name": "calendar", "value": 0, "changed_at": created},
+                                       {"name": "workflows", "value": 0, "changed_at": created}]}
 
 
 def _configure_sqlite(engine: Engine) -> None:

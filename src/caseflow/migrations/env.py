@@ -5,16 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import caseflow.alerts  # registers the scheduler's tables in CaseflowBase.metadata
-import caseflow.applicants  # keyed applicant fingerprints (no table: their scheme column)
-import caseflow.appointments  # bookings and 延时服务 hours
-import caseflow.desk  # the window's tables (visits, notices, query codes)
-import caseflow.ratelimit  # the public rate limit shared by every process
-import caseflow.ratings  # noqa: F401 - ratings (好差评)
-from caseflow.store import ALEMBIC_VERSION_TABLE, CaseflowBase
+from caseflow.store import ALEMBIC_VERSION_TABLE, head_metadata
 
 config = context.config
-target_metadata = CaseflowBase.metadata
+# Every table module imported (store.TABLE_MODULES), as a fresh database is created from the same metadata.
+target_metadata = head_metadata()
 
 
 def run_migrations() -> None:
