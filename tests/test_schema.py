@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -26,6 +27,7 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 
 import caseflow
+from caseflow.errors import StoreError
 from caseflow.store import ALEMBIC_VERSION_TABLE, CaseflowBase, Store, shipped_head_revision
 from storefixtures import db_url, empty_database  # noqa: F401 - fixture
 
@@ -225,3 +227,13 @@ def test_two_stores_creating_one_empty_database_at_once_both_open_it(db_url: str
     assert found[ALEMBIC_VERSION_TABLE]["rows"] == [repr((shipped_head_revision(),))]
     assert len(found["caseflow_generations"]["rows"]) == 2
     assert set(found) - {"catalogue", ALEMBIC_VERSION_TABLE} == set(CaseflowBase.metadata.tables)
+
+
+def test_a_database_holding_tables_but_no_stamp_is_refused_not_stamped(db_url: str) -> None:  # noqa: F811
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE caseflow_people (id VARCHAR(64) PRIMARY KEY)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"cannot create the schema in .*caseflow_people"):
+        Store(db_url)
+    assert "caseflow_alembic_version" not in schema_of(db_url)
