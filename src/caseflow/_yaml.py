@@ -116,14 +116,14 @@ def line_of(container: Any, key: str | int | None = None) -> int | None:
     return getattr(container, "line", None)
 
 
-def parsed_form(path: Path) -> dict[str, Any]:
-    """The records of a shipped parsed form (``{"files": {sha256: record}}``), by SHA-256; empty when the
-    file is missing or unreadable (a trimmed install: every data file is then read as YAML)."""
+def parsed_form(path: Path, section: str = "files") -> dict[str, Any]:
+    """The records of a shipped parsed form (``{"files": {sha256: record}}``, or another ``section``); empty
+    when the file is missing or unreadable (a trimmed install: what it holds is then computed as usual)."""
     import json
 
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    files = found.get("files") if isinstance(found, dict) else None
-    return files if isinstance(files, dict) else {}
+    records = found.get(section) if isinstance(found, dict) else None
+    return records if isinstance(records, dict) else {}

@@ -369,14 +369,9 @@ STATUTORY_DAYS_FILE = Path(__file__).parent / "statutory_days.json"
 
 @functools.cache
 def _statutory_table() -> dict[str, dict[str, str]]:
-    import json
+    from caseflow._yaml import parsed_form
 
-    try:
-        found = json.loads(STATUTORY_DAYS_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # a trimmed install: python-holidays answers every year
-    years = found.get("years") if isinstance(found, dict) else None
-    return years if isinstance(years, dict) else {}
+    return parsed_form(STATUTORY_DAYS_FILE, "years")  # empty in a trimmed install: the library answers
 
 
 def _statutory_days_of(years: Iterable[int]) -> dict[int, dict[date, str]]:

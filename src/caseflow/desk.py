@@ -181,9 +181,7 @@ def _settle_in_one() -> sa.Select[Any]:
     """PostgreSQL's one statement settling a recorded visit (data-modifying CTEs): the visit settled if still
     open and read back, the receipt's code inserted, the earlier 告知单 codes of the applicant and matter
     linked to the case; nothing is written when the visit was settled already (no row comes back)."""
-    settled = (_VISITS.update().where(_VISITS.c.id == sa.bindparam("w_id"), _VISITS.c.outcome == "open")
-               .values(outcome=sa.bindparam("w_outcome"), case_id=sa.bindparam("w_case"))
-               .returning(*_VISITS.columns).cte("settled"))
+    settled = _SETTLE_OPEN.cte("settled")
     code = _CODES.insert().from_select(
         ["code_hash", "kind", "visit_id", "case_id", "created_at"],
         sa.select(sa.bindparam("q_hash", type_=_CODES.c.code_hash.type), sa.literal("receipt"), settled.c.id,
