@@ -684,13 +684,33 @@ def _seeded_rows() -> dict[str, list[dict[str, Any]]]:
                                        {"name": "workflows", "value": 0, "changed_at": created}]}
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting while another connection holds the lock it needs.
+
+    Switching a new file to WAL takes its exclusive lock, and SQLite answers "database is locked" at once,
+    without the busy wait, while another connection switches it or writes (two processes opening a new
+    database together); the mode is kept in the file, so the wait happens only then.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + 60  # as the busy timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # pysqlite's own transaction handling would issue a deferred BEGIN; we issue ours.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
