@@ -118,3 +118,67 @@ def write_golden(path: Path = Path(__file__).parent / "data" / "demo_golden.json
 
 if __name__ == "__main__":
     write_golden()
+
+
+def _scorecard_by_hand(store: Store, month: str) -> dict[str, dict[str, int]]:
+    """The month's events per person, recounted row by row in Python (the rules of caseflow.scoring)."""
+    from caseflow.alerts import ALERTS, CASES, TIMERS, table_of
+    from caseflow.appointments import AppointmentRow
+    from caseflow.desk import NoticeRow, VisitRow
+    from caseflow.ratings import BAD_LEVELS, RatingRow
+    from caseflow.stats import month_bounds, parse_month
+
+    start, end = month_bounds(*parse_month(month))
+    counts: dict[str, dict[str, int]] = {}
+
+    def count(rule: str, person: str | None) -> None:
+        line = counts.setdefault(person or "", {})
+        line[rule] = line.get(rule, 0) + 1
+
+    a, t, c = ALERTS.c, TIMERS.c, CASES.c
+    r, v, n, b = (table_of(RatingRow).c, table_of(VisitRow).c, table_of(NoticeRow).c,
+                  table_of(AppointmentRow).c)
+    with store.session() as s:
+        for level, assignee, responsible, at in s.execute(
+                sa.select(a.level, t.assignee, c.responsible_id, a.level_at)
+                .join(TIMERS, t.id == a.timer_id).join(CASES, c.id == t.case_id)):
+            if level in ("overdue", "escalated") and start <= at < end:
+                count("overdue_step" if level == "overdue" else "escalation", assignee or responsible)
+        for assignee, responsible, status, stopped, due in s.execute(
+                sa.select(t.assignee, c.responsible_id, t.status, t.stopped_at, t.due_at)
+                .join(CASES, c.id == t.case_id)):
+            if status == "met" and start <= stopped < end and (due is None or stopped <= due):
+                count("finished_on_time", assignee or responsible)
+        for person, level, at, followup in s.execute(sa.select(r.person_id, r.level, r.at, r.followup_case_id)):
+            if level in BAD_LEVELS and start <= at < end:
+                count("bad_rating", person)
+            if followup is not None:
+                state, closed = s.execute(sa.select(c.state, c.closed_at).where(c.id == followup)).one()
+                if state == "rectified" and start <= closed < end:
+                    count("upheld_complaint", person)
+        notices = s.execute(sa.select(n.applicant_hash, n.workflow_key, n.issued_by).order_by(n.id)).all()
+        for over, at, clerk, applicant, key in s.execute(
+                sa.select(v.over_limit, v.at, v.clerk_id, v.applicant_hash, v.workflow_key)):
+            if over and start <= at < end:
+                first = next((who for h, k, who in notices if (h, k) == (applicant, key)), None)
+                count("third_visit", first if first is not None else clerk)
+        for status, at, clerk in s.execute(sa.select(b.status, b.at, b.clerk_id)):
+            if status == "missed" and start <= at < end:
+                count("missed_appointment", clerk)
+    return counts
+
+
+@pytest.mark.parametrize("month", ["2026-09", "2026-10"])
+def test_the_scorecard_counts_what_a_recount_by_hand_counts(run: Run, month: str) -> None:
+    """The database counts a month's 考评 events in one statement; a row-by-row recount agrees, per person
+    and per unit (a unit's line is the sum of its people's events there)."""
+    from caseflow.scoring import scorecard
+
+    card = scorecard(run.store, month=month)
+    got = {p.key: {k: v for k, v in p.counts.items() if v} for p in card.people}
+    assert got == _scorecard_by_hand(run.store, month)
+    assert sum(sum(line.counts.values()) for line in card.units) == sum(map(sum, (p.counts.values()
+                                                                                for p in card.people)))
+    for line in card.units:
+        only = scorecard(run.store, month=month, unit=line.key)
+        assert [u.key for u in only.units] == [line.key] and only.units[0].counts == line.counts

@@ -37,7 +37,8 @@ from caseflow.errors import CaseflowError, CommandError, NotFoundError, Permissi
 from caseflow.store import CaseflowBase, Person, UTCDateTime
 
 __all__ = ["LATE_AFTER", "LATE_SUBJECT", "OUTCOMES", "AppointmentError", "AppointmentRow", "AppointmentView",
-           "Appointments", "LateBooking", "RestDayRow", "claim_late", "late_condition", "missed_by_unit"]
+           "Appointments", "LateBooking", "RestDayRow", "claim_late", "late_condition", "missed_columns",
+           "missed_in"]
 
 #: Outcome → label.
 OUTCOMES = {"served": "已按约办理", "no_show": "群众爽约", "missed": "单位违约"}
@@ -416,9 +417,14 @@ class Appointments(KeyedDesk):
                                                   "outcome_at": now}).one()
             return _view(written)
 
-def missed_by_unit(session: sa.orm.Session, start: datetime, end: datetime) -> list[tuple[str, str]]:
-    """(clerk, unit) of each booking missed on the unit's side whose instant lies in [start, end) (考评)."""
+def missed_columns() -> tuple[Any, Any]:
+    """Who answers for a booking missed on the unit's side (its clerk, '' when none was named) and its unit."""
     c = table_of(AppointmentRow).c
-    rows = session.execute(sa.select(c.clerk_id, c.unit).where(c.status == "missed", c.at >= start, c.at < end)
-                           .order_by(c.id))
-    return [(clerk or "", unit) for clerk, unit in rows]
+    return sa.func.coalesce(c.clerk_id, ""), c.unit
+
+
+def missed_in(start: Any, end: Any) -> sa.Select[Any]:
+    """The bookings missed on the unit's side whose instant lies in [start, end) (考评), columns to be added."""
+    c = table_of(AppointmentRow).c
+    return sa.select().select_from(table_of(AppointmentRow)).where(c.status == "missed", c.at >= start,
+                                                                     c.at < end)

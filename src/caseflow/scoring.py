@@ -24,12 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS, read_in, table_of
-from caseflow.appointments import missed_by_unit
+from caseflow.appointments import missed_columns, missed_in
 from caseflow.desk import NoticeRow, VisitRow
 from caseflow.errors import CaseflowError
 from caseflow.ratings import BAD_LEVELS, RatingRow
 from caseflow.stats import month_bounds, parse_month
-from caseflow.store import Store
+from caseflow.store import Store, UTCDateTime
 
 __all__ = ["DEFAULT_RULES_PATH", "RULES", "ScoreLine", "Scorecard", "ScoringError", "ScoringRules", "scorecard"]
 
@@ -151,6 +151,65 @@ class Scorecard:
         return "\n".join(lines) + "\n"
 
 
+def _events_query() -> sa.Select[Any]:
+    """One statement for a month's scorecard: every rule's events counted per (person, unit), with the
+    person's name and unit, between the bound parameters ``start`` and ``end`` (and ``unit``, when not NULL).
+
+    Counted by the database: a month of a busy bureau is thousands of events, a scorecard a few dozen lines
+    (the daily digest reads it every working day). Built once; SQLAlchemy's compiled cache does the rest.
+    """
+    cases, timers, alerts, ratings = CASES.c, TIMERS.c, ALERTS.c, table_of(RatingRow).c
+    visits, notices = table_of(VisitRow).c, table_of(NoticeRow).c
+    start, end = sa.bindparam("start", type_=UTCDateTime()), sa.bindparam("end", type_=UTCDateTime())
+    # The duty holder: the timer's assignee where the engine records one, else the case's responsible person.
+    who = sa.func.coalesce(timers.assignee, cases.responsible_id, "")
+
+    def counted(rule: str, person: Any, unit: Any, query: sa.Select[Any]) -> sa.Select[Any]:
+        return (query.add_columns(sa.literal(rule).label("rule"), person.label("person"), unit.label("unit"),
+                                  sa.func.count().label("n"))
+                .group_by(person, unit))
+
+    level = alerts.level
+    branches = [
+        counted("overdue_step", who, cases.unit, sa.select().select_from(ALERTS)
+                .join(TIMERS, timers.id == alerts.timer_id).join(CASES, cases.id == timers.case_id)
+                .where(level == "overdue", alerts.level_at >= start, alerts.level_at < end)),
+        counted("escalation", who, cases.unit, sa.select().select_from(ALERTS)
+                .join(TIMERS, timers.id == alerts.timer_id).join(CASES, cases.id == timers.case_id)
+                .where(level == "escalated", alerts.level_at >= start, alerts.level_at < end)),
+        # Finished on time: stopped by its due instant (a step without one is on time by definition).
+        counted("finished_on_time", who, cases.unit, sa.select().select_from(TIMERS)
+                .join(CASES, cases.id == timers.case_id)
+                .where(timers.status == "met", timers.stopped_at >= start, timers.stopped_at < end,
+                       sa.or_(timers.due_at.is_(None), timers.stopped_at <= timers.due_at))),
+        counted("bad_rating", ratings.person_id, ratings.unit, sa.select().select_from(table_of(RatingRow))
+                .where(ratings.at >= start, ratings.at < end, ratings.level.in_(BAD_LEVELS))),
+        counted("upheld_complaint", ratings.person_id, ratings.unit, sa.select().select_from(table_of(RatingRow))
+                .join(CASES, cases.id == ratings.followup_case_id)
+                .where(cases.state == "rectified", cases.closed_at >= start, cases.closed_at < end)),
+    ]
+    # A visit beyond the limit counts against the clerk of the matter's first 告知单 (whose notice was
+    # incomplete), else the visit's clerk.
+    first_notice = (sa.select(notices.issued_by)
+                    .where(notices.applicant_hash == visits.applicant_hash,
+                           notices.workflow_key == visits.workflow_key)
+                    .order_by(notices.id).limit(1).scalar_subquery())
+    branches.append(counted("third_visit", sa.func.coalesce(first_notice, visits.clerk_id), visits.unit,
+                            sa.select().select_from(table_of(VisitRow))
+                            .where(visits.over_limit, visits.at >= start, visits.at < end)))
+    branches.append(counted("missed_appointment", *missed_columns(), missed_in(start, end)))
+    events = sa.union_all(*branches).subquery("events")
+    people = PEOPLE.c
+    unit = sa.bindparam("unit", type_=sa.String())
+    return (sa.select(events.c.rule, events.c.person, events.c.unit, events.c.n, people.name, people.unit)
+            .outerjoin(PEOPLE, people.id == events.c.person)
+            .where(sa.or_(unit.is_(None), events.c.unit == unit))
+            .order_by(events.c.unit, events.c.person, events.c.rule))
+
+
+_EVENTS_QUERY = _events_query()
+
+
 def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
               unit: str | None = None, session: Session | None = None) -> Scorecard:
     """The scorecard of ``month`` (YYYY-MM) for every unit (or one) and the people who had events.
@@ -159,62 +218,20 @@ def scorecard(store: Store, *, month: str, rules: ScoringRules | None = None,
     """
     rules = rules or ScoringRules.load()
     start, end = month_bounds(*parse_month(month))
-    events: list[tuple[str, str, str]] = []  # (rule, person, unit)
-    cases, timers, alerts, ratings = CASES.c, TIMERS.c, ALERTS.c, table_of(RatingRow).c
-    visits, notices = table_of(VisitRow).c, table_of(NoticeRow).c
-    # The duty holder: the timer's assignee where the engine records one, else the case's responsible person.
-    who = sa.func.coalesce(timers.assignee, cases.responsible_id) if "assignee" in timers \
-        else cases.responsible_id
     with read_in(store, session) as s:
-        raised = s.execute(
-            sa.select(alerts.level, who, cases.unit)
-            .join(TIMERS, timers.id == alerts.timer_id).join(CASES, cases.id == timers.case_id)
-            .where(alerts.level.in_(("overdue", "escalated")), alerts.level_at >= start,
-                   alerts.level_at < end)).all()
-        for level, person, case_unit in raised:
-            events.append(("overdue_step" if level == "overdue" else "escalation", person or "", case_unit))
-        met = s.execute(
-            sa.select(who, cases.unit, timers.stopped_at, timers.due_at)
-            .join(CASES, cases.id == timers.case_id)
-            .where(timers.status == "met", timers.stopped_at >= start, timers.stopped_at < end)).all()
-        for person, case_unit, stopped, due in met:
-            if due is None or stopped <= due:
-                events.append(("finished_on_time", person or "", case_unit))
-        events += [("bad_rating", person, r_unit) for person, r_unit in s.execute(
-            sa.select(ratings.person_id, ratings.unit)
-            .where(ratings.at >= start, ratings.at < end, ratings.level.in_(BAD_LEVELS)).order_by(ratings.id))]
-        upheld = s.execute(
-            sa.select(ratings.person_id, ratings.unit).join(CASES, cases.id == ratings.followup_case_id)
-            .where(cases.state == "rectified", cases.closed_at >= start, cases.closed_at < end)).all()
-        events += [("upheld_complaint", person, r_unit) for person, r_unit in upheld]
-        # The clerk of the matter's first 告知单 (whose notice was incomplete), read with the visit in one query.
-        first_notice = (sa.select(notices.issued_by)
-                        .where(notices.applicant_hash == visits.applicant_hash,
-                               notices.workflow_key == visits.workflow_key)
-                        .order_by(notices.id).limit(1).scalar_subquery())
-        for issued_by, clerk, v_unit in s.execute(
-            sa.select(first_notice, visits.clerk_id, visits.unit)
-            .where(visits.over_limit, visits.at >= start, visits.at < end).order_by(visits.id)
-        ):
-            events.append(("third_visit", issued_by if issued_by is not None else clerk, v_unit))
-        events += [("missed_appointment", person, a_unit) for person, a_unit in missed_by_unit(s, start, end)]
-        if unit:
-            events = [e for e in events if e[2] == unit]
-        people = {pid: (name, p_unit) for pid, name, p_unit in s.execute(
-            sa.select(PEOPLE.c.id, PEOPLE.c.name, PEOPLE.c.unit))}
+        rows = s.execute(_EVENTS_QUERY, {"start": start, "end": end, "unit": unit or None}).all()
     units: dict[str, ScoreLine] = {}
     persons: dict[str, ScoreLine] = {}
-    for rule, person, event_unit in events:
-        # A line is made once per unit and person (a month has thousands of events, a unit a handful of lines).
+    for rule, person, event_unit, count, name, person_unit in rows:
         unit_line = units.get(event_unit)
         if unit_line is None:
             unit_line = units[event_unit] = ScoreLine(event_unit, event_unit, event_unit)
-        unit_line.counts[rule] += 1
+        unit_line.counts[rule] += count
         line = persons.get(person)
         if line is None:
-            row = people.get(person)
-            line = persons[person] = ScoreLine(person, row[0] if row else person, row[1] if row else event_unit)
-        line.counts[rule] += 1
+            # Someone no longer on the roster keeps their id as name and the unit of their events.
+            line = persons[person] = ScoreLine(person, name if name is not None else person,
+                                               person_unit if name is not None else event_unit)
+        line.counts[rule] += count
     return Scorecard(month=month, rules=rules, units=[units[k] for k in sorted(units)],
                      people=sorted(persons.values(), key=lambda p: (p.unit, p.key)))
-
