@@ -277,7 +277,8 @@ def _kept_or_fresh(store: Store, session: sa.orm.Session, definitions: Labels | 
     if definitions is not None:
         stored = set(session.execute(sa.select(_VERSIONS.c.version)).scalars())
         if stored <= definitions.by_version.keys():
-            return definitions.with_people(dict(session.execute(sa.select(PEOPLE.c.id, PEOPLE.c.name)).tuples().all()))
+            names = session.execute(sa.select(PEOPLE.c.id, PEOPLE.c.name))
+            return definitions.with_people({pid: name for pid, name in names})
     return Labels.from_store(store)
 
 
