@@ -182,3 +182,77 @@ def test_the_scorecard_counts_what_a_recount_by_hand_counts(run: Run, month: str
     for line in card.units:
         only = scorecard(run.store, month=month, unit=line.key)
         assert [u.key for u in only.units] == [line.key] and only.units[0].counts == line.counts
+
+
+def _window_by_hand(store: Store, month: str) -> dict[str, dict[str, Any]]:
+    """The month's window figures per unit, recounted row by row in Python (the definitions of caseflow.windowstats)."""
+    from caseflow.alerts import CASES, table_of
+    from caseflow.appointments import AppointmentRow
+    from caseflow.desk import VisitRow
+    from caseflow.ratings import BAD_LEVELS, RatingRow
+    from caseflow.stats import month_bounds, parse_month
+
+    start, end = month_bounds(*parse_month(month))
+    units: dict[str, dict[str, Any]] = {}
+
+    def add(unit: str, name: str, n: int = 1) -> None:
+        line = units.setdefault(unit, {"levels": {}})
+        line[name] = line.get(name, 0) + n
+
+    v, b, r, c = table_of(VisitRow).c, table_of(AppointmentRow).c, table_of(RatingRow).c, CASES.c
+    with store.session() as s:
+        for unit, outcome, warning, over, number, at in s.execute(
+                sa.select(v.unit, v.outcome, v.warning, v.over_limit, v.number, v.at)):
+            if start <= at < end:
+                add(unit, "visits")
+                add(unit, outcome)
+                add(unit, "warnings", warning is not None)
+                add(unit, "over_limit_visits", bool(over))
+                if outcome in ("on_the_spot", "accepted"):
+                    add(unit, "settled_first_visit", number == 1)
+                    add(unit, "settled_by_second_visit", number <= 2)
+        for unit, status, at in s.execute(sa.select(b.unit, b.status, b.at)):
+            if start <= at < end and status != "cancelled":
+                add(unit, "booked")
+                add(unit, status)
+        for unit, level, at, followup in s.execute(sa.select(r.unit, r.level, r.at, r.followup_case_id)):
+            if start <= at < end:
+                add(unit, "ratings")
+                levels = units[unit]["levels"]
+                levels[level] = levels.get(level, 0) + 1
+                if level in BAD_LEVELS:
+                    add(unit, "bad")
+                    state, closed = s.execute(sa.select(c.state, c.closed_at).where(c.id == followup)).one() \
+                        if followup is not None else ("", None)
+                    add(unit, "followed_up", closed is not None)
+                    add(unit, "rectified", state == "rectified")
+                else:
+                    add(unit, "good")
+    return units
+
+
+@pytest.mark.parametrize("month", ["2026-09", "2026-10"])
+def test_the_window_figures_are_what_a_recount_by_hand_gives(run: Run, month: str) -> None:
+    """The database counts the month's visits, bookings and ratings per unit; a row-by-row recount agrees,
+    and the total row adds up the units."""
+    from caseflow.windowstats import window_stats
+
+    rows = window_stats(run.store, month=month)
+    expected = _window_by_hand(run.store, month)
+    assert [w.key for w in rows[:-1]] == sorted(expected)
+    for w in rows[:-1]:
+        want = expected[w.key]
+        got = {"visits": w.visits, "notice": w.notices, "on_the_spot": w.on_the_spot, "accepted": w.accepted,
+               "warnings": w.warnings, "over_limit_visits": w.over_limit_visits,
+               "settled_first_visit": w.settled_first_visit, "settled_by_second_visit": w.settled_by_second_visit,
+               "booked": w.booked, "no_show": w.no_show, "missed": w.missed_appointments, "ratings": w.ratings,
+               "good": w.good, "bad": w.bad, "followed_up": w.followed_up, "rectified": w.rectified,
+               "levels": w.levels}
+        assert got == {k: want.get(k, {} if k == "levels" else 0) for k in got}
+    total = rows[-1]
+    assert total.key == "total" and total.visits == sum(w.visits for w in rows[:-1])
+    assert total.bad == sum(w.bad for w in rows[:-1]) and total.booked == sum(w.booked for w in rows[:-1])
+    assert total.levels == {k: sum(w.levels.get(k, 0) for w in rows[:-1]) for k in total.levels}
+    assert sum(total.levels.values()) == total.ratings > 0 and total.visits > 0 and total.booked > 0
+    for w in rows[:-1]:
+        assert [x.key for x in window_stats(run.store, month=month, unit=w.key)] == [w.key, "total"]

@@ -17,8 +17,7 @@ Definitions (each a share of a count shown beside it, None when the count is zer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,12 +28,9 @@ from caseflow.appointments import AppointmentRow
 from caseflow.desk import VisitRow
 from caseflow.ratings import BAD_LEVELS, RatingRow
 from caseflow.stats import month_bounds, parse_month
-from caseflow.store import Store
+from caseflow.store import Store, UTCDateTime
 
 __all__ = ["WindowStats", "window_stats"]
-
-_CHUNK = 900  # ids per IN (…) list: below SQLite's oldest variable limit
-
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
@@ -84,6 +80,43 @@ class WindowStats:
         }
 
 
+def _count(condition: Any) -> Any:
+    """How many rows of a group meet ``condition`` (portable: no boolean sums)."""
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _queries() -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """The month's visits, bookings and ratings counted per unit by the database (bound parameters
+    ``start``, ``end`` and ``unit``, which may be NULL): a busy window has thousands of each a month, a
+    county a handful of units, and the leaders' digest reads these figures every working day."""
+    visits, bookings, ratings, cases = (table_of(VisitRow), table_of(AppointmentRow), table_of(RatingRow),
+                                        CASES)
+    start, end = sa.bindparam("start", type_=UTCDateTime()), sa.bindparam("end", type_=UTCDateTime())
+    unit = sa.bindparam("unit", type_=sa.String())
+    v, b, r, c = visits.c, bookings.c, ratings.c, cases.c
+    settled = v.outcome.in_(("on_the_spot", "accepted"))
+    visit_query = (sa.select(v.unit, sa.func.count(), _count(v.outcome == "notice"),
+                             _count(v.outcome == "on_the_spot"), _count(v.outcome == "accepted"),
+                             _count(v.warning.is_not(None)), _count(v.over_limit),
+                             _count(sa.and_(settled, v.number == 1)), _count(sa.and_(settled, v.number <= 2)))
+                   .where(v.at >= start, v.at < end, sa.or_(unit.is_(None), v.unit == unit))
+                   .group_by(v.unit))
+    booking_query = (sa.select(b.unit, sa.func.count(), _count(b.status == "no_show"), _count(b.status == "missed"))
+                     .where(b.at >= start, b.at < end, b.status != "cancelled",
+                            sa.or_(unit.is_(None), b.unit == unit))
+                     .group_by(b.unit))
+    # A bad rating's follow-up case: closed (any outcome) counts as followed up; ended 整改 as rectified.
+    rating_query = (sa.select(r.unit, r.level, sa.func.count(), _count(c.closed_at.is_not(None)),
+                              _count(c.state == "rectified"))
+                    .select_from(ratings).outerjoin(cases, c.id == r.followup_case_id)
+                    .where(r.at >= start, r.at < end, sa.or_(unit.is_(None), r.unit == unit))
+                    .group_by(r.unit, r.level))
+    return visit_query, booking_query, rating_query
+
+
+_VISITS, _BOOKINGS, _RATINGS = _queries()
+
+
 def window_stats(store: Store, *, month: str, unit: str | None = None,
                  session: Session | None = None) -> list[WindowStats]:
     """Per-unit window figures for ``month`` (YYYY-MM, Asia/Shanghai), with a ``total`` row last.
@@ -91,60 +124,42 @@ def window_stats(store: Store, *, month: str, unit: str | None = None,
     ``session``: read within the caller's transaction (default: one of its own).
     """
     start, end = month_bounds(*parse_month(month))
+    params = {"start": start, "end": end, "unit": unit or None}
     groups: dict[str, WindowStats] = {}
 
     def group(key: str) -> WindowStats:
         return groups.setdefault(key, WindowStats(key))
 
-    total = WindowStats("total")
-    visits, bookings, ratings, cases = (table_of(VisitRow).c, table_of(AppointmentRow).c, table_of(RatingRow).c,
-                                        CASES.c)
     with read_in(store, session) as s:
-        # Core selects of the columns counted: a month of a busy window is thousands of rows.
-        visit_query = sa.select(visits.unit, visits.outcome, visits.warning, visits.over_limit, visits.number).where(
-            visits.at >= start, visits.at < end)
-        if unit:
-            visit_query = visit_query.where(visits.unit == unit)
-        for v_unit, outcome, warning, over_limit, number in s.execute(visit_query):
-            for g in (group(v_unit), total):
-                g.visits += 1
-                g.notices += outcome == "notice"
-                g.on_the_spot += outcome == "on_the_spot"
-                g.accepted += outcome == "accepted"
-                g.warnings += warning is not None
-                g.over_limit_visits += bool(over_limit)
-                if outcome in ("on_the_spot", "accepted"):
-                    g.settled_first_visit += number == 1
-                    g.settled_by_second_visit += number <= 2
-        booking_query = sa.select(bookings.unit, bookings.status).where(bookings.at >= start, bookings.at < end,
-                                                                bookings.status != "cancelled")
-        if unit:
-            booking_query = booking_query.where(bookings.unit == unit)
-        for a_unit, status in s.execute(booking_query):
-            for g in (group(a_unit), total):
-                g.booked += 1
-                g.no_show += status == "no_show"
-                g.missed_appointments += status == "missed"
-        rating_query = sa.select(ratings.unit, ratings.level, ratings.followup_case_id).where(ratings.at >= start,
-                                                                                      ratings.at < end)
-        if unit:
-            rating_query = rating_query.where(ratings.unit == unit)
-        rows = s.execute(rating_query).all()
-        followups = sorted({r.followup_case_id for r in rows if r.followup_case_id is not None})
-        states: dict[int, tuple[str, datetime | None]] = {}
-        for i in range(0, len(followups), _CHUNK):
-            states.update({case_id: (state, closed) for case_id, state, closed in s.execute(
-                sa.select(cases.id, cases.state, cases.closed_at).where(cases.id.in_(followups[i:i + _CHUNK])))})
-        for r_unit, level, followup in rows:
-            for g in (group(r_unit), total):
-                g.ratings += 1
-                g.levels[level] = g.levels.get(level, 0) + 1
-                if level in BAD_LEVELS:
-                    g.bad += 1
-                    state, closed = states.get(followup or -1, ("", None))
-                    g.followed_up += closed is not None
-                    g.rectified += state == "rectified"
-                else:
-                    g.good += 1
+        visits = s.execute(_VISITS, params).all()
+        bookings = s.execute(_BOOKINGS, params).all()
+        ratings = s.execute(_RATINGS, params).all()
+    for v_unit, count, notices, on_the_spot, accepted, warnings, over_limit, first, by_second in visits:
+        g = group(v_unit)
+        g.visits, g.notices, g.on_the_spot, g.accepted = count, notices, on_the_spot, accepted
+        g.warnings, g.over_limit_visits = warnings, over_limit
+        g.settled_first_visit, g.settled_by_second_visit = first, by_second
+    for b_unit, count, no_show, missed in bookings:
+        g = group(b_unit)
+        g.booked, g.no_show, g.missed_appointments = count, no_show, missed
+    for r_unit, level, count, closed, rectified in ratings:
+        g = group(r_unit)
+        g.ratings += count
+        g.levels[level] = count
+        if level in BAD_LEVELS:
+            g.bad += count
+            g.followed_up += closed
+            g.rectified += rectified
+        else:
+            g.good += count
+    total = WindowStats("total")
+    for g in groups.values():
+        for name in _COUNTS:
+            setattr(total, name, getattr(total, name) + getattr(g, name))
+        for level, count in g.levels.items():
+            total.levels[level] = total.levels.get(level, 0) + count
     return [*(groups[k] for k in sorted(groups)), total]
 
+
+#: The figures a total adds up (``levels`` is added per level).
+_COUNTS = tuple(f.name for f in fields(WindowStats) if f.type == "int")
