@@ -41,8 +41,8 @@ import sqlalchemy as sa
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
 from caseflow.engine import Engine
+from caseflow.registry import WorkflowRegistry
 from caseflow.store import CaseRow, EventRow, Person, Store, TimerRow, WorkflowVersion
-from caseflow.workflow import WorkflowRegistry
 
 T0 = datetime(2026, 10, 12, 9, 0, tzinfo=ZONE)
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from caseflow.calendar import clear_calendar_cache
-from caseflow.workflow import parse_workflow, shipped_workflows_dir
+from caseflow.workflowfile import parse_workflow, shipped_workflows_dir
 from test_api import World, assert_problem
 
 

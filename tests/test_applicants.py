@@ -28,9 +28,9 @@ from caseflow.desk import Desk
 from caseflow.engine import Engine
 from caseflow.materials import materials_digest
 from caseflow.notify import ConfigError, NotifyConfig
+from caseflow.registry import WorkflowRegistry
 from caseflow.store import Store, UTCDateTime
 from caseflow.tokens import create_token
-from caseflow.workflow import WorkflowRegistry
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -19,9 +19,9 @@ from caseflow.asof import timers_as_of
 from caseflow.board import board_data
 from caseflow.digest import build_digest, render_digest
 from caseflow.notify import LogNotifier, NotifyConfig
+from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.stats import compute_stats
-from caseflow.workflow import WorkflowRegistry
 
 T = datetime(2026, 10, 26, 8, 30, tzinfo=ZONE)  # a Monday morning, when the digests go out
 

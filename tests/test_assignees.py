@@ -22,10 +22,11 @@ from caseflow.clock import FixedClock
 from caseflow.engine import Engine
 from caseflow.errors import CommandError, PermissionDeniedError, WorkflowError
 from caseflow.notify import NotifyConfig
+from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.stats import compute_stats
 from caseflow.store import Store
-from caseflow.workflow import WorkflowRegistry, parse_workflow, shipped_workflows_dir
+from caseflow.workflowfile import parse_workflow, shipped_workflows_dir
 from storefixtures import db_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE)

@@ -172,7 +172,8 @@ def test_kept_definitions_give_fresh_names_and_are_read_again_for_a_version_stor
     labels lacking a version stored since (another process's revised definition) are not used."""
     from caseflow.clock import FixedClock
     from caseflow.engine import Engine
-    from caseflow.workflow import WorkflowRegistry, parse_workflow
+    from caseflow.registry import WorkflowRegistry
+    from caseflow.workflowfile import parse_workflow
 
     st = Store(f"sqlite:///{tmp_path / 'engine.db'}")
     clock = FixedClock(bj(2026, 11, 3, 9))

@@ -25,7 +25,7 @@ from caseflow.engine import Engine
 from caseflow.errors import CalendarCoverageError, CommandError, HolidayFileError, TimeLimitError, WorkflowError
 from caseflow.store import Store
 from caseflow.timelimits import TimeLimit
-from caseflow.workflow import load_workflow, parse_workflow, shipped_workflows_dir
+from caseflow.workflowfile import load_workflow, parse_workflow, shipped_workflows_dir
 from storefixtures import db_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE)

@@ -27,8 +27,9 @@ from caseflow.errors import (
     TimerError,
     TransitionError,
 )
+from caseflow.registry import WorkflowRegistry
 from caseflow.store import Store
-from caseflow.workflow import WorkflowRegistry, parse_workflow, shipped_workflows_dir
+from caseflow.workflowfile import parse_workflow, shipped_workflows_dir
 from storefixtures import db_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE)

@@ -16,7 +16,7 @@ from caseflow.narrate import (
     mask_value,
     overdue_from_text,
 )
-from caseflow.workflow import WorkflowRegistry
+from caseflow.registry import WorkflowRegistry
 
 
 def at(text: str) -> datetime:

@@ -19,8 +19,9 @@ from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
 from caseflow.engine import Engine
 from caseflow.errors import CommandError, WorkflowError
+from caseflow.registry import WorkflowRegistry
 from caseflow.store import Store, TimerRow
-from caseflow.workflow import WorkflowRegistry, parse_workflow
+from caseflow.workflowfile import parse_workflow
 from storefixtures import db_url  # noqa: F401 - fixture
 
 WORKFLOW = """

@@ -24,9 +24,9 @@ from caseflow.cli import cli
 from caseflow.demo import run_demo
 from caseflow.digest import build_digest, render_digest
 from caseflow.engine import Engine
+from caseflow.registry import WorkflowRegistry
 from caseflow.stats import ledger_rows
 from caseflow.store import Store
-from caseflow.workflow import WorkflowRegistry
 
 AT = datetime(2026, 9, 21, 8, 30, tzinfo=ZONE)  # the Monday after the make-up Sunday
 LEADERS = ("ju", "wang", "chen", "wu", "gao", "qian")

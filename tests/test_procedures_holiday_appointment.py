@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from caseflow.errors import CommandError, WorkflowError
-from caseflow.workflow import parse_workflow, shipped_workflows_dir
+from caseflow.workflowfile import parse_workflow, shipped_workflows_dir
 from procedure_world import World, audited_world, bj
 from storefixtures import db_url  # noqa: F401 - fixture
 

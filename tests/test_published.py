@@ -24,9 +24,10 @@ from caseflow.clock import FixedClock
 from caseflow.engine import Engine
 from caseflow.notices import arrangement_yaml, read_notice
 from caseflow.published import stored_notices
+from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
-from caseflow.workflow import WorkflowRegistry, parse_workflow, shipped_workflows_dir
+from caseflow.workflowfile import parse_workflow, shipped_workflows_dir
 from storefixtures import db_url  # noqa: F401 - fixture
 
 # A test fixture, NOT the 2027 notice (none is among our sources): 元旦 01-01..01-04, the rest by statute.

@@ -25,8 +25,9 @@ from caseflow.calendar import ZONE, WorkCalendar
 from caseflow.clock import FixedClock
 from caseflow.engine import Engine, _limit_spec
 from caseflow.recompute import recompute_open_timers, recompute_per_case
+from caseflow.registry import WorkflowRegistry
 from caseflow.store import CaseRow, Store, TimerRow
-from caseflow.workflow import WorkflowRegistry, parse_workflow
+from caseflow.workflowfile import parse_workflow
 from storefixtures import db_url, pg_base_url  # noqa: F401 - fixture
 
 MIX = """

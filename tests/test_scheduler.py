@@ -437,7 +437,8 @@ def test_a_version_stored_after_the_labels_were_read_is_told_by_its_own_labels(t
     process's engine, with a revised definition file) still reads its own procedure's title."""
     from caseflow.clock import FixedClock
     from caseflow.engine import Engine
-    from caseflow.workflow import WorkflowRegistry, parse_workflow
+    from caseflow.registry import WorkflowRegistry
+    from caseflow.workflowfile import parse_workflow
 
     st = Store(f"sqlite:///{tmp_path / 'engine.db'}")
     clock = FixedClock(bj(2026, 11, 3, 9))

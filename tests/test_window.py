@@ -31,11 +31,12 @@ from caseflow.materials import materials_digest, parse_materials
 from caseflow.notify import NotifyConfig
 from caseflow.publicity import RateLimiter, procedure_page, progress
 from caseflow.ratings import RatingError, Ratings
+from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.scoring import ScoringError, ScoringRules, scorecard
 from caseflow.store import Store
 from caseflow.windowstats import window_stats
-from caseflow.workflow import WorkflowRegistry, parse_workflow
+from caseflow.workflowfile import parse_workflow
 from procedure_world import Recorder
 from storefixtures import db_url  # noqa: F401 - the fixture
 

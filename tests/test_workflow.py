@@ -1,4 +1,4 @@
-"""caseflow.workflow: procedure definitions as data.
+"""caseflow.workflow and caseflow.workflowfile: procedure definitions as data, read from their files.
 
 Read as a specification: what the shipped procedures say (with their legal basis), how a definition is
 versioned, how a bad file is refused (naming file, line and field), and how the engine uses a definition
@@ -17,7 +17,9 @@ import yaml
 from transitions import Machine, MachineError
 
 from caseflow import ZONE, compute_due
+from caseflow.diagram import mermaid
 from caseflow.errors import WorkflowError, WorkflowNotFoundError
+from caseflow.registry import WorkflowRegistry
 from caseflow.timelimits import TimeLimit
 from caseflow.workflow import (
     ExtensionPolicy,
@@ -29,14 +31,9 @@ from caseflow.workflow import (
     TimerDef,
     TransitionDef,
     WorkflowDef,
-    WorkflowRegistry,
     default_warn_before,
-    load_workflow,
-    load_workflows,
-    mermaid,
-    parse_workflow,
-    shipped_workflows_dir,
 )
+from caseflow.workflowfile import load_workflow, load_workflows, parse_workflow, shipped_workflows_dir
 
 SHIPPED_KEYS = {
     "admin_license",
@@ -311,13 +308,13 @@ def test_the_stored_text_reads_back_to_the_same_version(shipped: dict[str, Workf
 
 def test_the_parsed_form_of_the_shipped_workflows_is_what_reading_them_gives(tmp_path: Path) -> None:
     # The parsed form answers the shipped texts without PyYAML; rewrite it after editing workflows/ with
-    # caseflow.workflow.write_parsed_workflows(). Checked here so that it can never silently differ.
+    # caseflow.workflowfile.write_parsed_workflows(). Checked here so that it can never silently differ.
     from caseflow._yaml import load_yaml_text
-    from caseflow.workflow import PARSED_WORKFLOWS_FILE, _Parser, shipped_workflows_dir, write_parsed_workflows
+    from caseflow.workflowfile import PARSED_WORKFLOWS_FILE, _Parser, shipped_workflows_dir, write_parsed_workflows
 
     fresh = write_parsed_workflows(target=tmp_path / "parsed.json")
     assert PARSED_WORKFLOWS_FILE.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), \
-        "run caseflow.workflow.write_parsed_workflows()"
+        "run caseflow.workflowfile.write_parsed_workflows()"
     files = json.loads(fresh.read_text(encoding="utf-8"))["files"]
     assert sorted(r["file"] for r in files.values()) == sorted(p.name for p in shipped_workflows_dir().glob("*.yaml"))
     for path in sorted(shipped_workflows_dir().glob("*.yaml")):
@@ -330,7 +327,7 @@ def test_the_parsed_form_of_the_shipped_workflows_is_what_reading_them_gives(tmp
 
 
 def test_an_edited_shipped_workflow_is_read_as_yaml_and_its_errors_name_the_line(tmp_path: Path) -> None:
-    from caseflow.workflow import shipped_workflows_dir
+    from caseflow.workflowfile import shipped_workflows_dir
 
     text = (shipped_workflows_dir() / "hukou_transfer.yaml").read_text(encoding="utf-8")
     edited = tmp_path / "hukou_transfer.yaml"
@@ -730,7 +727,7 @@ def test_counted_from_must_name_a_declared_date_field(tmp_path: Path) -> None:
 
 
 def test_a_text_read_again_is_the_same_definition_named_for_where_it_was_read(tmp_path: Path) -> None:
-    from caseflow.workflow import parse_workflow
+    from caseflow.workflowfile import parse_workflow
 
     text = (shipped_workflows_dir() / "petition.yaml").read_text(encoding="utf-8")
     first = parse_workflow(text, path="a.yaml")

@@ -38,19 +38,12 @@ if TYPE_CHECKING:
     )
     from caseflow.materials import Material, ServiceSpec
     from caseflow.ratings import RatingError, Ratings, RatingView
+    from caseflow.registry import WorkflowRegistry
     from caseflow.store import Store
     from caseflow.timelimits import Due, ExcludedPeriod, TimeLimit, compute_due, explain_due
     from caseflow.windowstats import WindowStats, window_stats
-    from caseflow.workflow import (
-        FieldDef,
-        TimerDef,
-        TransitionDef,
-        WorkflowDef,
-        WorkflowRegistry,
-        load_workflow,
-        load_workflows,
-        parse_workflow,
-    )
+    from caseflow.workflow import FieldDef, TimerDef, TransitionDef, WorkflowDef
+    from caseflow.workflowfile import load_workflow, load_workflows, parse_workflow
 
 # Each public name and the module defining it. They are imported on first use (PEP 562), so
 # ``import caseflow`` (and ``caseflow deadline``) does not load SQLAlchemy, SQLModel or the scheduler.
@@ -113,10 +106,10 @@ _EXPORTS: dict[str, str] = {
     "TimerDef": "caseflow.workflow",
     "TransitionDef": "caseflow.workflow",
     "WorkflowDef": "caseflow.workflow",
-    "WorkflowRegistry": "caseflow.workflow",
-    "load_workflow": "caseflow.workflow",
-    "load_workflows": "caseflow.workflow",
-    "parse_workflow": "caseflow.workflow",
+    "WorkflowRegistry": "caseflow.registry",
+    "load_workflow": "caseflow.workflowfile",
+    "load_workflows": "caseflow.workflowfile",
+    "parse_workflow": "caseflow.workflowfile",
 }
 
 

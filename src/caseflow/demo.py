@@ -30,12 +30,12 @@ from caseflow.engine import CaseView, Engine
 from caseflow.errors import CaseflowError
 from caseflow.narrate import Labels, due_text
 from caseflow.notify import LogNotifier, NotifyConfig
+from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.scoring import scorecard
 from caseflow.stats import KIND_TITLES, compute_case_stats, render_stats_text, stats_tables
 from caseflow.store import CaseRow, Store, TimerRow
 from caseflow.windowstats import window_stats
-from caseflow.workflow import WorkflowRegistry
 
 __all__ = ["DemoReport", "run_demo"]
 

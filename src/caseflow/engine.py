@@ -68,6 +68,7 @@ from caseflow.errors import (
     WorkflowNotFoundError,
 )
 from caseflow.published import LOCK_KEY, Published, publish_notice, publish_workflow
+from caseflow.registry import WorkflowRegistry
 from caseflow.store import (
     BEGIN_FIRST,
     MAX_CASE_ID,
@@ -82,7 +83,8 @@ from caseflow.store import (
     WorkflowVersion,
 )
 from caseflow.timelimits import Due, TimeLimit, compute_due, escalation_instant
-from caseflow.workflow import TimerDef, WorkflowDef, WorkflowRegistry, parse_workflow
+from caseflow.workflow import TimerDef, WorkflowDef
+from caseflow.workflowfile import parse_workflow
 
 __all__ = [
     "AuditProblem",

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from caseflow.calendar import ZONE
 from caseflow.errors import CaseflowError, WorkflowNotFoundError
-from caseflow.workflow import WorkflowDef, parse_workflow
+from caseflow.workflow import WorkflowDef
+from caseflow.workflowfile import parse_workflow
 
 if TYPE_CHECKING:  # pragma: no cover
     from caseflow.store import Store
@@ -248,7 +249,7 @@ class Labels:
                 labels.by_version[version] = parsed
                 labels.by_key.setdefault(parsed.key, parsed)
         if not labels.by_key or registry is None:
-            from caseflow.workflow import WorkflowRegistry
+            from caseflow.registry import WorkflowRegistry
 
             try:
                 for defn in WorkflowRegistry.load():

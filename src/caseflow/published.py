@@ -29,8 +29,10 @@ from sqlmodel import Session, select
 from caseflow.calendar import WorkCalendar, YearArrangement
 from caseflow.errors import StoreError
 from caseflow.notices import read_notice
+from caseflow.registry import WorkflowRegistry
 from caseflow.store import Generation, HolidayNotice, PublishedWorkflow, Store, WorkflowVersion
-from caseflow.workflow import WorkflowDef, WorkflowRegistry, parse_workflow
+from caseflow.workflow import WorkflowDef
+from caseflow.workflowfile import parse_workflow
 
 __all__ = [
     "CALENDAR",

@@ -141,7 +141,7 @@ def case_text(case: Any, store: Any = None) -> str:
     if store is not None:
         labels = Labels.from_store(store)
     else:
-        from caseflow.workflow import WorkflowRegistry
+        from caseflow.registry import WorkflowRegistry
 
         labels = Labels.of(WorkflowRegistry.load())
     key, version = case.workflow, case.workflow_version

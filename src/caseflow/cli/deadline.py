@@ -127,7 +127,7 @@ def _timer_rule(ref: str) -> tuple[TimeLimit, str]:
     key, sep, name = ref.partition(".")
     if not sep or not key or not name:
         raise click.UsageError(f"--timer takes WORKFLOW.TIMER, e.g. admin_license.decision; got {ref!r}")
-    from caseflow.workflow import WorkflowRegistry
+    from caseflow.registry import WorkflowRegistry
 
     tdef = WorkflowRegistry.load().latest(key).timer(name)
     return tdef.limit, tdef.basis

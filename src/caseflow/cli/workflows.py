@@ -31,8 +31,8 @@ def workflows_list(as_json: bool) -> None:
         caseflow workflows list
         caseflow workflows list --json
     """
+    from caseflow.registry import WorkflowRegistry
     from caseflow.textwidth import table
-    from caseflow.workflow import WorkflowRegistry
 
     found = list(WorkflowRegistry.load())
     payload = [{"key": d.key, "title": d.title, "version": d.version, "states": len(d.states),
@@ -55,7 +55,7 @@ def workflows_validate(directory: Path | None, as_json: bool) -> None:
     Example:
         caseflow workflows validate workflows/
     """
-    from caseflow.workflow import load_workflows
+    from caseflow.workflowfile import load_workflows
 
     found = load_workflows(directory)
     payload = [{"key": d.key, "title": d.title, "version": d.version, "states": len(d.states),
@@ -76,7 +76,8 @@ def workflows_show(key: str, as_json: bool) -> None:
     Example:
         caseflow workflows show hukou_transfer
     """
-    from caseflow.workflow import WorkflowRegistry, mermaid
+    from caseflow.diagram import mermaid
+    from caseflow.registry import WorkflowRegistry
 
     d = WorkflowRegistry.load().latest(key)
     payload = {
@@ -114,7 +115,7 @@ def workflows_import(path: Path, db: str | None, as_json: bool) -> None:
     Example:
         caseflow workflows import workflows/hukou_transfer.yaml
     """
-    from caseflow.workflow import load_workflow
+    from caseflow.workflowfile import load_workflow
 
     defn = load_workflow(path)
     open_engine(db).publish_workflow(defn, actor="system")

@@ -72,7 +72,7 @@ from caseflow.web.schemas import (
     TriggerOut,
     WorkflowOut,
 )
-from caseflow.workflow import parse_workflow
+from caseflow.workflowfile import parse_workflow
 
 
 def _person_out(person: Person, *, with_channel: bool) -> dict[str, Any]:
