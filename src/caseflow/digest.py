@@ -181,20 +181,20 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
         labels = Labels.from_store(store)
     # One read transaction for everything the digests show: their figures agree with one another.
     with store.session() as session:
+        # The roster, read once: the leaders' names and units, whose people they lead, and every name shown.
+        roster = session.execute(sa.select(p.id, p.name, p.unit, p.leader_id)).all()
         if labels is None:
-            labels = _kept_or_fresh(store, session, definitions)
-        found = {pid: (name, unit) for pid, name, unit in session.execute(
-            sa.select(p.id, p.name, p.unit).where(p.id.in_(sorted(set(leader_ids)))))}
+            labels = _kept_or_fresh(store, session, definitions, {pid: name for pid, name, _, _ in roster})
+        found = {pid: (name, unit) for pid, name, unit, _ in roster}
         for leader_id in leader_ids:
             if leader_id not in found:
                 raise PersonNotFoundError(
                     f"no person has the id {leader_id!r}; a digest needs a leader's person id")
         # A leader sees their own unit and every unit whose people have them as leader (leader_units).
         scopes: dict[str, set[str]] = {pid: {found[pid][1]} for pid in leader_ids}
-        for pid, unit in session.execute(
-            sa.select(p.leader_id, p.unit).where(p.leader_id.in_(sorted(scopes))).distinct()
-        ):
-            scopes[pid].add(unit)
+        for _, _, unit, leader in roster:
+            if leader in scopes:
+                scopes[leader].add(unit)
         every_unit = sorted(set().union(*scopes.values())) if scopes else []
         escalated = session.execute(
             sa.select(a.timer_id, a.case_id, a.raised_at, a.due_at, a.to_person, a.unit.label("alert_unit"),
@@ -272,13 +272,13 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
     return digests
 
 
-def _kept_or_fresh(store: Store, session: sa.orm.Session, definitions: Labels | None) -> Labels:
-    """``definitions`` with people's names read now, unless a version stored since is missing from them."""
+def _kept_or_fresh(store: Store, session: sa.orm.Session, definitions: Labels | None,
+                   names: dict[str, str]) -> Labels:
+    """``definitions`` with people's ``names`` as read now, unless a version stored since is missing from them."""
     if definitions is not None:
         stored = set(session.execute(sa.select(_VERSIONS.c.version)).scalars())
         if stored <= definitions.by_version.keys():
-            names = session.execute(sa.select(PEOPLE.c.id, PEOPLE.c.name))
-            return definitions.with_people({pid: name for pid, name in names})
+            return definitions.with_people(names)
     return Labels.from_store(store)
 
 
