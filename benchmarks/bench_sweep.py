@@ -48,7 +48,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from caseflow.alerts import ALERTS, OUTBOX
-from caseflow.notify import NotifyConfig
+from caseflow.config import NotifyConfig
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store, normalize_url
 

@@ -18,8 +18,8 @@ from caseflow.alerts import ALERTS, TIMERS
 from caseflow.audit import verify
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
+from caseflow.config import NotifyConfig
 from caseflow.engine import CaseView, Engine
-from caseflow.notify import NotifyConfig
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
 

@@ -24,10 +24,10 @@ from caseflow.applicants import SECRET_ENV, ApplicantKey, ApplicantKeyError, leg
 from caseflow.appointments import Appointments
 from caseflow.cli import cli
 from caseflow.clock import FixedClock
+from caseflow.config import ConfigError, NotifyConfig
 from caseflow.desk import Desk
 from caseflow.engine import Engine
 from caseflow.materials import materials_digest
-from caseflow.notify import ConfigError, NotifyConfig
 from caseflow.registry import WorkflowRegistry
 from caseflow.store import Store, UTCDateTime
 from caseflow.tokens import create_token

@@ -17,8 +17,9 @@ import pytest
 from caseflow import ZONE, Engine, FixedClock, Store
 from caseflow.asof import timers_as_of
 from caseflow.board import board_data
+from caseflow.config import NotifyConfig
 from caseflow.digest import build_digest, render_digest
-from caseflow.notify import LogNotifier, NotifyConfig
+from caseflow.notify import LogNotifier
 from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.stats import compute_stats

@@ -19,9 +19,9 @@ from caseflow.alerts import ALERTS, OUTBOX
 from caseflow.audit import verify
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
+from caseflow.config import NotifyConfig
 from caseflow.engine import Engine
 from caseflow.errors import CommandError, PermissionDeniedError, WorkflowError
-from caseflow.notify import NotifyConfig
 from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.stats import compute_stats

@@ -355,7 +355,7 @@ def test_backup_of_postgresql_points_to_pg_dump(db_url: str, tmp_path: Path) -> 
 
 
 def test_the_scheduler_writes_one_checkpoint_per_working_day(office: Office, tmp_path: Path) -> None:
-    from caseflow.notify import NotifyConfig
+    from caseflow.config import NotifyConfig
     from caseflow.scheduler import Scheduler
 
     config = NotifyConfig.from_dict({"audit": {"key_file": str(office.key_path),
@@ -378,7 +378,7 @@ def test_the_scheduler_writes_one_checkpoint_per_working_day(office: Office, tmp
 
 
 def test_bad_audit_configuration_is_named() -> None:
-    from caseflow.notify import ConfigError, NotifyConfig
+    from caseflow.config import ConfigError, NotifyConfig
 
     with pytest.raises(ConfigError, match=r"audit\.key"):
         NotifyConfig.from_dict({"audit": {"key": "x"}})

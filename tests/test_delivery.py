@@ -24,7 +24,9 @@ from click.testing import CliRunner
 
 from caseflow.alerts import OUTBOX
 from caseflow.cli import cli
-from caseflow.notify import NotifyConfig, Outbox, WebhookNotifier
+from caseflow.config import NotifyConfig
+from caseflow.notify import WebhookNotifier
+from caseflow.outbox import Outbox
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
 from test_scheduler import add_case, add_timer, bj, outbox_of, seed_people
@@ -185,7 +187,7 @@ def test_alerts_retry_resends_failed_notifications(store: Store, receiver: Recei
 
 _FIRST = """
 import sys
-from caseflow.notify import NotifyConfig
+from caseflow.config import NotifyConfig
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
 

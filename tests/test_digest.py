@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from caseflow.alerts import AlertRow
+from caseflow.config import NotifyConfig
 from caseflow.digest import build_digest, build_digests, render_digest
 from caseflow.errors import PersonNotFoundError
 from caseflow.narrate import Labels
-from caseflow.notify import NotifyConfig
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
 from test_notify import smtp_server, text_of

@@ -18,15 +18,10 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from caseflow.clock import FixedClock
-from caseflow.notify import (
-    ConfigError,
-    NotifyConfig,
-    Outbox,
-    Route,
-    WebhookNotifier,
-    backoff_delay,
-    mask_text,
-)
+from caseflow.config import ConfigError, NotifyConfig, Route
+from caseflow.narrate import mask_text
+from caseflow.notify import WebhookNotifier
+from caseflow.outbox import Outbox, backoff_delay
 from caseflow.scheduler import Scheduler
 from caseflow.store import Person, Store
 from test_scheduler import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from caseflow.notify import NotifyConfig
+from caseflow.config import NotifyConfig
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

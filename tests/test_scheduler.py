@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from caseflow.alerts import ALERTS, OUTBOX, TIMERS, AlertRow, OutboxRow
 from caseflow.calendar import default_calendar
 from caseflow.cli import cli
-from caseflow.notify import NotifyConfig
+from caseflow.config import NotifyConfig
 from caseflow.scheduler import Scheduler, WorkingDayTrigger, escalation_instant, plan_levels
 from caseflow.store import Absence, CaseRow, Person, Store, TimerRow, WorkflowVersion, normalize_url
 from caseflow.timelimits import TimeLimit
@@ -493,7 +493,7 @@ def test_a_sweep_killed_before_commit_loses_nothing(store: Store) -> None:
 _CHILD = textwrap.dedent("""
     import os, sys
     from caseflow.clock import parse_instant
-    from caseflow.notify import NotifyConfig
+    from caseflow.config import NotifyConfig
     from caseflow.scheduler import Scheduler
     from caseflow.store import Store
 

@@ -23,12 +23,12 @@ from caseflow.alerts import AlertRow, OutboxRow
 from caseflow.appointments import AppointmentError, Appointments
 from caseflow.cli import cli
 from caseflow.clock import FixedClock
+from caseflow.config import NotifyConfig
 from caseflow.desk import Desk, DeskError, VisitRow, code_hash, mask_id_number
 from caseflow.digest import build_digest, render_digest
 from caseflow.engine import Engine
 from caseflow.errors import PermissionDeniedError, WorkflowError
 from caseflow.materials import materials_digest, parse_materials
-from caseflow.notify import NotifyConfig
 from caseflow.publicity import RateLimiter, procedure_page, progress
 from caseflow.ratings import RatingError, Ratings
 from caseflow.registry import WorkflowRegistry

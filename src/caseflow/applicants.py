@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session
 
-from caseflow.notify import ConfigError, NotifyConfig
+from caseflow.config import ConfigError, NotifyConfig
 
 if TYPE_CHECKING:
     from caseflow.engine import Engine
@@ -81,7 +81,7 @@ def normalise_id(id_number: str) -> str:
 
 
 def mask_id_number(id_number: str) -> str:
-    """An ID number as shown anywhere: all but its last four characters starred (as notify.mask_text)."""
+    """An ID number as shown anywhere: all but its last four characters starred (as narrate.mask_text)."""
     value = normalise_id(id_number)
     return "*" * (len(value) - 4) + value[-4:]
 

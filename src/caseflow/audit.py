@@ -378,7 +378,7 @@ def verify_configured(
     default ``$CASEFLOW_CONFIG`` or ``./caseflow.toml``): the HTTP API's check, as ``caseflow audit verify``
     with no options. Returns the problems and the checkpoint file checked (None when none is configured).
     """
-    from caseflow.notify import NotifyConfig
+    from caseflow.config import NotifyConfig
 
     settings = NotifyConfig.load(config).audit
     if settings.key_file is None or settings.checkpoint_file is None:

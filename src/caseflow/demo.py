@@ -25,11 +25,12 @@ import sqlalchemy as sa
 from caseflow.alerts import CASES, AlertRow
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import FixedClock
+from caseflow.config import NotifyConfig
 from caseflow.demo_window import WindowStory
 from caseflow.engine import CaseView, Engine
 from caseflow.errors import CaseflowError
 from caseflow.narrate import Labels, due_text
-from caseflow.notify import LogNotifier, NotifyConfig
+from caseflow.notify import LogNotifier
 from caseflow.registry import WorkflowRegistry
 from caseflow.scheduler import Scheduler
 from caseflow.scoring import scorecard

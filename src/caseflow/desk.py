@@ -49,7 +49,7 @@ from caseflow.calendar import ZONE
 from caseflow.engine import CaseView, Engine, _new_row
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.materials import Material, materials_digest
-from caseflow.notify import Outbox
+from caseflow.outbox import Outbox
 from caseflow.store import CaseflowBase, Person, UTCDateTime
 from caseflow.workflow import WorkflowDef
 

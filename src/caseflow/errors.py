@@ -21,7 +21,7 @@ stdlib meaning fits, the class also derives from it, so ``except LookupError`` o
     │   ├── CaseNotFoundError
     │   └── PersonNotFoundError
     ├── StoreError                                database unreachable, schema not upgraded
-    ├── notify.ConfigError (ValueError)           bad caseflow.toml (file, key)
+    ├── config.ConfigError (ValueError)           bad caseflow.toml (file, key)
     │   └── applicants.ApplicantKeyError          no site secret for applicant fingerprints
     ├── notify.DeliveryError                      a channel failed to deliver
     ├── stats.StatsError (ValueError)             bad month / grouping

@@ -15,7 +15,7 @@ fit). Every process re-adds the same jobs at start with ``replace_existing=True`
   Last, bookings (预约) half an hour past their instant with no outcome are marked warned, once each
   (``UPDATE … WHERE warned_at IS NULL RETURNING``), and the unit's clerks of the procedure and the unit's
   leader are told through the outbox in the same transaction (:func:`caseflow.appointments.claim_late`).
-- **deliver** (every ``deliver_seconds``): :meth:`caseflow.notify.Outbox.deliver`.
+- **deliver** (every ``deliver_seconds``): :meth:`caseflow.outbox.Outbox.deliver`.
 - **digest** (``digest_time`` on working days, :class:`WorkingDayTrigger`): one digest per leader,
   claimed by a unique (job, slot) row.
 - **monthly report** (``report_time`` on the first working day of each month): the ledger of last month
@@ -61,10 +61,11 @@ from caseflow.alerts import (
 )
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import SystemClock
+from caseflow.config import NotifyConfig
 from caseflow.engine import Engine, resolve_stand_in
 from caseflow.errors import CalendarError, CaseflowError
 from caseflow.narrate import Labels, due_text, overdue_from_text
-from caseflow.notify import DeliveryReport, NotifyConfig, Outbox, new_owner
+from caseflow.outbox import DeliveryReport, Outbox, new_owner
 from caseflow.published import Published
 from caseflow.store import Store
 from caseflow.timelimits import escalation_instant

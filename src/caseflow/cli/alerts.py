@@ -89,7 +89,7 @@ def alerts_failed(db: str | None, as_json: bool) -> None:
         caseflow alerts failed --json
     """
     from caseflow.calendar import ZONE
-    from caseflow.notify import Outbox
+    from caseflow.outbox import Outbox
 
     rows = Outbox(open_store(db)).failed()
     items = [{"id": r.id, "kind": r.kind, "alert": r.alert_id, "to": r.recipient, "channel": r.channel,
@@ -115,7 +115,7 @@ def alerts_retry(ids: tuple[int, ...], db: str | None, config_path: str | None, 
         caseflow alerts retry --config caseflow.toml
         caseflow alerts retry --id 17 --id 18 --json
     """
-    from caseflow.notify import NotifyConfig
+    from caseflow.config import NotifyConfig
     from caseflow.scheduler import Scheduler
 
     scheduler = Scheduler(open_store(db), NotifyConfig.load(config_path))

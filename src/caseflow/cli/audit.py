@@ -18,7 +18,7 @@ file_option = click.option("--checkpoints", "checkpoint_path", default=None, typ
 
 
 def _settings(config_path: str | None, key_path: Path | None, checkpoint_path: Path | None) -> tuple[Any, Any]:
-    from caseflow.notify import NotifyConfig
+    from caseflow.config import NotifyConfig
 
     audit = NotifyConfig.load(config_path).audit
     return key_path or audit.key_file, checkpoint_path or audit.checkpoint_file

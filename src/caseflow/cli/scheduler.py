@@ -39,8 +39,8 @@ def scheduler_run(  # noqa: PLR0917 - click passes options positionally
         caseflow scheduler run --once --at 2026-11-04T09:00 --db caseflow.db
         caseflow scheduler run --once --at 2026-11-04T08:30 --digests --json
     """
+    from caseflow.config import NotifyConfig
     from caseflow.errors import CaseflowError
-    from caseflow.notify import NotifyConfig
     from caseflow.scheduler import Scheduler
 
     config = NotifyConfig.load(config_path)
