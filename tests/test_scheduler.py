@@ -26,13 +26,15 @@ import sqlalchemy as sa
 import time_machine
 from click.testing import CliRunner
 
+from caseflow.alert_levels import plan_levels
 from caseflow.alerts import ALERTS, OUTBOX, TIMERS, AlertRow, OutboxRow
 from caseflow.calendar import default_calendar
 from caseflow.cli import cli
 from caseflow.config import NotifyConfig
-from caseflow.scheduler import Scheduler, WorkingDayTrigger, escalation_instant, plan_levels
+from caseflow.scheduler import Scheduler, escalation_instant
 from caseflow.store import Absence, CaseRow, Person, Store, TimerRow, WorkflowVersion, normalize_url
 from caseflow.timelimits import TimeLimit
+from caseflow.workday_trigger import WorkingDayTrigger
 
 BJ = ZoneInfo("Asia/Shanghai")
 UNIT = "城关派出所"

@@ -16,8 +16,8 @@ fit). Every process re-adds the same jobs at start with ``replace_existing=True`
   (``UPDATE … WHERE warned_at IS NULL RETURNING``), and the unit's clerks of the procedure and the unit's
   leader are told through the outbox in the same transaction (:func:`caseflow.appointments.claim_late`).
 - **deliver** (every ``deliver_seconds``): :meth:`caseflow.outbox.Outbox.deliver`.
-- **digest** (``digest_time`` on working days, :class:`WorkingDayTrigger`): one digest per leader,
-  claimed by a unique (job, slot) row.
+- **digest** (``digest_time`` on working days, :class:`~caseflow.workday_trigger.WorkingDayTrigger`): one
+  digest per leader, claimed by a unique (job, slot) row.
 - **monthly report** (``report_time`` on the first working day of each month): the ledger of last month
   per unit, written as .xlsx, and a notification to each unit.
 
@@ -37,16 +37,15 @@ import signal
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from apscheduler.triggers.base import BaseTrigger
 from sqlmodel import Session
 
 from caseflow.abc import Clock, Notifier
+from caseflow.alert_levels import LEVEL_ZH, plan_levels
 from caseflow.alerts import (
     ABSENCES,
     ALERT_LEVELS,
@@ -63,143 +62,27 @@ from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import SystemClock
 from caseflow.config import NotifyConfig
 from caseflow.engine import Engine, resolve_stand_in
-from caseflow.errors import CalendarError, CaseflowError
+from caseflow.errors import CaseflowError
 from caseflow.narrate import Labels, due_text, overdue_from_text
 from caseflow.outbox import DeliveryReport, Outbox, new_owner
 from caseflow.published import Published
 from caseflow.store import Store
 from caseflow.timelimits import escalation_instant
+from caseflow.workday_trigger import SCHED_ZONE, WorkingDayTrigger
 
 __all__ = [
-    "LEVEL_ZH",
     "RunReport",
     "Scheduler",
     "SweepReport",
-    "WorkingDayTrigger",
     "escalation_instant",
-    "plan_levels",
 ]
 
 log = logging.getLogger("caseflow.scheduler")
 
-#: APScheduler wants a plain zoneinfo; this is caseflow's ZONE under its IANA name.
-SCHED_ZONE = ZoneInfo("Asia/Shanghai")
-LEVEL_ZH = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
 _ABSENCE_HOPS = 5
 
 
-# ------------------------------------------------------------------------------------------ trigger
-
-
-class WorkingDayTrigger(BaseTrigger):  # type: ignore[misc]
-    """Fires at ``hour:minute`` on working days of caseflow's calendar only.
-
-    Make-up working days (调休上班 Saturdays) fire; weekends and holidays do not. With
-    ``first_of_month=True`` it fires on the first working day of each month only (the monthly report).
-    """
-
-    def __init__(self, hour: int = 8, minute: int = 30, calendar: WorkCalendar | None = None,
-                 timezone: tzinfo | str | None = None, *, first_of_month: bool = False) -> None:
-        if not (0 <= hour <= 23 and 0 <= minute <= 59):
-            raise CalendarError(f"a time of day needs 0 <= hour <= 23 and 0 <= minute <= 59, got {hour}:{minute}")
-        self.hour = hour
-        self.minute = minute
-        self.calendar = calendar or default_calendar()
-        self.timezone: tzinfo = ZoneInfo(timezone) if isinstance(timezone, str) else (timezone or SCHED_ZONE)
-        self.first_of_month = first_of_month
-
-    def _eligible(self, day: date) -> bool:
-        if not self.calendar.is_workday(day):
-            return False
-        return not self.first_of_month or self.calendar.roll_forward(day.replace(day=1)) == day
-
-    def _next_eligible(self, day: date) -> date:
-        """The first eligible day on or after ``day``."""
-        if not self.first_of_month:
-            return self.calendar.roll_forward(day)
-        first = self.calendar.roll_forward(day.replace(day=1))
-        if first >= day:
-            return first
-        following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return self.calendar.roll_forward(following)
-
-    def _at(self, day: date) -> datetime:
-        return datetime.combine(day, time(self.hour, self.minute), self.timezone)
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        """The first firing instant at or after ``now`` (and strictly after ``previous_fire_time``)."""
-        start = now.astimezone(self.timezone)
-        if previous_fire_time is not None:
-            start = max(start, previous_fire_time.astimezone(self.timezone) + timedelta(microseconds=1))
-        day = start.date()
-        if self._at(day) < start:
-            day += timedelta(days=1)
-        try:
-            return self._at(self._next_eligible(day))
-        except CalendarError:
-            return None  # past the calendar's last year: no more firings
-
-    def last_fire_time(self, now: datetime) -> datetime | None:
-        """The latest firing instant at or before ``now`` (the slot a late or simulated run belongs to)."""
-        local = now.astimezone(self.timezone)
-        day = local.date()
-        if self._at(day) > local:
-            day -= timedelta(days=1)
-        for _ in range(62):
-            try:
-                if self._eligible(day):
-                    return self._at(day)
-            except CalendarError:
-                return None
-            day -= timedelta(days=1)
-        return None
-
-    def __str__(self) -> str:
-        what = "first working day of the month" if self.first_of_month else "working days"
-        return f"{what} at {self.hour:02d}:{self.minute:02d}"
-
-    def __repr__(self) -> str:
-        return (f"<WorkingDayTrigger (hour={self.hour}, minute={self.minute}, first_of_month={self.first_of_month}, "
-                f"timezone='{self.timezone}')>")
-
-
-# ------------------------------------------------------------------------------------------- levels
-
-
-@dataclass(frozen=True)
-class LevelPlan:
-    """What a sweep does with one timer: the levels to raise now, the new level and the next instant."""
-
-    raise_now: tuple[tuple[str, datetime], ...]
-    level: str | None
-    next_at: datetime | None
-
-
-def plan_levels(*, now: datetime, due_at: datetime | None, warn_at: datetime | None, alert_level: str | None,
-                escalate_at: datetime | None) -> LevelPlan:
-    """Every level not yet raised whose instant has passed (all at once after downtime), and what is next."""
-    if due_at is None:
-        return LevelPlan((), alert_level, None)
-    instants: dict[str, datetime | None] = {
-        "warning": warn_at if warn_at is not None and warn_at < due_at else None,
-        "overdue": due_at,
-        "escalated": escalate_at,
-    }
-    done = ALERT_LEVELS.index(alert_level) + 1 if alert_level in ALERT_LEVELS else 0
-    raise_now: list[tuple[str, datetime]] = []
-    level = alert_level
-    next_at: datetime | None = None
-    for name in ALERT_LEVELS[done:]:
-        at = instants[name]
-        if at is None:
-            continue
-        if at <= now:
-            raise_now.append((name, at))
-            level = name
-        else:
-            next_at = at
-            break
-    return LevelPlan(tuple(raise_now), level, next_at)
+# --------------------------------------------------------------------------------------- sweep plan
 
 
 def _expiring(now: datetime | sa.BindParameter[Any]) -> tuple[sa.ColumnElement[bool], ...]:
