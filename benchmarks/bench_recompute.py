@@ -67,9 +67,11 @@ def _fmt(value: datetime | None) -> str | None:
 def build(url: str, n: int, seed: int) -> dict[str, Any]:
     """Bulk-load ``n`` open cases; return what was loaded."""
     from caseflow.calendar import default_calendar
+    from caseflow.chain import _canonical
     from caseflow.clock import FixedClock
-    from caseflow.engine import Engine, _canonical, _limit_spec
+    from caseflow.engine import Engine
     from caseflow.store import Store
+    from caseflow.timing import _limit_spec
 
     engine = Engine(Store(url), calendar=default_calendar(), clock=FixedClock(NOW))
     engine.add_person("c1", name="窗口一", unit="城关派出所",

@@ -19,9 +19,10 @@ from caseflow.audit import verify
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
 from caseflow.config import NotifyConfig
-from caseflow.engine import CaseView, Engine
+from caseflow.engine import Engine
 from caseflow.scheduler import Scheduler
 from caseflow.store import Store
+from caseflow.views import CaseView
 
 Alert = tuple[str, str, str, datetime]  # (timer, level, to person, instant the level was due)
 

@@ -28,10 +28,12 @@ from caseflow.audit import (
     write_checkpoint,
 )
 from caseflow.calendar import ZONE
+from caseflow.chain import event_hash
 from caseflow.clock import FixedClock
-from caseflow.engine import AuditProblem, Engine, event_hash
+from caseflow.engine import Engine
 from caseflow.errors import AuditError
 from caseflow.store import EventRow, Store
+from caseflow.views import AuditProblem
 from storefixtures import db_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 9, 30, 9, 0, tzinfo=ZONE)

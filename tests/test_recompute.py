@@ -23,10 +23,11 @@ import sqlalchemy as sa
 
 from caseflow.calendar import ZONE, WorkCalendar
 from caseflow.clock import FixedClock
-from caseflow.engine import Engine, _limit_spec
+from caseflow.engine import Engine
 from caseflow.recompute import recompute_open_timers, recompute_per_case
 from caseflow.registry import WorkflowRegistry
 from caseflow.store import CaseRow, Store, TimerRow
+from caseflow.timing import _limit_spec
 from caseflow.workflowfile import parse_workflow
 from storefixtures import db_url, pg_base_url  # noqa: F401 - fixture
 

@@ -26,9 +26,10 @@ import sqlalchemy as sa
 
 from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
-from caseflow.engine import CaseView, Engine
+from caseflow.engine import Engine
 from caseflow.errors import CaseNotFoundError, ConflictError, PermissionDeniedError, TransitionError
 from caseflow.store import Person, Store
+from caseflow.views import CaseView
 from storefixtures import db_url  # noqa: F401 - fixture
 
 

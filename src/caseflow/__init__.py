@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from caseflow.calendar import ZONE, DayInfo, WorkCalendar, YearArrangement, default_calendar
     from caseflow.clock import FixedClock, SystemClock, parse_instant
     from caseflow.desk import Desk, DeskError, Notice, Receipt, VisitView
-    from caseflow.engine import AuditProblem, CaseView, Engine, EventView, QueueItem, TimerView
+    from caseflow.engine import Engine
     from caseflow.errors import (
         AuditError,
         BackdatingError,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from caseflow.registry import WorkflowRegistry
     from caseflow.store import Store
     from caseflow.timelimits import Due, ExcludedPeriod, TimeLimit, compute_due, explain_due
+    from caseflow.views import AuditProblem, CaseView, EventView, QueueItem, TimerView
     from caseflow.windowstats import WindowStats, window_stats
     from caseflow.workflow import FieldDef, TimerDef, TransitionDef, WorkflowDef
     from caseflow.workflowfile import load_workflow, load_workflows, parse_workflow
@@ -71,12 +72,12 @@ _EXPORTS: dict[str, str] = {
     "FixedClock": "caseflow.clock",
     "SystemClock": "caseflow.clock",
     "parse_instant": "caseflow.clock",
-    "AuditProblem": "caseflow.engine",
-    "CaseView": "caseflow.engine",
+    "AuditProblem": "caseflow.views",
+    "CaseView": "caseflow.views",
     "Engine": "caseflow.engine",
-    "EventView": "caseflow.engine",
-    "QueueItem": "caseflow.engine",
-    "TimerView": "caseflow.engine",
+    "EventView": "caseflow.views",
+    "QueueItem": "caseflow.views",
+    "TimerView": "caseflow.views",
     "AuditError": "caseflow.errors",
     "BackdatingError": "caseflow.errors",
     "CalendarCoverageError": "caseflow.errors",

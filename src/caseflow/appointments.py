@@ -32,9 +32,9 @@ from caseflow.applicants import (
     scheme_field,
 )
 from caseflow.calendar import ZONE
-from caseflow.engine import _new_row
 from caseflow.errors import CaseflowError, CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, Person, UTCDateTime
+from caseflow.unitofwork import _new_row
 
 __all__ = ["LATE_AFTER", "LATE_SUBJECT", "OUTCOMES", "AppointmentError", "AppointmentRow", "AppointmentView",
            "Appointments", "LateBooking", "RestDayRow", "claim_late", "late_condition", "missed_columns",

@@ -233,7 +233,7 @@ def _due_at(r: Any, at: datetime, cal: WorkCalendar, labels: Labels) -> tuple[da
         tdef = defn.timer(r.name)
     except LookupError:
         return r.due_at, r.last_day, status
-    from caseflow.engine import timer_due  # the one rule for due instants
+    from caseflow.timing import timer_due  # the one rule for due instants
 
     shadow = TimerRow(case_id=r.case_id, name=r.name, status=status, kind=r.kind, limit_spec=r.limit_spec,
                       started_at=r.started_at, pauses=pauses_then,

@@ -36,20 +36,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from caseflow.engine import (
-    ACTIVE,
-    GENESIS_HASH,
-    AuditProblem,
-    Engine,
-    _limit_spec,
-    _new_row,
-    counted_start,
-    event_hash,
-    timer_limit,
-)
+from caseflow.chain import GENESIS_HASH, event_hash
+from caseflow.engine import Engine
 from caseflow.errors import AuditError, CaseNotFoundError, CommandError
 from caseflow.store import CaseRow, EventRow, Store, TimerRow
 from caseflow.timelimits import TimeLimit
+from caseflow.timing import ACTIVE, _limit_spec, counted_start, timer_limit
+from caseflow.unitofwork import _new_row
+from caseflow.views import AuditProblem
 
 if TYPE_CHECKING:
     from caseflow.workflow import WorkflowDef

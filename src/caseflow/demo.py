@@ -27,7 +27,7 @@ from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import FixedClock
 from caseflow.config import NotifyConfig
 from caseflow.demo_window import WindowStory
-from caseflow.engine import CaseView, Engine
+from caseflow.engine import Engine
 from caseflow.errors import CaseflowError
 from caseflow.narrate import Labels, due_text
 from caseflow.notify import LogNotifier
@@ -36,6 +36,7 @@ from caseflow.scheduler import Scheduler
 from caseflow.scoring import scorecard
 from caseflow.stats import KIND_TITLES, compute_case_stats, render_stats_text, stats_tables
 from caseflow.store import CaseRow, Store, TimerRow
+from caseflow.views import CaseView
 from caseflow.windowstats import window_stats
 
 __all__ = ["DemoReport", "run_demo"]

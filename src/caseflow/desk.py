@@ -46,11 +46,13 @@ from caseflow.applicants import (
     scheme_field,
 )
 from caseflow.calendar import ZONE
-from caseflow.engine import CaseView, Engine, _new_row
+from caseflow.engine import Engine
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.materials import Material, materials_digest
 from caseflow.outbox import Outbox
 from caseflow.store import CaseflowBase, Person, UTCDateTime
+from caseflow.unitofwork import _new_row
+from caseflow.views import CaseView
 from caseflow.workflow import WorkflowDef
 
 __all__ = [
@@ -221,7 +223,7 @@ _INSERTS: dict[sa.Table, sa.Insert] = {}
 
 
 def insert_row(s: Session, table: sa.Table, row: Any) -> int:
-    """Insert a row built with ``engine._new_row`` by its columns (the ORM never flushes it; its id taken from
+    """Insert a row built with ``unitofwork._new_row`` by its columns (the ORM never flushes it; its id taken from
     the database unless set, in the same statement) and give its id."""
     values = {c.key: row.__dict__[c.key] for c in table.columns}
     insert = _INSERTS.get(table)

@@ -26,9 +26,11 @@ from sqlmodel import Field, Session, select
 
 from caseflow.alerts import table_of
 from caseflow.desk import QueryCodeRow, VisitRow, code_hash, insert_row
-from caseflow.engine import CaseView, Engine, _new_row
+from caseflow.engine import Engine
 from caseflow.errors import CommandError, NotFoundError, PermissionDeniedError
 from caseflow.store import CaseflowBase, CaseRow, Person, UTCDateTime
+from caseflow.unitofwork import _new_row
+from caseflow.views import CaseView
 
 __all__ = [
     "BAD_LEVELS",

@@ -3,8 +3,8 @@
 A new notice (国务院办公厅 yearly arrangement) can move the due instant of every open day-based timer:
 a projected year becomes official, a make-up working day appears. :func:`recompute_open_timers` is
 the one entry point a loader calls (``caseflow calendar reload``, the HTTP upload, the loader of
-notices kept in the database). It gives exactly the answers of :func:`caseflow.engine.timer_due` and
-:func:`caseflow.engine.warn_instant`, timer by timer, and writes exactly the events the per-case
+notices kept in the database). It gives exactly the answers of :func:`caseflow.timing.timer_due` and
+:func:`caseflow.timing.warn_instant`, timer by timer, and writes exactly the events the per-case
 path (:func:`recompute_per_case`, kept as the reference) writes — a test holds the two together.
 
 How it goes, per chunk of cases (keyset on the case id, one transaction each):
@@ -101,7 +101,7 @@ def recompute_per_case(engine: Engine, calendar: WorkCalendar, *, source: str, a
     """
     from sqlmodel import select
 
-    from caseflow.engine import ACTIVE
+    from caseflow.timing import ACTIVE
 
     engine.calendar = calendar
     with engine.store.session() as s:
@@ -125,7 +125,8 @@ def recompute_per_case(engine: Engine, calendar: WorkCalendar, *, source: str, a
 
 def _recompute_one(engine: Engine, calendar: WorkCalendar, case_id: int, now: datetime, *, source: str,
                    actor: str, on_move: Callable[[Move], None] | None) -> tuple[int, int, int]:
-    from caseflow.engine import ACTIVE, _iso, _limit_from_spec
+    from caseflow.timing import ACTIVE, _limit_from_spec
+    from caseflow.views import _iso
 
     seen = written = 0
     with engine.store.session(write=True) as s:
@@ -263,7 +264,7 @@ class _KindTable:
 
 
 def _kind_of(engine: Engine, version: str, name: str, spec: str, *, slot: int) -> _Kind | None:
-    from caseflow.engine import _limit_from_spec
+    from caseflow.timing import _limit_from_spec
 
     base = _limit_from_spec(spec)
     if base.is_clock:
@@ -355,7 +356,7 @@ class _Old:
 def _chunk(engine: Engine, conn: sa.Connection, cal: _CalendarArrays,  # noqa: PLR0917
            kinds: dict[tuple[str, str, str], _Kind | None], after: int, size: int, now: datetime, *,
            source: str, actor: str, totals: _Totals) -> tuple[int | None, list[Move]]:
-    from caseflow.engine import ACTIVE
+    from caseflow.timing import ACTIVE
 
     t = TimerRow.__table__  # type: ignore[attr-defined]
     c = CaseRow.__table__  # type: ignore[attr-defined]
@@ -467,7 +468,7 @@ def _pause_ranges(text: str, tdef: TimerDef, calendar: WorkCalendar) -> list[tup
 
     None when an open pause without a cap leaves the due instant unknown.
     """
-    from caseflow.engine import pause_span
+    from caseflow.timing import pause_span
 
     spans: list[tuple[date, date]] = []
     for pause in json.loads(text):
@@ -501,7 +502,7 @@ class _Answers:
 
 def _bulk_due(cal: _CalendarArrays, table: _KindTable, slot: I64, amount: I64, start_us: I64, *,
               ranges: dict[int, list[tuple[int, int]] | None]) -> _Answers:
-    """:func:`caseflow.engine.timer_due` and :func:`caseflow.engine.warn_instant` for many timers at once.
+    """:func:`caseflow.timing.timer_due` and :func:`caseflow.timing.warn_instant` for many timers at once.
 
     ``ranges`` holds the excluded day ranges of the rows that have pauses (None: an open pause
     without a cap, the due instant unknown).
@@ -661,10 +662,10 @@ def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, n
     The statements go to the driver as plain ``executemany`` with values made a column at a time in
     UTCDateTime's stored form: SQLAlchemy's per-parameter processing, or a datetime per value, would
     cost more than the arithmetic. The events' JSON and hashes are written out here as
-    :func:`caseflow.engine._canonical` and :func:`caseflow.engine.event_hash` write them (sorted keys,
+    :func:`caseflow.chain._canonical` and :func:`caseflow.chain.event_hash` write them (sorted keys,
     no spaces, non-ASCII kept); the audit's chain check and the bulk/per-case test hold them together.
     """
-    from caseflow.engine import GENESIS_HASH
+    from caseflow.chain import GENESIS_HASH
 
     sqlite = conn.dialect.name == "sqlite"
     known = new.known
@@ -674,7 +675,7 @@ def _write(conn: sa.Connection, rows: Sequence[Any], old: _Old, new: _Answers, n
     # A row from before schema revision 0004 has no escalation instant (the scheduler's configured
     # escalate_after applies to it) and keeps none; the others follow the due instant.
     escalate = np.where(known & (old.escalate != _NONE), new.escalate, _NONE)
-    # engine._apply_due's rule for the next alert instant.
+    # timing.apply_due's rule for the next alert instant.
     nxt = np.where(old.no_level, np.where(warn != _NONE, warn, due), np.where(old.due_level, due, old.next_alert))
     nxt = np.where(known & old.running, nxt, _NONE)
     moved_mask = (due != old.due) | (new.provisional != old.provisional)

@@ -61,10 +61,11 @@ from caseflow.alerts import (
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
 from caseflow.clock import SystemClock
 from caseflow.config import NotifyConfig
-from caseflow.engine import Engine, resolve_stand_in
+from caseflow.engine import Engine
 from caseflow.errors import CaseflowError
 from caseflow.narrate import Labels, due_text, overdue_from_text
 from caseflow.outbox import DeliveryReport, Outbox, new_owner
+from caseflow.people import resolve_stand_in
 from caseflow.published import Published
 from caseflow.store import Store
 from caseflow.timelimits import escalation_instant

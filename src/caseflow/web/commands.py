@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from caseflow.calendar import ZONE
 from caseflow.clock import check_instant, parse_instant
-from caseflow.engine import CaseView, Engine
+from caseflow.engine import Engine
 from caseflow.errors import (
     CalendarCoverageError,
     ConflictError,
@@ -20,6 +20,7 @@ from caseflow.errors import (
     TimeLimitError,
 )
 from caseflow.store import CommandRecord
+from caseflow.views import CaseView
 from caseflow.web.auth import Actor, check_case
 from caseflow.web.problems import ApiError
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from caseflow.appointments import Appointments
 from caseflow.board import board_data, timer_level, window_board
-from caseflow.engine import ACTIVE, Engine
+from caseflow.engine import Engine
 from caseflow.errors import (
     CaseflowError,
     CommandError,
@@ -26,6 +26,7 @@ from caseflow.errors import (
 from caseflow.narrate import Labels, case_data_items, describe_event, status_text
 from caseflow.store import TimerRow
 from caseflow.timelimits import TimeLimit
+from caseflow.timing import ACTIVE
 from caseflow.tokens import csrf_token, revoke
 from caseflow.web.auth import COOKIE_NAME, Actor, WebActor, check_case, engine_of, resolve_actor
 from caseflow.web.commands import triggers_for

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from caseflow.board import board_data
 from caseflow.calendar import WorkCalendar
-from caseflow.engine import CaseView, Engine
+from caseflow.engine import Engine
 from caseflow.errors import (
     CalendarCoverageError,
     CaseflowError,
@@ -25,6 +25,7 @@ from caseflow.errors import (
 )
 from caseflow.store import Person
 from caseflow.timelimits import ExcludedPeriod, TimeLimit, explain_due
+from caseflow.views import CaseView
 from caseflow.web.auth import ActorDep, check_case, check_person_visible, engine_of, require_admin
 from caseflow.web.commands import (
     API_PREFIX,

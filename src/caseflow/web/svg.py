@@ -9,11 +9,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from caseflow.calendar import ZONE, WorkCalendar
-from caseflow.engine import ACTIVE, CaseView
 from caseflow.errors import (
     CaseflowError,
 )
 from caseflow.store import TimerRow
+from caseflow.timing import ACTIVE
+from caseflow.views import CaseView
 from caseflow.web.formats import fmt_due, fmt_instant
 
 # ------------------------------------------------------------------------------------------ SVG views
