@@ -1,6 +1,6 @@
 """The audit: the event chain is the record, the tables are its projection.
 
-Three checks, each naming what it finds (:class:`~caseflow.engine.AuditProblem`):
+Three checks, each naming what it finds (:class:`~caseflow.views.AuditProblem`):
 
 1. **The chain.** Every case's events follow one another (``seq`` 1, 2, …), each carries the hash of
    its predecessor and the hash of its own content, and the case row's version and head hash agree
