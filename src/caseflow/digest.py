@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from caseflow.alert_levels import LEVEL_ZH
 from caseflow.alerts import ALERTS, CASES, PEOPLE, TIMERS, table_of
 from caseflow.asof import timers_as_of
 from caseflow.calendar import ZONE, WorkCalendar, default_calendar
@@ -41,7 +42,6 @@ __all__ = ["Digest", "DigestItem", "build_digest", "build_digests", "leader_unit
 
 TEMPLATES = Path(__file__).parent / "templates"
 _VERSIONS = table_of(WorkflowVersion)
-_LEVEL_ZH = {"warning": "临期预警", "overdue": "已超期", "escalated": "超期督办"}
 #: How a timer's kind reads.
 KIND_ZH = {"statutory": "法定时限", "promised": "承诺时限"}
 
@@ -264,7 +264,7 @@ def build_digests(store: Store, leader_ids: Sequence[str], at: datetime, *, cale
                 continue
             entry = item(e, "escalated", timer_id=e.timer_id, state=e.state, responsible=e.responsible_id,
                          unit=e.unit)
-            entry.late_text = f"{_LEVEL_ZH['escalated']}，已通知 {labels.person(e.to_person)}"
+            entry.late_text = f"{LEVEL_ZH['escalated']}，已通知 {labels.person(e.to_person)}"
             digest.escalations.append(entry)
         digest.month_stats = total((g for g in groups if g.key in scope), key="month")
         digest.window = window.lines(units)
@@ -336,7 +336,7 @@ def render_digest(digest: Digest, fmt: str = "text") -> str:
     if fmt not in BODY_FORMATS:
         raise StatsError(f"unknown digest format {fmt!r}; choose one of {', '.join(BODY_FORMATS)}")
     template = _environment().get_template(_TEMPLATE_NAMES[fmt])
-    text: str = template.render(d=digest, level_zh=_LEVEL_ZH)
+    text: str = template.render(d=digest, level_zh=LEVEL_ZH)
     # A last pass: whatever a template shows, no full ID or mobile number leaves the process.
     return mask_text(text)
 

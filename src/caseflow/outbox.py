@@ -35,7 +35,7 @@ import threading
 import time as _time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,7 +56,6 @@ __all__ = [
     "DeliveryReport",
     "Outbox",
     "backoff_delay",
-    "insert_ignore",
     "new_owner",
 ]
 
@@ -449,17 +448,3 @@ def _takes_id(notifier: Notifier) -> bool:
 
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def insert_ignore(session: sa.orm.Session, table: Any, conflict: Iterable[str]) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect (SQLite: ``INSERT OR IGNORE`` semantics)."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-    raise CaseflowError(f"unsupported database dialect {name!r}; use SQLite or PostgreSQL")
