@@ -28,7 +28,7 @@ from caseflow.calendar import ZONE
 from caseflow.clock import FixedClock
 from caseflow.engine import Engine
 from caseflow.errors import CaseNotFoundError, ConflictError, PermissionDeniedError, TransitionError
-from caseflow.store import Person, Store
+from caseflow.store import CaseRow, EventRow, Person, Store, TimerRow, UTCDateTime
 from caseflow.views import CaseView
 from storefixtures import db_url  # noqa: F401 - fixture
 
@@ -204,6 +204,32 @@ def test_opening_inserts_the_case_once_complete(engine: Engine) -> None:
     case_writes = [s for s in sent if "INSERT INTO caseflow_cases" in s or "UPDATE caseflow_cases" in s]
     assert len(case_writes) == 1 and "UPDATE caseflow_cases" not in case_writes[0]
     assert engine.verify_audit(case_id=case.id) == []
+
+
+def test_sqlite_rows_a_command_writes_are_stored_as_sqlalchemy_stores_them(engine: Engine) -> None:
+    """On SQLite a command's writes go to the driver as SQL text with each column's bind processing; what
+    lands must be what SQLAlchemy's own statements store, or SQL comparing instants (the sweep, 考评) and
+    the ORM's reads would disagree with rows written by other code."""
+    if not engine.store.is_sqlite:
+        pytest.skip("PostgreSQL writes through SQLAlchemy's compiled statement")
+    case = engine.open("hukou_transfer", actor="p1", data={"applicant": "王某"})
+    engine.fire(case.id, "hand_over_verification", actor="p1", data={"slip_no": "JB-1"})
+    engine.pause(case.id, "verification", reason="函调", actor="p2")
+    tables = [CaseRow.__table__, TimerRow.__table__, EventRow.__table__]  # type: ignore[attr-defined]
+    with engine.store.session() as s:
+        raw = s.connection().connection.driver_connection
+        for table in tables:
+            stored = raw.execute(f"SELECT * FROM {table.name} ORDER BY id").fetchall()
+            loaded = s.execute(sa.select(table).order_by(table.c.id)).all()
+            assert stored and len(stored) == len(loaded)
+            for stored_row, loaded_row in zip(stored, loaded, strict=True):
+                for column, value, text in zip(table.columns, loaded_row, stored_row, strict=True):
+                    process = column.type._cached_bind_processor(s.get_bind().dialect)
+                    expected = process(value) if process is not None and value is not None else value
+                    assert text == expected, (table.name, column.name, text, expected)
+            instants = [c.name for c in table.columns if isinstance(c.type, UTCDateTime)]
+            for row in raw.execute(f"SELECT {', '.join(instants)} FROM {table.name}"):
+                assert all(v is None or re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", v) for v in row)
 
 
 @pytest.mark.parametrize("refusal", ["transition", "permission", "stale version", "no such case"])
