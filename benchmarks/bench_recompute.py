@@ -42,7 +42,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -70,8 +69,9 @@ def build(url: str, n: int, seed: int) -> dict[str, Any]:
     from caseflow.chain import _canonical
     from caseflow.clock import FixedClock
     from caseflow.engine import Engine
-    from caseflow.store import Store
-    from caseflow.timing import _limit_spec
+    from caseflow.store import Store, TimerRow
+    from caseflow.timing import _limit_spec, apply_due
+    from caseflow.unitofwork import _new_row
 
     engine = Engine(Store(url), calendar=default_calendar(), clock=FixedClock(NOW))
     engine.add_person("c1", name="窗口一", unit="城关派出所",
@@ -117,11 +117,11 @@ def build(url: str, n: int, seed: int) -> dict[str, Any]:
                                "to": p_to.isoformat() if p_to else None, "charged_to": "law", "actor": "c1"})
             extensions = ([{"amount": 5, "grounds": "复杂", "approver": "c1", "at": opened.isoformat()}]
                           if tdef.extension is not None and rng.random() < 0.1 else [])
-            # The engine's own rule computes each deadline (on a plain object: ORM rows cost too much here).
-            row = SimpleNamespace(name=tdef.name, status=status, kind=tdef.kind, limit_spec=spec[tdef.name],
-                                  started_at=opened, pauses=_canonical(pauses), extensions=_canonical(extensions),
-                                  alert_level=None)
-            engine._apply_due(row, tdef, cal)  # type: ignore[arg-type]
+            # The engine's own rule computes each deadline, on a row built as the engine builds one.
+            row = _new_row(TimerRow, name=tdef.name, status=status, kind=tdef.kind, limit_spec=spec[tdef.name],
+                           started_at=opened, pauses=_canonical(pauses), extensions=_canonical(extensions),
+                           alert_level=None)
+            apply_due(row, tdef, cal)
             timers.append((timer_id, cid, row.name, 1, status, row.kind, row.limit_spec, _fmt(opened), row.pauses,
                            row.extensions, _fmt(row.due_at), row.last_day.isoformat() if row.last_day else None,
                            _fmt(row.warn_at), _fmt(row.due_at), row.provisional, _fmt(row.next_alert_at),
