@@ -45,7 +45,8 @@ The file format (see the shipped ``workflows/*.yaml`` for complete, commented ex
         options: {roll_forward: false}        # TimeLimit options: roll_forward, month_end, start_day,
                                               # hour_start
 
-How the timers so defined run, and what a definition must satisfy: :mod:`caseflow.workflow`.
+How the timers so defined run, and what a definition must satisfy: :mod:`caseflow.workflow`; the
+checks of its graph and timers: :mod:`caseflow.workflowcheck`.
 
 Every refusal is a :class:`~caseflow.errors.WorkflowError` naming the file, the line and the field.
 """
@@ -85,10 +86,9 @@ from caseflow.workflow import (
     TimerKind,
     TransitionDef,
     WorkflowDef,
-    _graph_problems,
     _quoted,
-    _timer_problems,
 )
+from caseflow.workflowcheck import graph_problems, timer_problems
 
 __all__ = [
     "load_workflow",
@@ -401,7 +401,7 @@ class _Parser:
 
     def graph(self, states: list[StateDef], initial: str, transitions: list[TransitionDef]) -> None:
         index = {s.name: i for i, s in enumerate(states)}
-        for message, kind, name in _graph_problems(tuple(states), initial, tuple(transitions)):
+        for message, kind, name in graph_problems(tuple(states), initial, tuple(transitions)):
             self.fail(message, f"states[{index[name]}].name" if kind == "state" else "states")
 
     def timers(self, value: Any, states: list[StateDef], transitions: list[TransitionDef],
@@ -415,7 +415,7 @@ class _Parser:
             timer = self.timer(item, f"timers[{i}]", roles)
             if any(t.name == timer.name for t in result):
                 self.fail(f"duplicate timer {timer.name!r}", f"timers[{i}].name")
-            for message, sub in _timer_problems(timer, tuple(states), tuple(transitions), roles):
+            for message, sub in timer_problems(timer, tuple(states), tuple(transitions), roles):
                 self.fail(message, f"timers[{i}].{sub}")
             result.append(timer)
         names = [t.name for t in result]
