@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -54,6 +55,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 def test_the_demo_prints_the_same_story(run: Run) -> None:
     assert run.story == GOLDEN["story"]
+
+
+def test_the_story_is_told_in_chinese(run: Run) -> None:
+    """People read the demo in Chinese: the only Latin words are commands to type, file names, the log
+    channel's name and the applicants' file numbers (HU-2026-…)."""
+    allowed = {"caseflow", "db", "DEMO.db", "stats", "month", "token", "create", "serve", "wang", "http", "log",
+               "scoring.toml", "HU-"}
+    words = {w for line in run.story for w in re.findall(r"[A-Za-z][A-Za-z_.-]+", line)}
+    assert words <= allowed, sorted(words - allowed)
 
 
 def test_the_scheduler_queues_the_same_digests_to_the_same_leaders(run: Run) -> None:

@@ -36,6 +36,7 @@ from caseflow.scheduler import Scheduler
 from caseflow.scoring import scorecard
 from caseflow.stats import KIND_TITLES, compute_case_stats, render_stats_text, stats_tables
 from caseflow.store import CaseRow, Store, TimerRow
+from caseflow.textwidth import table
 from caseflow.views import CaseView
 from caseflow.windowstats import window_stats
 
@@ -108,14 +109,15 @@ class DemoReport:
     escalations: list[str] = field(default_factory=list)
     digest: str = ""
     stats: list[str] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
+    #: Each command the engine refused, and why (the story gives their number).
+    refusals: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures."""
         return {"db": self.db, "cases": self.cases, "commands": self.commands, "refused": self.refused,
                 "alerts": dict(self.alerts), "escalations": self.escalations[:20], "stats": self.stats,
-                "seconds": round(self.seconds, 1)}
+                "refusals": self.refusals, "seconds": round(self.seconds, 1)}
 
 
 class _Simulation:
@@ -283,7 +285,7 @@ class _Simulation:
             self.report.commands += 1
         except CaseflowError as exc:
             self.report.refused += 1
-            self.report.lines.append(f"  refused: case {case_id} {trigger}: {exc}")
+            self.report.refusals.append(f"案件#{case_id} {trigger}：{exc}")
             return
         self.push(self.next_time(case, when), key, case_id, index + 1)
 
@@ -315,7 +317,7 @@ class _Simulation:
                 self.report.commands += 1
         except CaseflowError as exc:
             self.report.refused += 1
-            self.report.lines.append(f"  refused: case {case.id}: {exc}")
+            self.report.refusals.append(f"案件#{case.id}：{exc}")
         return self.report.commands != commands
 
     # ---------------------------------------------------------------- the run
@@ -441,22 +443,30 @@ def run_demo(db: str | Path = "caseflow-demo.db", *, seed: int = 20261001,
                                           "函调、补正等依法不计入的暂停不计入单位用时）："))
     say("  其他月份：caseflow stats --month 2026-09 --db " + str(path))
     say("")
-    say("窗口 the window (一次告知, 当场办结, 好差评) by month:")
+    say("窗口服务（一次告知、当场办结、好差评）按月：")
+    columns = (("visits", "来访", None), ("notices", "告知单", None), ("on_the_spot", "即办", None),
+               ("accepted", "受理", None), ("over_limit_visits", "第三趟", None),
+               ("first_visit_rate", "一次办结率", _pct), ("at_most_one_trip_rate", "最多跑一次率", _pct),
+               ("good_rate", "好评率", _pct), ("bad", "差评", None), ("rectified_rate", "整改率", _pct),
+               ("booked", "预约", None), ("no_show", "群众爽约", None), ("missed_appointments", "单位违约", None))
+    window_rows = []
     for month in ("2026-09", "2026-10", "2026-11"):
         w = window_stats(store, month=month)[-1].to_dict()
-        line = (f"  {month} visits {w['visits']:>3}  告知单 {w['notices']:>3}  即办 {w['on_the_spot']:>3}  "
-                f"受理 {w['accepted']:>3}  第三趟 {w['over_limit_visits']:>2}  "
-                f"一次办结率 {_pct(w['first_visit_rate'])}  "
-                f"最多跑一次率 {_pct(w['at_most_one_trip_rate'])}  好评率 {_pct(w['good_rate'])}  差评 {w['bad']:>2}  "
-                f"整改率 {_pct(w['rectified_rate'])}  预约 {w['booked']:>2}  爽约 {w['no_show']:>2}  "
-                f"违约 {w['missed_appointments']:>2}")
-        report.stats.append(line.strip())
+        cells = [(fmt(w[key]) if fmt else str(w[key])).strip() for key, _title, fmt in columns]
+        window_rows.append([month, *cells])
+        report.stats.append(f"{month} 窗口 " + " ".join(f"{title} {cell}" for (_k, title, _f), cell
+                                                        in zip(columns, cells, strict=True)))
+    for line in table(["月份", *(title for _k, title, _f in columns)], window_rows, "<" + ">" * len(columns),
+                      indent="  ").splitlines():
         say(line)
-    card = scorecard(store, month="2026-10")
-    say("考评 2026-10 (shipped rule sheet; lowest scores first):")
-    for person in sorted(card.to_dict()["people"], key=lambda p: p["score"])[:6]:
-        counts = ", ".join(f"{card.to_dict()['labels'][k]} {v}" for k, v in person["counts"].items() if v)
-        say(f"  {person['name']:<10} {person['unit']:<8} {person['score']:>4}  ({counts})")
+    card = scorecard(store, month="2026-10").to_dict()
+    say("考评 2026-10（随附规则表 scoring.toml，得分最低的在前）：")
+    lowest = sorted(card["people"], key=lambda p: p["score"])[:6]
+    for line in table(["姓名", "单位", "得分", "计分事项"],
+                      [[p["name"], p["unit"], p["score"],
+                        "，".join(f"{card['labels'][k]} {v}" for k, v in p["counts"].items() if v)] for p in lowest],
+                      "<<><", indent="  ").splitlines():
+        say(line)
     problems = sim.engine.verify_audit()
     say("")
     say(f"审计：{'每个案件的事件链均校验通过' if not problems else f'{len(problems)} 处问题'}")
