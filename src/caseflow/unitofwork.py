@@ -185,8 +185,11 @@ _PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 _UNIT_ROLES = sa.select(_PEOPLE.c.id, _PEOPLE.c.roles).where(_PEOPLE.c.unit == sa.bindparam("unit"))
 #: Our own constant, written into the query (BEGIN_FIRST takes no parameters).
 _LOCK = sa.func.pg_advisory_xact_lock_shared(sa.literal_column(str(int(LOCK_KEY)), sa.BigInteger))
-_GENERATIONS = sa.select(*(sa.select(_GENS.c.value).where(_GENS.c.name == name).scalar_subquery()
-                           for name in ("calendar", "workflows")))
+#: Each generation counter as a scalar subquery: read alone (:data:`_GENERATIONS`, the HTTP refresh) and as
+#: the head of every command's read (:func:`_read_query`).
+_GENERATION = {name: sa.select(_GENS.c.value).where(_GENS.c.name == name).scalar_subquery()
+               for name in ("calendar", "workflows")}
+_GENERATIONS = sa.select(_GENERATION["calendar"], _GENERATION["workflows"])
 #: The case id is rendered into the query when it runs (an int: _load checks), the compiled form cached once.
 _LOCK_CASE = (sa.select(CaseRow, _LOCK)
               .where(CaseRow.id == sa.bindparam("case_id", type_=sa.Integer, literal_execute=True))  # type: ignore[arg-type]
@@ -207,10 +210,7 @@ def _read_query(pg: bool, opening: bool, has_actor: bool, people: int, responsib
     of the person read under that name (an uncorrelated subquery, or one per row of a one-row read); and
     the leader of each person read (the assignee rules: module docstring)."""
 
-    def generation(name: str) -> Any:
-        return sa.select(_GENS.c.value).where(_GENS.c.name == name).scalar_subquery()
-
-    head: list[Any] = [generation("calendar").label("cal"), generation("workflows").label("wf")]
+    head: list[Any] = [_GENERATION["calendar"].label("cal"), _GENERATION["workflows"].label("wf")]
     if opening:
         head.append((sa.func.nextval(sa.func.pg_get_serial_sequence("caseflow_cases", "id")) if pg else
                      sa.select(sa.func.coalesce(sa.func.max(_CASES.c.id), 0) + 1).scalar_subquery())
