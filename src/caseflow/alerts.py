@@ -34,6 +34,8 @@ __all__ = [
     "AlertRow",
     "JobRun",
     "OutboxRow",
+    "bind_processors",
+    "bound_values",
     "bulk_insert",
     "bulk_update",
     "table_of",
@@ -167,12 +169,16 @@ def _pg_array_type(column: sa.Column[Any]) -> str:
     return _PG_ARRAY_TYPES.get(name, "text[]")
 
 
-def _processors(table: sa.Table, columns: Sequence[str], dialect: sa.engine.Dialect) -> list[Any]:
+def bind_processors(table: sa.Table, columns: Sequence[str], dialect: sa.engine.Dialect, *,
+                    memoise: bool = True) -> list[Any]:
+    """Each column's bind processor (None where values go as they are), as SQLAlchemy's compiled statements
+    apply them. ``memoise``: instants, which repeat within one bulk statement, are converted once each; a
+    processor kept beyond one statement must not memoise (its cache would grow with every instant)."""
     procs: list[Any] = []
     for name in columns:
         column = table.c[name]
         proc = column.type._cached_bind_processor(dialect)
-        if proc is not None and isinstance(column.type, UTCDateTime):
+        if memoise and proc is not None and isinstance(column.type, UTCDateTime):
             proc = _memoised(proc)
         procs.append(proc)
     return procs
@@ -193,8 +199,9 @@ def _memoised(proc: Any) -> Any:
     return run
 
 
-def _converted(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
-               procs: Sequence[Any]) -> list[tuple[Any, ...]]:
+def bound_values(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                 procs: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Each row's values of ``columns`` as the driver takes them, through :func:`bind_processors`."""
     pairs = list(zip(columns, procs, strict=True))
     return [tuple(p(row[c]) if p is not None else row[c] for c, p in pairs) for row in rows]
 
@@ -203,7 +210,7 @@ def _pg_arrays(table: sa.Table, columns: Sequence[str], rows: Sequence[Mapping[s
                dialect: sa.engine.Dialect) -> dict[str, list[Any]]:
     """One list per column (``c0``, ``c1`` …) for ``unnest``; instants pass UTCDateTime's checks."""
     params: dict[str, list[Any]] = {}
-    for i, (c, proc) in enumerate(zip(columns, _processors(table, columns, dialect), strict=True)):
+    for i, (c, proc) in enumerate(zip(columns, bind_processors(table, columns, dialect), strict=True)):
         values = [row[c] for row in rows]
         # Other values go as they are: psycopg adapts them to the array's element type.
         if proc is not None and isinstance(table.c[c].type, UTCDateTime):
@@ -246,7 +253,7 @@ def bulk_insert(session: Session, table: sa.Table, rows: Sequence[Mapping[str, A
         return _pg_execute(conn, sql, params, fetch=bool(returning))
     if dialect.name != "sqlite":
         raise ValueError(f"unsupported database dialect {dialect.name!r}")
-    values = _converted(rows, columns, _processors(table, columns, dialect))
+    values = bound_values(rows, columns, bind_processors(table, columns, dialect))
     one = "(" + ", ".join("?" * len(columns)) + ")"
     if not returning:
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES {one}{tail}", values)
@@ -278,6 +285,6 @@ def bulk_update(session: Session, table: sa.Table, rows: Sequence[Mapping[str, A
         _pg_execute(conn, sql, params, fetch=False)
         return
     ordered = [*columns, key]
-    values = _converted(rows, ordered, _processors(table, ordered, dialect))
+    values = bound_values(rows, ordered, bind_processors(table, ordered, dialect))
     sets = ", ".join(f"{c} = ?" for c in columns)
     conn.exec_driver_sql(f"UPDATE {table.name} SET {sets} WHERE {key} = ?", values)

@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import set_attribute
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
+from caseflow.alerts import bind_processors, bound_values
 from caseflow.chain import GENESIS_HASH, _canonical, event_hash
 from caseflow.checks import _bad_text
 from caseflow.errors import CaseNotFoundError, CommandError
@@ -320,8 +321,9 @@ def _write(s: Session, case: CaseRow, old_version: int | None, timers: list[Time
             for timer_id, changes in changed:
                 _driver_run(conn, _driver_sql(dialect, _TIMERS, tuple(changes), ("id",)), changes, (timer_id,))
             if started:  # one executemany: every new timer row has the same columns
-                sql, procs = _driver_sql(dialect, _TIMERS, tuple(started[0]), ())
-                conn.exec_driver_sql(sql, [_bound(values, procs) for values in started])
+                columns = tuple(started[0])
+                sql, procs = _driver_sql(dialect, _TIMERS, columns, ())
+                conn.exec_driver_sql(sql, bound_values(started, columns, procs))
             for table, values in added:
                 _driver_run(conn, _driver_sql(dialect, table, tuple(values), ()), values, ())
     if count != 1:
@@ -355,7 +357,7 @@ def _driver_sql(dialect: sa.engine.Dialect, table: sa.Table, columns: tuple[str,
             sql = f"UPDATE {table.name} SET {', '.join(f'{c} = ?' for c in quoted)} WHERE {matched}"
         else:
             sql = f"INSERT INTO {table.name} ({', '.join(quoted)}) VALUES ({', '.join('?' * len(columns))})"
-        procs = tuple(table.c[c].type._cached_bind_processor(dialect) for c in columns)
+        procs = tuple(bind_processors(table, columns, dialect, memoise=False))  # kept: no memo (it would grow)
         if len(_DRIVER_SQL) >= _SHAPES:
             _DRIVER_SQL.clear()
         found = _DRIVER_SQL[key] = (sql, procs)
@@ -367,12 +369,8 @@ def _driver_run(conn: sa.Connection, statement: tuple[str, tuple[Any, ...]], val
     """Run a :func:`_driver_sql` statement with ``values`` (in its columns' order) and ``matched``; the rows
     it wrote."""
     sql, procs = statement
-    return int(conn.exec_driver_sql(sql, _bound(values, procs) + matched).rowcount)
-
-
-def _bound(values: dict[str, Any], procs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``values`` as the driver takes them, each through its column's bind processor."""
-    return tuple(v if p is None or v is None else p(v) for v, p in zip(values.values(), procs, strict=True))
+    (bound,) = bound_values([values], tuple(values), procs)
+    return int(conn.exec_driver_sql(sql, bound + matched).rowcount)
 
 
 def _write_query(shape: tuple[Any, ...]) -> Any:
