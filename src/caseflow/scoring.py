@@ -164,19 +164,20 @@ def _events_query() -> sa.Select[Any]:
     # The duty holder: the timer's assignee where the engine records one, else the case's responsible person.
     who = sa.func.coalesce(timers.assignee, cases.responsible_id, "")
 
-    def counted(rule: str, person: Any, unit: Any, query: sa.Select[Any]) -> sa.Select[Any]:
-        return (query.add_columns(sa.literal(rule).label("rule"), person.label("person"), unit.label("unit"),
+    def counted(rule: str | Any, person: Any, unit: Any, query: sa.Select[Any]) -> sa.Select[Any]:
+        """``query``'s rows counted per (person, unit), and per rule when the rule is worked out per row."""
+        keys = (person, unit) if isinstance(rule, str) else (rule, person, unit)
+        column = sa.literal(rule) if isinstance(rule, str) else rule
+        return (query.add_columns(column.label("rule"), person.label("person"), unit.label("unit"),
                                   sa.func.count().label("n"))
-                .group_by(person, unit))
+                .group_by(*keys))
 
-    level = alerts.level
+    # An overdue step and an escalation are each an alert level raised in the month.
+    raised = sa.case((alerts.level == "overdue", "overdue_step"), else_="escalation")
     branches = [
-        counted("overdue_step", who, cases.unit, sa.select().select_from(ALERTS)
+        counted(raised, who, cases.unit, sa.select().select_from(ALERTS)
                 .join(TIMERS, timers.id == alerts.timer_id).join(CASES, cases.id == timers.case_id)
-                .where(level == "overdue", alerts.level_at >= start, alerts.level_at < end)),
-        counted("escalation", who, cases.unit, sa.select().select_from(ALERTS)
-                .join(TIMERS, timers.id == alerts.timer_id).join(CASES, cases.id == timers.case_id)
-                .where(level == "escalated", alerts.level_at >= start, alerts.level_at < end)),
+                .where(alerts.level.in_(("overdue", "escalated")), alerts.level_at >= start, alerts.level_at < end)),
         # Finished on time: stopped by its due instant (a step without one is on time by definition).
         counted("finished_on_time", who, cases.unit, sa.select().select_from(TIMERS)
                 .join(CASES, cases.id == timers.case_id)

@@ -80,6 +80,10 @@ class WindowStats:
         }
 
 
+#: The figures a total adds up: every count (``levels`` is added per level).
+_COUNTS = tuple(f.name for f in fields(WindowStats) if f.name not in ("key", "levels"))
+
+
 def _count(condition: Any) -> Any:
     """How many rows of a group meet ``condition`` (portable: no boolean sums)."""
     return sa.func.sum(sa.case((condition, 1), else_=0))
@@ -160,6 +164,3 @@ def window_stats(store: Store, *, month: str, unit: str | None = None,
             total.levels[level] = total.levels.get(level, 0) + count
     return [*(groups[k] for k in sorted(groups)), total]
 
-
-#: The figures a total adds up (``levels`` is added per level).
-_COUNTS = tuple(f.name for f in fields(WindowStats) if f.type == "int")
